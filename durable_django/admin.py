@@ -1,0 +1,67 @@
+"""Runs in the Django admin: read-only, with each run's step history inline."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from .models import StepRecord, WorkflowRun
+
+
+def _pretty(text: str | None) -> str:
+    if text is None:
+        return "-"
+    return format_html("<pre style='margin:0;white-space:pre-wrap'>{}</pre>", json.dumps(json.loads(text), indent=2, ensure_ascii=False))
+
+
+class ReadOnly:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class StepRecordInline(ReadOnly, admin.TabularInline):  # type: ignore[type-arg]
+    model = StepRecord
+    fields = ("seq", "name", "status", "attempts", "arguments", "outcome", "started_at", "finished_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    @admin.display(description="arguments")
+    def arguments(self, record: StepRecord) -> str:
+        return _pretty(record.args_json)
+
+    @admin.display(description="result or error")
+    def outcome(self, record: StepRecord) -> str:
+        return _pretty(record.error_json if record.status == StepRecord.Status.FAILED else record.result_json)
+
+
+@admin.register(WorkflowRun)
+class WorkflowRunAdmin(ReadOnly, admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("workflow_id", "workflow_name", "status", "next_seq", "created_at", "finished_at")
+    list_filter = ("status", "workflow_name")
+    search_fields = ("=id", "workflow_id")
+    fields = ("id", "workflow_id", "workflow_name", "status", "input", "result", "error", "created_at", "updated_at", "finished_at")
+    readonly_fields = fields
+    inlines = [StepRecordInline]
+
+    @admin.display(description="input")
+    def input(self, run: WorkflowRun) -> str:
+        return _pretty(run.input_json)
+
+    @admin.display(description="result")
+    def result(self, run: WorkflowRun) -> str:
+        return _pretty(run.result_json)
+
+    @admin.display(description="error")
+    def error(self, run: WorkflowRun) -> str:
+        return _pretty(run.error_json)

@@ -1,0 +1,208 @@
+"""The ``@workflow`` and ``@step`` decorators and the definitions they return."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+
+from . import codec, engine, registry
+from .exceptions import WorkflowDefinitionError
+from .requests import StepCall
+from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from .models import WorkflowRun
+
+__all__ = ["ENQUEUE_PREFIX", "StepDefinition", "WorkflowDefinition", "step", "workflow"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Runs started by ``step.enqueue()`` use a one-step workflow named with this prefix.
+ENQUEUE_PREFIX = "durable_django.enqueue:"
+
+
+def _default_name(func: Callable[..., Any]) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def encode_arguments(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], what: str) -> str:
+    """Encode call arguments as ``{"args": [...], "kwargs": {...}}``, naming any bad path."""
+    for index, value in enumerate(args):
+        codec.encode(value, f"{what}: args[{index}]")
+    for key, value in kwargs.items():
+        codec.encode(value, f"{what}: kwargs[{key!r}]")
+    return codec.encode({"args": list(args), "kwargs": kwargs})
+
+
+def decode_arguments(text: str) -> tuple[list[Any], dict[str, Any]]:
+    data = codec.decode(text)
+    return data["args"], data["kwargs"]
+
+
+@dataclass(frozen=True, eq=False)
+class StepDefinition(Generic[P, R]):
+    """A registered step. Called inside a workflow it returns a request to yield."""
+
+    func: Callable[P, R]
+    name: str
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: timedelta | None = None
+    atomic: bool = False
+    queue: str | None = None
+    durable_kind = "step"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Inside a workflow: a :class:`StepCall` to yield. Elsewhere: call the function."""
+        if not engine.in_workflow():
+            return self.func(*args, **kwargs)
+        return StepCall(self.name, encode_arguments(args, kwargs, f"step {self.name!r}"))
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> WorkflowRun:
+        """Run this step on its own, with its retries, as a transactional outbox task.
+
+        Commits with the caller's transaction; returns the run that tracks it.
+        """
+        from . import store
+
+        return store.start(enqueued_workflow(self), list(args), dict(kwargs), workflow_id=None)
+
+    @property
+    def timeout_seconds(self) -> float:
+        from .conf import settings
+
+        return self.timeout.total_seconds() if self.timeout is not None else float(settings.STEP_TIMEOUT)
+
+
+@dataclass(frozen=True, eq=False)
+class WorkflowDefinition(Generic[P]):
+    """A registered workflow: a generator function that yields requests."""
+
+    func: Callable[P, Generator[Any, Any, Any]]
+    name: str
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Generator[Any, Any, Any]:
+        return self.func(*args, **kwargs)
+
+    def start(self, *args: P.args, workflow_id: str | None = None, **kwargs: P.kwargs) -> WorkflowRun:
+        """Create a run in the caller's transaction; workers start it once that commits.
+
+        With a ``workflow_id`` that already exists, the existing run is returned and
+        nothing new is created.
+        """
+        from . import store
+
+        return store.start(self, list(args), dict(kwargs), workflow_id=workflow_id)
+
+
+def _refuse_workflow(func: object) -> None:
+    if inspect.isasyncgenfunction(func):
+        problem = "is an async generator function; workflows are plain generators (def with yield)"
+    elif inspect.iscoroutinefunction(func):
+        problem = "is an async function; write the workflow as a plain generator: def ...: x = yield step(...)"
+    elif inspect.isgenerator(func):
+        problem = "is a generator object; decorate the function itself, not the result of calling it"
+    elif not callable(func):
+        problem = f"is a {type(func).__name__}, not a function"
+    elif not inspect.isgeneratorfunction(func):
+        problem = "is not a generator function; a workflow must yield its steps: result = yield my_step(...)"
+    else:
+        return
+    raise WorkflowDefinitionError(f"@durable.workflow: {func!r} {problem}.")
+
+
+def _refuse_step(func: object) -> None:
+    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        problem = "is a generator function; steps are plain functions (use @durable.workflow for generators)"
+    elif inspect.iscoroutinefunction(func):
+        problem = "is an async function; steps are plain synchronous functions"
+    elif not callable(func):
+        problem = f"is a {type(func).__name__}, not a function"
+    else:
+        return
+    raise WorkflowDefinitionError(f"@durable.step: {func!r} {problem}.")
+
+
+@overload
+def workflow(func: Callable[P, Generator[Any, Any, Any]], /) -> WorkflowDefinition[P]: ...
+@overload
+def workflow(*, name: str | None = None) -> Callable[[Callable[P, Generator[Any, Any, Any]]], WorkflowDefinition[P]]: ...
+def workflow(func: Any = None, /, *, name: str | None = None) -> Any:
+    """Declare a durable workflow: a generator function that yields step calls."""
+
+    def decorate(function: Callable[P, Generator[Any, Any, Any]]) -> WorkflowDefinition[P]:
+        _refuse_workflow(function)
+        definition = WorkflowDefinition(func=function, name=name or _default_name(function))
+        registry.register_workflow(definition)
+        return definition
+
+    return decorate if func is None else decorate(func)
+
+
+@overload
+def step(func: Callable[P, R], /) -> StepDefinition[P, R]: ...
+@overload
+def step(
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: timedelta | None = None,
+    atomic: bool = False,
+    queue: str | None = None,
+) -> Callable[[Callable[P, R]], StepDefinition[P, R]]: ...
+def step(
+    func: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: timedelta | None = None,
+    atomic: bool = False,
+    queue: str | None = None,
+) -> Any:
+    """Declare a step.
+
+    External steps (the default) run outside any transaction, at least once, and get a
+    stable idempotency key. ``atomic=True`` steps run inside the transaction that records
+    their result, so their database writes happen exactly once.
+    """
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise WorkflowDefinitionError(f"@durable.step(retry={retry!r}): pass a durable.RetryPolicy(...).")
+    if timeout is not None and (not isinstance(timeout, timedelta) or timeout <= timedelta(0)):
+        raise WorkflowDefinitionError(f"@durable.step(timeout={timeout!r}): pass a positive timedelta.")
+    if queue is not None and (not isinstance(queue, str) or not queue.strip()):
+        raise WorkflowDefinitionError(f"@durable.step(queue={queue!r}): pass a Celery queue name.")
+
+    def decorate(function: Callable[P, R]) -> StepDefinition[P, R]:
+        _refuse_step(function)
+        definition = StepDefinition(
+            func=function,
+            name=name or _default_name(function),
+            retry=retry or RetryPolicy(),
+            timeout=timeout,
+            atomic=atomic,
+            queue=queue,
+        )
+        registry.register_step(definition)
+        return definition
+
+    return decorate if func is None else decorate(func)
+
+
+def enqueued_workflow(step_definition: StepDefinition[Any, Any]) -> WorkflowDefinition[Any]:
+    """The one-step workflow that runs ``step_definition`` for ``.enqueue()``."""
+
+    def run_step(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        return (yield step_definition(*args, **kwargs))
+
+    return WorkflowDefinition(func=run_step, name=ENQUEUE_PREFIX + step_definition.name)
+
+
+def resolve_workflow(name: str) -> WorkflowDefinition[Any]:
+    """Find the workflow a stored run names, including one-step ``enqueue`` runs."""
+    if name.startswith(ENQUEUE_PREFIX):
+        return enqueued_workflow(registry.step(name.removeprefix(ENQUEUE_PREFIX)))
+    return registry.workflow(name)

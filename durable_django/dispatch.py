@@ -1,0 +1,57 @@
+"""Wake-up messages: Celery messages that carry a work item id and nothing else.
+
+A message is a hint. Publishing happens after commit and may fail or be lost; the
+sweeper republishes whatever is claimable and was not picked up.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from functools import partial
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+
+from .conf import settings
+
+if TYPE_CHECKING:
+    from .store import Claim
+
+__all__ = ["after_commit", "countdown_hint", "publish", "stale_write_refused"]
+
+logger = logging.getLogger("durable_django")
+
+#: Counts of refused stale writes in this process (observable by tests and benchmarks).
+stale_writes_refused = 0
+
+
+def publish(item_id: int, queue: str, countdown: float | None = None) -> bool:
+    """Send the wake-up message; a failure is logged, never raised (the sweeper recovers)."""
+    from .tasks import execute
+
+    try:
+        execute.apply_async((item_id,), queue=queue or None, countdown=countdown, retry=False)
+    except Exception:
+        logger.warning("durable_django: could not publish work item %s; the sweeper will resend it", item_id, exc_info=True)
+        return False
+    return True
+
+
+def after_commit(item_id: int, queue: str, *, using: str, countdown: float | None = None) -> None:
+    transaction.on_commit(partial(publish, item_id, queue, countdown), using=using, robust=True)
+
+
+def countdown_hint(delay: timedelta) -> float | None:
+    """A short delay travels as a Celery countdown too; a long one is left to the sweeper."""
+    seconds = delay.total_seconds()
+    return seconds if seconds <= float(settings.COUNTDOWN_HINT_MAX) else None
+
+
+def stale_write_refused(held: Claim) -> None:
+    global stale_writes_refused
+    stale_writes_refused += 1
+    logger.warning(
+        "durable_django: refused a late write for run %s step #%s (token %s): another worker claimed it since",
+        held.run_id, held.seq, held.token,
+    )

@@ -1,0 +1,80 @@
+"""Every error durable_django raises derives from :class:`DurableError`.
+
+Each class also inherits the matching stdlib type where one fits, so callers can catch
+``TypeError`` or ``LookupError`` without knowing this package.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Cancelled",
+    "ConfigurationError",
+    "DurableError",
+    "NonDeterminismError",
+    "RunNotFound",
+    "SerializationError",
+    "StepFailed",
+    "StepTimeout",
+    "WorkflowDefinitionError",
+    "WorkflowIdConflict",
+    "WorkflowNotRegistered",
+]
+
+
+class DurableError(Exception):
+    """Base class for durable_django errors."""
+
+
+class ConfigurationError(DurableError):
+    """The project is not set up the way durable_django needs."""
+
+
+class WorkflowDefinitionError(DurableError, TypeError):
+    """A decorated object cannot be a workflow or a step."""
+
+
+class WorkflowNotRegistered(DurableError, LookupError):
+    """No workflow or step is registered under the stored name."""
+
+
+class WorkflowIdConflict(DurableError, ValueError):
+    """The workflow id is already used by a run of another workflow."""
+
+
+class RunNotFound(DurableError, LookupError):
+    """No run matches the given id."""
+
+
+class SerializationError(DurableError, TypeError):
+    """A value cannot be stored as JSON without loss."""
+
+
+class NonDeterminismError(DurableError):
+    """The workflow yielded something other than what its history recorded."""
+
+
+class StepTimeout(DurableError, TimeoutError):
+    """A step attempt ran longer than its timeout."""
+
+
+class StepFailed(DurableError):
+    """A step failed after its last attempt; raised inside the workflow at the ``yield``.
+
+    The original exception cannot travel through JSON, so its class path, message and
+    traceback are kept as attributes.
+    """
+
+    def __init__(self, step: str, error_type: str, message: str, traceback: str = "") -> None:
+        super().__init__(f"step {step!r} failed: {error_type}: {message}")
+        self.step = step
+        self.error_type = error_type
+        self.message = message
+        self.traceback = traceback
+
+
+class Cancelled(BaseException):  # noqa: N818 - name fixed by the product contract
+    """The run was cancelled; raised inside the workflow at its current ``yield``.
+
+    Derives from ``BaseException`` so a broad ``except Exception`` in a workflow does not
+    swallow it by accident.
+    """

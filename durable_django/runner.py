@@ -1,0 +1,113 @@
+"""Run claimed steps: external ones outside any transaction, atomic ones inside one.
+
+A worker keeps going with the next step of the same run without a broker round trip,
+for up to ``DURABLE_INLINE_SECONDS``, then hands the run back to the queue.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+from . import codec, context, engine, store
+from .conf import settings
+from .definitions import StepDefinition, decode_arguments
+from .exceptions import SerializationError, StepTimeout, WorkflowNotRegistered
+from .models import idempotency_key
+from .registry import step as lookup_step
+
+__all__ = ["work"]
+
+
+def work(item_id: int) -> int:
+    """Claim ``item_id`` and continue with the run's next steps; returns steps run."""
+    held = store.claim(item_id)
+    deadline = time.monotonic() + float(settings.INLINE_SECONDS)
+    steps = 0
+    while held is not None:
+        if steps and time.monotonic() > deadline:
+            store.release(held)
+            break
+        held = _run_step(held)
+        steps += 1
+    return steps
+
+
+def _run_step(held: store.Claim) -> store.Claim | None:
+    try:
+        definition = lookup_step(held.step)
+    except WorkflowNotRegistered as error:
+        return store.record_failure(held, engine.error_info(error), retry_in=None)
+    if definition.atomic:
+        return _run_atomic(held, definition)
+    try:
+        args, kwargs = decode_arguments(held.args_json)
+        with _attempt(held, definition):
+            value = definition.func(*args, **kwargs)
+        result_json = codec.encode(value, f"the result of step {held.step!r}")
+    except Exception as error:
+        return store.record_failure(held, engine.error_info(error), _retry_in(definition, error, held.attempt))
+    return store.record_success(held, result_json)
+
+
+def _run_atomic(held: store.Claim, definition: StepDefinition[..., Any]) -> store.Claim | None:
+    args, kwargs = decode_arguments(held.args_json)
+
+    def body() -> str:
+        with _attempt(held, definition):
+            value = definition.func(*args, **kwargs)
+            return codec.encode(value, f"the result of step {held.step!r}")
+
+    try:
+        return store.record_success(held, "", body=body)
+    except Exception as error:
+        return store.record_failure(held, engine.error_info(error), _retry_in(definition, error, held.attempt))
+
+
+def _retry_in(definition: StepDefinition[..., Any], error: Exception, attempt: int) -> timedelta | None:
+    if isinstance(error, SerializationError) or definition.retry.gives_up_on(error, attempt):
+        return None
+    return definition.retry.delay_after(attempt)
+
+
+@contextmanager
+def _attempt(held: store.Claim, definition: StepDefinition[..., Any]) -> Iterator[None]:
+    step_context = context.StepContext(
+        run_id=str(held.run_id),
+        workflow_id=held.workflow_id,
+        step=held.step,
+        seq=held.seq,
+        attempt=held.attempt,
+        idempotency_key=idempotency_key(held.run_id, held.seq),
+    )
+    with context.running(step_context), _time_limit(held.step, definition.timeout_seconds):
+        yield
+
+
+@contextmanager
+def _time_limit(step: str, seconds: float) -> Iterator[None]:
+    """Interrupt the step with :class:`StepTimeout` after ``seconds`` (main thread only).
+
+    Elsewhere the lease bounds the attempt: once it expires another worker may claim the
+    step, and this one's late result is refused by the fencing token.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise StepTimeout(f"step {step!r} ran longer than its timeout of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

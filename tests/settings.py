@@ -1,0 +1,74 @@
+"""Test settings: PostgreSQL when reachable (or DATABASE_URL), else SQLite; Redis broker."""
+
+import os
+import socket
+import tempfile
+
+import environ
+
+env = environ.Env()
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+POSTGRES = env.str("TEST_DATABASE", default="postgres" if reachable("127.0.0.1", 5432) else "sqlite") == "postgres"
+SECRET_KEY = "tests"
+USE_TZ = True
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "durable_django",
+    "example_project.shop",
+    "tests.testapp",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "example_project.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+if POSTGRES:
+    DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/test")}
+    DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DB_NAME", default="durable_django_test")}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.path.join(tempfile.gettempdir(), "durable_django_tests.sqlite3"),
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30},
+            "TEST": {"NAME": os.path.join(tempfile.gettempdir(), "durable_django_tests_test.sqlite3")},
+        }
+    }
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+
+PAYMENTS_LEDGER = env.str("PAYMENTS_LEDGER", default=os.path.join(tempfile.gettempdir(), "durable_tests_ledger.sqlite3"))
+PAYMENTS_LATENCY = env.float("PAYMENTS_LATENCY", default=0.0)
+
+DURABLE_SWEEP_INTERVAL = 0.5
+DURABLE_REPUBLISH_AFTER = 2.0
+DURABLE_LEASE_GRACE = 1.0

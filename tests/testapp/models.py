@@ -1,0 +1,6 @@
+from django.db import models
+
+
+class Counter(models.Model):
+    name = models.CharField(max_length=64, unique=True)
+    value = models.IntegerField(default=0)
