@@ -18,7 +18,8 @@ demo: $(STAMP)
 
 ## Run the whole test suite (PostgreSQL and Redis tests run when reachable, required when CI=true).
 test: $(STAMP)
-	$(PY) -m ruff check durable_django example_project tests benchmarks
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## Throughput and commits per step on PostgreSQL with a real Celery worker.

@@ -15,7 +15,10 @@ from .models import StepRecord, WorkflowRun
 def _pretty(text: str | None) -> str:
     if text is None:
         return "-"
-    return format_html("<pre style='margin:0;white-space:pre-wrap'>{}</pre>", json.dumps(json.loads(text), indent=2, ensure_ascii=False))
+    return format_html(
+        "<pre style='margin:0;white-space:pre-wrap'>{}</pre>",
+        json.dumps(json.loads(text), indent=2, ensure_ascii=False),
+    )
 
 
 class ReadOnly:
@@ -50,7 +53,18 @@ class WorkflowRunAdmin(ReadOnly, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("workflow_id", "workflow_name", "status", "next_seq", "created_at", "finished_at")
     list_filter = ("status", "workflow_name")
     search_fields = ("=id", "workflow_id")
-    fields = ("id", "workflow_id", "workflow_name", "status", "input", "result", "error", "created_at", "updated_at", "finished_at")
+    fields = (
+        "id",
+        "workflow_id",
+        "workflow_name",
+        "status",
+        "input",
+        "result",
+        "error",
+        "created_at",
+        "updated_at",
+        "finished_at",
+    )
     readonly_fields = fields
     inlines = [StepRecordInline]
 

@@ -129,7 +129,9 @@ def _refuse_step(func: object) -> None:
 @overload
 def workflow(func: Callable[P, Generator[Any, Any, Any]], /) -> WorkflowDefinition[P]: ...
 @overload
-def workflow(*, name: str | None = None) -> Callable[[Callable[P, Generator[Any, Any, Any]]], WorkflowDefinition[P]]: ...
+def workflow(
+    *, name: str | None = None
+) -> Callable[[Callable[P, Generator[Any, Any, Any]]], WorkflowDefinition[P]]: ...
 def workflow(func: Any = None, /, *, name: str | None = None) -> Any:
     """Declare a durable workflow: a generator function that yields step calls."""
 

@@ -33,7 +33,9 @@ def publish(item_id: int, queue: str, countdown: float | None = None) -> bool:
     try:
         execute.apply_async((item_id,), queue=queue or None, countdown=countdown, retry=False)
     except Exception:
-        logger.warning("durable_django: could not publish work item %s; the sweeper will resend it", item_id, exc_info=True)
+        logger.warning(
+            "durable_django: could not publish work item %s; the sweeper will resend it", item_id, exc_info=True
+        )
         return False
     return True
 
@@ -53,5 +55,7 @@ def stale_write_refused(held: Claim) -> None:
     stale_writes_refused += 1
     logger.warning(
         "durable_django: refused a late write for run %s step #%s (token %s): another worker claimed it since",
-        held.run_id, held.seq, held.token,
+        held.run_id,
+        held.seq,
+        held.token,
     )

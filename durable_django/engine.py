@@ -150,7 +150,9 @@ class Interpreter:
     ``position`` is the sequence number of the request the generator is waiting on.
     """
 
-    def __init__(self, name: str, func: Callable[..., Generator[Any, Any, Any]], args: list[Any], kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, name: str, func: Callable[..., Generator[Any, Any, Any]], args: list[Any], kwargs: dict[str, Any]
+    ) -> None:
         self.name = name
         self.position = 0
         self._generator: Generator[Any, Any, Any] | None = None
@@ -217,7 +219,7 @@ class Interpreter:
         token = _inside_workflow.set(True)
         try:
             generator.close()
-        except Exception:  # noqa: S110 - a finally that yields or raises while discarded
+        except Exception:
             pass
         finally:
             _inside_workflow.reset(token)

@@ -72,7 +72,7 @@ class StepFailed(DurableError):
         self.traceback = traceback
 
 
-class Cancelled(BaseException):  # noqa: N818 - name fixed by the product contract
+class Cancelled(BaseException):
     """The run was cancelled; raised inside the workflow at its current ``yield``.
 
     Derives from ``BaseException`` so a broad ``except Exception`` in a workflow does not

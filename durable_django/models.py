@@ -133,8 +133,14 @@ class WorkItem(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["available_at"], name="durable_item_ready", condition=models.Q(lease_expires_at__isnull=True)),
-            models.Index(fields=["lease_expires_at"], name="durable_item_leased", condition=models.Q(lease_expires_at__isnull=False)),
+            models.Index(
+                fields=["available_at"], name="durable_item_ready", condition=models.Q(lease_expires_at__isnull=True)
+            ),
+            models.Index(
+                fields=["lease_expires_at"],
+                name="durable_item_leased",
+                condition=models.Q(lease_expires_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

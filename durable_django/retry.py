@@ -28,15 +28,12 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
             raise WorkflowDefinitionError(
-                f"RetryPolicy(max_attempts={self.max_attempts!r}): use an int of at least 1 "
-                "(1 means no retries)."
+                f"RetryPolicy(max_attempts={self.max_attempts!r}): use an int of at least 1 (1 means no retries)."
             )
         for name in ("initial_interval", "maximum_interval"):
             value = getattr(self, name)
             if not isinstance(value, timedelta) or value < timedelta(0):
-                raise WorkflowDefinitionError(
-                    f"RetryPolicy({name}={value!r}): use a timedelta of zero or more."
-                )
+                raise WorkflowDefinitionError(f"RetryPolicy({name}={value!r}): use a timedelta of zero or more.")
         coefficient = self.backoff_coefficient
         if not isinstance(coefficient, int | float) or not math.isfinite(coefficient) or coefficient < 1:
             raise WorkflowDefinitionError(

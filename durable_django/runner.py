@@ -9,11 +9,10 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from datetime import timedelta
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
-
 
 from . import codec, context, engine, store
 from .conf import settings

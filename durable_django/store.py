@@ -69,7 +69,9 @@ def _check_workflow_id(workflow_id: Any) -> str:
     return workflow_id
 
 
-def start(definition: WorkflowDefinition[Any], args: list[Any], kwargs: dict[str, Any], workflow_id: str | None) -> WorkflowRun:
+def start(
+    definition: WorkflowDefinition[Any], args: list[Any], kwargs: dict[str, Any], workflow_id: str | None
+) -> WorkflowRun:
     """Create a run and its first work item in the caller's transaction (or a new one)."""
     input_json = encode_arguments(args, kwargs, f"workflow {definition.name!r}")
     workflow_id = _check_workflow_id(workflow_id)
@@ -215,8 +217,10 @@ def _advance(using: str, run_id: uuid.UUID, finished: tuple[Claim, engine.Outcom
 
 
 def _history(using: str, run_id: uuid.UUID) -> dict[int, engine.Recorded]:
-    rows = StepRecord.objects.using(using).filter(run_id=run_id).values_list(
-        "seq", "kind", "name", "args_json", "status", "result_json", "error_json"
+    rows = (
+        StepRecord.objects.using(using)
+        .filter(run_id=run_id)
+        .values_list("seq", "kind", "name", "args_json", "status", "result_json", "error_json")
     )
     history: dict[int, engine.Recorded] = {}
     for seq, kind, name, args_json, status, result_json, error_json in rows:
@@ -229,7 +233,9 @@ def _history(using: str, run_id: uuid.UUID) -> dict[int, engine.Recorded]:
     return history
 
 
-def _apply(using: str, run: WorkflowRun, interpreter: engine.Interpreter, decision: engine.Decision, queue: str) -> Claim | None:
+def _apply(
+    using: str, run: WorkflowRun, interpreter: engine.Interpreter, decision: engine.Decision, queue: str
+) -> Claim | None:
     if isinstance(decision, engine.Complete):
         _finish(using, run, WorkflowRun.Status.COMPLETED, result_json=decision.result_json)
     elif isinstance(decision, engine.Fail):
@@ -245,7 +251,9 @@ def _apply(using: str, run: WorkflowRun, interpreter: engine.Interpreter, decisi
     return None
 
 
-def _schedule(using: str, run: WorkflowRun, interpreter: engine.Interpreter, decision: engine.Schedule, queue: str) -> Claim | None:
+def _schedule(
+    using: str, run: WorkflowRun, interpreter: engine.Interpreter, decision: engine.Schedule, queue: str
+) -> Claim | None:
     request = decision.request
     try:
         definition = lookup_step(request.step)
@@ -294,7 +302,9 @@ def _schedule(using: str, run: WorkflowRun, interpreter: engine.Interpreter, dec
     )
 
 
-def _finish(using: str, run: WorkflowRun, status: str, *, result_json: str | None = None, error_json: str | None = None) -> None:
+def _finish(
+    using: str, run: WorkflowRun, status: str, *, result_json: str | None = None, error_json: str | None = None
+) -> None:
     WorkflowRun.objects.using(using).filter(pk=run.pk).update(
         status=status,
         result_json=result_json,
@@ -308,8 +318,10 @@ def release(held: Claim) -> None:
     """Give a claimed item back (hand-off to another worker) without counting an attempt."""
     using = _database()
     with transaction.atomic(using=using):
-        released = WorkItem.objects.using(using).filter(pk=held.item_id, token=held.token).update(
-            lease_expires_at=None, dispatched_at=Now()
+        released = (
+            WorkItem.objects.using(using)
+            .filter(pk=held.item_id, token=held.token)
+            .update(lease_expires_at=None, dispatched_at=Now())
         )
         if released:
             StepRecord.objects.using(using).filter(run_id=held.run_id, seq=held.seq).update(attempts=F("attempts") - 1)

@@ -73,4 +73,6 @@ def connect_signals() -> None:
         _keep_connections_for_our_tasks, weak=False, dispatch_uid="durable_django.keep_connections"
     )
     for signal in (signals.worker_init, signals.worker_ready):
-        signal.connect(_keep_connections_for_our_tasks, weak=False, dispatch_uid=f"durable_django.keep_connections.{signal.name}")
+        signal.connect(
+            _keep_connections_for_our_tasks, weak=False, dispatch_uid=f"durable_django.keep_connections.{signal.name}"
+        )

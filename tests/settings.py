@@ -66,7 +66,9 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
-PAYMENTS_LEDGER = env.str("PAYMENTS_LEDGER", default=os.path.join(tempfile.gettempdir(), "durable_tests_ledger.sqlite3"))
+PAYMENTS_LEDGER = env.str(
+    "PAYMENTS_LEDGER", default=os.path.join(tempfile.gettempdir(), "durable_tests_ledger.sqlite3")
+)
 PAYMENTS_LATENCY = env.float("PAYMENTS_LATENCY", default=0.0)
 
 DURABLE_SWEEP_INTERVAL = 0.5

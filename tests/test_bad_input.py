@@ -24,7 +24,11 @@ BAD_VALUES = {
     "bytes": (b"raw", "args[0] is a builtins.bytes", "base64"),
     "Decimal": (decimal.Decimal("1.10"), "decimal.Decimal", "str(value)"),
     "UUID": (uuid.uuid4(), "uuid.UUID", "str(value)"),
-    "nested": ({"order": {"when": datetime.date(2026, 1, 1)}}, "args[0]['order']['when'] is a datetime.date", "isoformat"),
+    "nested": (
+        {"order": {"when": datetime.date(2026, 1, 1)}},
+        "args[0]['order']['when'] is a datetime.date",
+        "isoformat",
+    ),
 }
 
 
@@ -134,7 +138,7 @@ def test_two_workflows_with_one_name_are_refused():
         yield
 
     durable.workflow(name="tests.duplicate")(first)
-    with pytest.raises(durable.WorkflowDefinitionError, match="two workflows are named 'tests.duplicate'"):
+    with pytest.raises(durable.WorkflowDefinitionError, match=r"two workflows are named 'tests\.duplicate'"):
         durable.workflow(name="tests.duplicate")(second)
 
 

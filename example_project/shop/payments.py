@@ -47,7 +47,9 @@ def charge(amount_cents: int, *, idempotency_key: str, reference: str) -> dict:
             if saved_amount != amount_cents:
                 connection.execute("ROLLBACK")
                 raise IdempotencyKeyReused(f"key {idempotency_key} was used for {saved_amount}, not {amount_cents}")
-            connection.execute("UPDATE charges SET requests = requests + 1 WHERE idempotency_key = ?", (idempotency_key,))
+            connection.execute(
+                "UPDATE charges SET requests = requests + 1 WHERE idempotency_key = ?", (idempotency_key,)
+            )
         connection.execute("COMMIT")
     time.sleep(settings.PAYMENTS_LATENCY / 2)  # the response is still on its way when a worker may die
     return {"id": charge_id, "amount_cents": amount_cents, "status": "succeeded"}

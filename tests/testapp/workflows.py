@@ -67,7 +67,11 @@ def uncaught_workflow():
     yield flaky(99)
 
 
-@durable.step(name="tests.slow", timeout=timedelta(seconds=0.3), retry=durable.RetryPolicy(max_attempts=2, initial_interval=timedelta(0)))
+@durable.step(
+    name="tests.slow",
+    timeout=timedelta(seconds=0.3),
+    retry=durable.RetryPolicy(max_attempts=2, initial_interval=timedelta(0)),
+)
 def slow(seconds: float) -> str:
     time.sleep(seconds)
     return "done"

@@ -59,26 +59,42 @@ def replay(workflow, args, history):
 
 CASES = {
     "empty history schedules the first step": (
-        sum_three, [5], [], engine.Schedule(0, call("unit.add", 5, 1)),
+        sum_three,
+        [5],
+        [],
+        engine.Schedule(0, call("unit.add", 5, 1)),
     ),
     "a pending step waits": (
-        sum_three, [5], [entry(call("unit.add", 5, 1))], engine.Wait(0),
+        sum_three,
+        [5],
+        [entry(call("unit.add", 5, 1))],
+        engine.Wait(0),
     ),
     "a recorded result feeds the next request": (
-        sum_three, [5], [entry(call("unit.add", 5, 1), done(6))], engine.Schedule(1, call("unit.add", 6, 2)),
+        sum_three,
+        [5],
+        [entry(call("unit.add", 5, 1), done(6))],
+        engine.Schedule(1, call("unit.add", 6, 2)),
     ),
     "a full history completes with the return value": (
-        sum_three, [5],
+        sum_three,
+        [5],
         [entry(call("unit.add", 5, 1), done(6)), entry(call("unit.add", 6, 2), done(8))],
         engine.Complete("80"),
     ),
     "a failed step is raised at the yield and can be caught": (
-        saga, [7], [entry(call("unit.fetch", "charge-7"), failed())],
+        saga,
+        [7],
+        [entry(call("unit.fetch", "charge-7"), failed())],
         engine.Schedule(1, call("unit.fetch", "refund-7-builtins.RuntimeError")),
     ),
     "compensation completes the saga": (
-        saga, [7],
-        [entry(call("unit.fetch", "charge-7"), failed()), entry(call("unit.fetch", "refund-7-builtins.RuntimeError"), done({}))],
+        saga,
+        [7],
+        [
+            entry(call("unit.fetch", "charge-7"), failed()),
+            entry(call("unit.fetch", "refund-7-builtins.RuntimeError"), done({})),
+        ],
         engine.Complete('"compensated"'),
     ),
 }

@@ -13,7 +13,13 @@ POLICY = durable.RetryPolicy(
 
 @pytest.mark.parametrize(
     "attempt,delay",
-    [(1, timedelta(seconds=1)), (2, timedelta(seconds=2)), (3, timedelta(seconds=4)), (4, timedelta(seconds=5)), (5, None)],
+    [
+        (1, timedelta(seconds=1)),
+        (2, timedelta(seconds=2)),
+        (3, timedelta(seconds=4)),
+        (4, timedelta(seconds=5)),
+        (5, None),
+    ],
 )
 def test_backoff_doubles_up_to_the_cap_and_stops_after_the_last_attempt(attempt, delay):
     assert POLICY.delay_after(attempt) == delay
