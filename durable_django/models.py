@@ -128,6 +128,8 @@ class WorkItem(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     lease_seconds = models.FloatField(default=60.0)
     token = models.PositiveIntegerField(default=0)
+    #: ``host:pid`` of the process holding the lease, for operators and fault injection.
+    owner = models.CharField(max_length=255, blank=True, default="")
     #: When the last wake-up message was meant to arrive; the sweeper resends stale ones.
     dispatched_at = models.DateTimeField(null=True, blank=True)
 

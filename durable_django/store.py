@@ -6,6 +6,8 @@ generator, and schedule and claim the next step, all in the same transaction.
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +25,14 @@ from .models import StepRecord, WorkflowRun, WorkItem
 from .registry import step as lookup_step
 
 __all__ = ["Claim", "claim", "record_failure", "record_success", "start"]
+
+_HOST = socket.gethostname()
+
+
+def lease_owner() -> str:
+    """Who takes a lease: this process as ``host:pid`` (read at each claim: pool children fork)."""
+    return f"{_HOST}:{os.getpid()}"
+
 
 LIVE = (WorkflowRun.Status.PENDING, WorkflowRun.Status.RUNNING, WorkflowRun.Status.WAITING)
 
@@ -118,7 +128,7 @@ def claim(item_id: int) -> Claim | None:
             return _advance(using, row["run_id"], None, row["queue"])
         token = row["token"] + 1
         WorkItem.objects.using(using).filter(pk=item_id, token=row["token"]).update(
-            token=token, lease_expires_at=db_now_plus(row["lease_seconds"])
+            token=token, lease_expires_at=db_now_plus(row["lease_seconds"]), owner=lease_owner()
         )
         records = StepRecord.objects.using(using).filter(run_id=row["run_id"], seq=row["seq"])
         records.update(attempts=F("attempts") + 1, started_at=Now())
@@ -280,6 +290,7 @@ def _schedule(
         lease_seconds=lease,
         token=1 if inline else 0,
         lease_expires_at=db_now_plus(lease) if inline else None,
+        owner=lease_owner() if inline else "",
         dispatched_at=Now(),
     )
     WorkflowRun.objects.using(using).filter(pk=run.pk).update(

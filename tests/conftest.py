@@ -1,31 +1,72 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from durable_django import cache
 
+from .workers import CeleryWorker
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def pytest_configure(config):
+def pytest_configure(config: pytest.Config) -> None:
     if IN_CI and not settings.POSTGRES:
         raise pytest.UsageError("CI=true needs PostgreSQL on 127.0.0.1:5432; .ci/run starts it")
+    if IN_CI and not settings.REDIS:
+        raise pytest.UsageError("CI=true needs Redis on 127.0.0.1:6379; .ci/run starts it")
 
 
-def pytest_collection_modifyitems(config, items):
-    if settings.POSTGRES:
-        return
-    skip = pytest.mark.skip(reason="PostgreSQL is not reachable on 127.0.0.1:5432")
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = {
+        "postgres": None if settings.POSTGRES else "PostgreSQL is not reachable on 127.0.0.1:5432",
+        "broker": None if settings.REDIS else "Redis is not reachable on 127.0.0.1:6379",
+    }
     for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+        for marker, reason in missing.items():
+            if reason and marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(autouse=True)
-def _fresh_generator_cache():
+def _fresh_generator_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def ledger() -> Iterator[None]:
+    """The fake payment provider's ledger, empty for each test."""
+    from example_project.shop import payments
+
+    payments.reset()
+    yield
+
+
+@pytest.fixture
+def worker_env(django_db_setup: None, django_db_blocker: object) -> dict[str, str]:
+    """Environment that points a worker process at this session's test database and broker."""
+    from django.db import connection
+
+    database = connection.settings_dict
+    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    return {"DATABASE_URL": url, "TEST_DATABASE": "postgres", "CELERY_BROKER_URL": settings.CELERY_BROKER_URL}
+
+
+@pytest.fixture
+def worker(worker_env: dict[str, str], tmp_path: Path, transactional_db: None) -> Iterator[CeleryWorker]:
+    """A running Celery worker process tree (prefork, 2 children), stopped after the test."""
+    import redis
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    process = CeleryWorker(worker_env, tmp_path, queues="celery,special")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.kill()

@@ -18,6 +18,7 @@ def reachable(host: str, port: int) -> bool:
 
 
 POSTGRES = env.str("TEST_DATABASE", default="postgres" if reachable("127.0.0.1", 5432) else "sqlite") == "postgres"
+REDIS = reachable("127.0.0.1", 6379)
 SECRET_KEY = "tests"
 USE_TZ = True
 INSTALLED_APPS = [
@@ -69,7 +70,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 PAYMENTS_LEDGER = env.str(
     "PAYMENTS_LEDGER", default=os.path.join(tempfile.gettempdir(), "durable_tests_ledger.sqlite3")
 )
-PAYMENTS_LATENCY = env.float("PAYMENTS_LATENCY", default=0.0)
+PAYMENTS_LATENCY = env.float("PAYMENTS_LATENCY", default=0.2)
 
 DURABLE_SWEEP_INTERVAL = 0.5
 DURABLE_REPUBLISH_AFTER = 2.0

@@ -111,3 +111,10 @@ def routed_workflow():
     where = yield routed()
     again = yield double(2)
     return [where, again]
+
+
+@durable.workflow(name="tests.bump_twice")
+def bump_twice(name: str):
+    first = yield bump(name)
+    second = yield bump(name)
+    return [first, second]
