@@ -6,6 +6,7 @@ children and nothing else on the machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -77,10 +78,8 @@ class CeleryWorker:
         """SIGKILL the whole worker: main process and pool, no cleanup."""
         if self.process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait(timeout=10)
         self.process = None
 
@@ -88,13 +87,9 @@ class CeleryWorker:
         """Warm shutdown (SIGTERM), then SIGKILL if it does not exit in time."""
         if self.process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=timeout)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            pass
         self.kill()
 
     def logs(self) -> str:
