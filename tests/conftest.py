@@ -8,8 +8,7 @@ import pytest
 from django.conf import settings
 
 from durable_django import cache
-
-from .workers import CeleryWorker
+from example_project.processes import CeleryWorker
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -64,7 +63,7 @@ def worker(worker_env: dict[str, str], tmp_path: Path, transactional_db: None) -
     import redis
 
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    process = CeleryWorker(worker_env, tmp_path, queues="celery,special")
+    process = CeleryWorker("tests.celery_app", worker_env, tmp_path, queues="celery,special")
     process.start()
     try:
         yield process

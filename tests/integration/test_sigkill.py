@@ -10,11 +10,11 @@ import pytest
 from django.db import transaction
 
 from durable_django.models import WorkflowRun, WorkItem
+from example_project.processes import CeleryWorker
 from example_project.shop import payments
 from example_project.shop.models import Order
 from example_project.shop.workflows import checkout
 from tests.factories import OrderFactory
-from tests.workers import CeleryWorker
 
 from .waiting import wait_finished
 

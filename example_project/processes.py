@@ -1,4 +1,4 @@
-"""Real Celery worker processes for the tests: started, killed and stopped by pid.
+"""Celery worker processes that the demo, the tests and the benchmarks start, kill and stop by pid.
 
 Each worker runs in its own session (process group), so stopping it reaches its pool
 children and nothing else on the machine.
@@ -19,9 +19,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class CeleryWorker:
-    """One ``celery worker`` (prefork) process tree against the test database and broker."""
+    """One ``celery -A <app> worker`` (prefork) process tree; ``env`` selects its database and broker."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, *, queues: str = "celery", concurrency: int = 2) -> None:
+    def __init__(
+        self,
+        app: str,
+        env: dict[str, str],
+        log_dir: Path,
+        *,
+        queues: str = "celery",
+        concurrency: int = 2,
+    ) -> None:
+        self.app = app
         self.env = {**os.environ, **env}
         self.log_dir = log_dir
         self.queues = queues
@@ -36,12 +45,13 @@ class CeleryWorker:
 
     def start(self, timeout: float = 30.0) -> None:
         self.starts += 1
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"worker-{self.starts}.log"
         command = [
-            sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
+            sys.executable, "-m", "celery", "-A", self.app, "worker",
             "--pool=prefork", f"--concurrency={self.concurrency}", f"--queues={self.queues}",
             "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO",
-            f"--hostname=tests-{uuid.uuid4().hex[:8]}@127.0.0.1",
+            f"--hostname=worker-{uuid.uuid4().hex[:8]}@127.0.0.1",
         ]  # fmt: skip
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
