@@ -11,8 +11,12 @@ from .context import StepContext, step_context
 from .definitions import StepDefinition, WorkflowDefinition, step, workflow
 from .exceptions import (
     Cancelled,
+    ChildFailed,
     DurableError,
+    InvalidRequest,
     NonDeterminismError,
+    RunFinished,
+    RunNotFound,
     SerializationError,
     StepFailed,
     StepTimeout,
@@ -20,16 +24,22 @@ from .exceptions import (
     WorkflowIdConflict,
     WorkflowNotRegistered,
 )
+from .requests import all_of, any_of, continue_as_new, patched, set_state, sleep, sleep_until, wait_signal
 from .retry import RetryPolicy
 
 if TYPE_CHECKING:
     from .models import WorkflowRun
+    from .runs import cancel, get_run, resume, signal
 
 __all__ = [
     "Cancelled",
+    "ChildFailed",
     "DurableError",
+    "InvalidRequest",
     "NonDeterminismError",
     "RetryPolicy",
+    "RunFinished",
+    "RunNotFound",
     "SerializationError",
     "StepContext",
     "StepDefinition",
@@ -40,16 +50,31 @@ __all__ = [
     "WorkflowIdConflict",
     "WorkflowNotRegistered",
     "WorkflowRun",
+    "all_of",
+    "any_of",
+    "cancel",
+    "continue_as_new",
+    "get_run",
+    "patched",
+    "resume",
+    "set_state",
+    "signal",
+    "sleep",
+    "sleep_until",
     "step",
     "step_context",
+    "wait_signal",
     "workflow",
 ]
 
+_NEED_MODELS = {"WorkflowRun": "models", "cancel": "runs", "get_run": "runs", "resume": "runs", "signal": "runs"}
+
 
 def __getattr__(name: str) -> Any:
-    # Models need the app registry, so they load on first use, not at import.
-    if name == "WorkflowRun":
-        from .models import WorkflowRun
+    # These need the app registry, so they load on first use, not at import.
+    module = _NEED_MODELS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'durable_django' has no attribute {name!r}")
+    from importlib import import_module
 
-        return WorkflowRun
-    raise AttributeError(f"module 'durable_django' has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)

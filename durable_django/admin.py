@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from .models import StepRecord, WorkflowRun
+from .models import HistoryEntry, WorkflowRun
 
 
 def _pretty(text: str | None) -> str:
@@ -32,20 +32,32 @@ class ReadOnly:
         return False
 
 
-class StepRecordInline(ReadOnly, admin.TabularInline):  # type: ignore[type-arg]
-    model = StepRecord
-    fields = ("seq", "name", "status", "attempts", "arguments", "outcome", "started_at", "finished_at")
+class HistoryEntryInline(ReadOnly, admin.TabularInline):  # type: ignore[type-arg]
+    model = HistoryEntry
+    fk_name = "run"
+    fields = (
+        "seq",
+        "kind",
+        "name",
+        "status",
+        "attempts",
+        "arguments",
+        "outcome",
+        "fire_at",
+        "started_at",
+        "finished_at",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
 
     @admin.display(description="arguments")
-    def arguments(self, record: StepRecord) -> str:
+    def arguments(self, record: HistoryEntry) -> str:
         return _pretty(record.args_json)
 
     @admin.display(description="result or error")
-    def outcome(self, record: StepRecord) -> str:
-        return _pretty(record.error_json if record.status == StepRecord.Status.FAILED else record.result_json)
+    def outcome(self, record: HistoryEntry) -> str:
+        return _pretty(record.error_json if record.status == HistoryEntry.Status.FAILED else record.result_json)
 
 
 @admin.register(WorkflowRun)
@@ -61,12 +73,15 @@ class WorkflowRunAdmin(ReadOnly, admin.ModelAdmin):  # type: ignore[type-arg]
         "input",
         "result",
         "error",
+        "state",
+        "generation",
+        "parent",
         "created_at",
         "updated_at",
         "finished_at",
     )
     readonly_fields = fields
-    inlines = [StepRecordInline]
+    inlines = [HistoryEntryInline]
 
     @admin.display(description="input")
     def input(self, run: WorkflowRun) -> str:
@@ -75,6 +90,10 @@ class WorkflowRunAdmin(ReadOnly, admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description="result")
     def result(self, run: WorkflowRun) -> str:
         return _pretty(run.result_json)
+
+    @admin.display(description="state")
+    def state(self, run: WorkflowRun) -> str:
+        return _pretty(run.state_json)
 
     @admin.display(description="error")
     def error(self, run: WorkflowRun) -> str:

@@ -1,7 +1,8 @@
 """Live generators kept per worker process, so a long run is not replayed at every step.
 
-An entry is only used when the run's history is exactly where the cached generator
-stopped; anything else falls back to replay, which gives the same result.
+An entry is used only when the run's history is exactly where the cached generator
+stopped (same generation, same number of positions); anything else falls back to
+replay, which gives the same result.
 """
 
 from __future__ import annotations
@@ -11,31 +12,34 @@ from collections import OrderedDict
 from uuid import UUID
 
 from .conf import settings
-from .engine import Interpreter
+from .interpreter import Interpreter
 
-__all__ = ["put", "take"]
+__all__ = ["clear", "put", "take"]
 
 _lock = threading.Lock()
-_entries: OrderedDict[UUID, Interpreter] = OrderedDict()
+_entries: OrderedDict[UUID, tuple[int, int, Interpreter]] = OrderedDict()
 
 
-def take(run_id: UUID, position: int) -> Interpreter | None:
-    """Remove and return the generator for ``run_id`` if it waits at ``position``."""
+def take(run_id: UUID, generation: int, next_seq: int) -> Interpreter | None:
+    """Remove and return the generator for ``run_id`` if it matches the stored history."""
     with _lock:
-        interpreter = _entries.pop(run_id, None)
-    if interpreter is not None and interpreter.position != position:
+        entry = _entries.pop(run_id, None)
+    if entry is None:
+        return None
+    cached_generation, cached_next_seq, interpreter = entry
+    if (cached_generation, cached_next_seq) != (generation, next_seq):
         interpreter.close()
         return None
     return interpreter
 
 
-def put(run_id: UUID, interpreter: Interpreter) -> None:
+def put(run_id: UUID, generation: int, next_seq: int, interpreter: Interpreter) -> None:
     evicted: list[Interpreter] = []
     with _lock:
-        _entries[run_id] = interpreter
+        _entries[run_id] = (generation, next_seq, interpreter)
         _entries.move_to_end(run_id)
         while len(_entries) > max(0, int(settings.GENERATOR_CACHE_SIZE)):
-            evicted.append(_entries.popitem(last=False)[1])
+            evicted.append(_entries.popitem(last=False)[1][2])
     for old in evicted:
         old.close()
 
@@ -44,5 +48,5 @@ def clear() -> None:
     with _lock:
         entries = list(_entries.values())
         _entries.clear()
-    for interpreter in entries:
+    for _, _, interpreter in entries:
         interpreter.close()

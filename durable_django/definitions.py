@@ -8,15 +8,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from . import codec, engine, registry
+from . import codec, registry
 from .exceptions import WorkflowDefinitionError
-from .requests import StepCall
+from .interpreter import in_workflow
+from .requests import ChildCall, StepCall, encode_arguments
 from .retry import RetryPolicy
 
 if TYPE_CHECKING:
     from .models import WorkflowRun
 
-__all__ = ["ENQUEUE_PREFIX", "StepDefinition", "WorkflowDefinition", "step", "workflow"]
+__all__ = ["ENQUEUE_PREFIX", "StepDefinition", "WorkflowDefinition", "decode_arguments", "step", "workflow"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -27,15 +28,6 @@ ENQUEUE_PREFIX = "durable_django.enqueue:"
 
 def _default_name(func: Callable[..., Any]) -> str:
     return f"{func.__module__}.{func.__qualname__}"
-
-
-def encode_arguments(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], what: str) -> str:
-    """Encode call arguments as ``{"args": [...], "kwargs": {...}}``, naming any bad path."""
-    for index, value in enumerate(args):
-        codec.encode(value, f"{what}: args[{index}]")
-    for key, value in kwargs.items():
-        codec.encode(value, f"{what}: kwargs[{key!r}]")
-    return codec.encode({"args": list(args), "kwargs": kwargs})
 
 
 def decode_arguments(text: str) -> tuple[list[Any], dict[str, Any]]:
@@ -57,7 +49,7 @@ class StepDefinition(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
         """Inside a workflow: a :class:`StepCall` to yield. Elsewhere: call the function."""
-        if not engine.in_workflow():
+        if not in_workflow():
             return self.func(*args, **kwargs)
         return StepCall(self.name, encode_arguments(args, kwargs, f"step {self.name!r}"))
 
@@ -66,9 +58,9 @@ class StepDefinition(Generic[P, R]):
 
         Commits with the caller's transaction; returns the run that tracks it.
         """
-        from . import store
+        from . import runs
 
-        return store.start(enqueued_workflow(self), list(args), dict(kwargs), workflow_id=None)
+        return runs.start(enqueued_workflow(self), list(args), dict(kwargs), workflow_id=None)
 
     @property
     def timeout_seconds(self) -> float:
@@ -84,8 +76,13 @@ class WorkflowDefinition(Generic[P]):
     func: Callable[P, Generator[Any, Any, Any]]
     name: str
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Generator[Any, Any, Any]:
-        return self.func(*args, **kwargs)
+    durable_kind = "workflow"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Inside a workflow: a :class:`ChildCall` to yield. Elsewhere: the plain generator."""
+        if not in_workflow():
+            return self.func(*args, **kwargs)
+        return ChildCall(self.name, encode_arguments(args, kwargs, f"child workflow {self.name!r}"))
 
     def start(self, *args: P.args, workflow_id: str | None = None, **kwargs: P.kwargs) -> WorkflowRun:
         """Create a run in the caller's transaction; workers start it once that commits.
@@ -93,9 +90,9 @@ class WorkflowDefinition(Generic[P]):
         With a ``workflow_id`` that already exists, the existing run is returned and
         nothing new is created.
         """
-        from . import store
+        from . import runs
 
-        return store.start(self, list(args), dict(kwargs), workflow_id=workflow_id)
+        return runs.start(self, list(args), dict(kwargs), workflow_id=workflow_id)
 
 
 def _refuse_workflow(func: object) -> None:

@@ -7,7 +7,6 @@ sweeper republishes whatever is claimable and was not picked up.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -16,7 +15,7 @@ from django.db import transaction
 from .conf import settings
 
 if TYPE_CHECKING:
-    from .store import Claim
+    from .leases import Claim
 
 __all__ = ["after_commit", "countdown_hint", "publish", "stale_write_refused"]
 
@@ -44,9 +43,12 @@ def after_commit(item_id: int, queue: str, *, using: str, countdown: float | Non
     transaction.on_commit(partial(publish, item_id, queue, countdown), using=using, robust=True)
 
 
-def countdown_hint(delay: timedelta) -> float | None:
-    """A short delay travels as a Celery countdown too; a long one is left to the sweeper."""
-    seconds = delay.total_seconds()
+def countdown_hint(seconds: float) -> float | None:
+    """A short delay also travels as a Celery countdown; a long one is left to the sweeper.
+
+    Durable waits never depend on a message with a long ETA: brokers lose those, and
+    workers hold them in memory.
+    """
     return seconds if seconds <= float(settings.COUNTDOWN_HINT_MAX) else None
 
 

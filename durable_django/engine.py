@@ -2,71 +2,44 @@
 
 Pure: no ORM, no Celery, no clock. The store feeds it recorded outcomes; the same
 :func:`decide` serves a fresh replay from the start and a cached live generator that is
-only fed the newest outcome, so both paths give the same answer.
+only fed what is new, so both paths give the same answer.
+
+History is a map from sequence numbers to :class:`Recorded` entries. A yield takes one
+position, or ``1 + n`` for a group of ``n`` requests (the group's entry, then its
+leaves). Outcomes that several events race for (which leaf of ``any_of`` won, when a
+cancellation landed) are decided once, emitted as commands for the store to persist,
+and read back from history on every later replay.
 """
 
 from __future__ import annotations
 
-import contextvars
-import traceback as tb
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import codec
-from .exceptions import SerializationError, StepFailed
-from .requests import Request, is_request
+from .exceptions import Cancelled, ChildFailed, StepFailed
+from .interpreter import ErrorInfo, Event, Interpreter, Raised, Returned
+from .requests import AllOf, AnyOf, ChildCall, ContinueAsNew, Group, Leaf, Patched, SetState, describe
 
 __all__ = [
+    "CANCELLED",
     "Block",
     "Complete",
     "Decision",
-    "ErrorInfo",
     "Fail",
     "Failed",
-    "Interpreter",
+    "Note",
+    "Open",
     "Recorded",
-    "Schedule",
+    "Restart",
+    "Settle",
     "Succeeded",
-    "Wait",
     "decide",
-    "error_info",
-    "in_workflow",
 ]
 
-_inside_workflow: contextvars.ContextVar[bool] = contextvars.ContextVar("durable_inside_workflow", default=False)
 
-
-def in_workflow() -> bool:
-    """True while workflow code runs, so calling a step there builds a request instead."""
-    return _inside_workflow.get()
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorInfo:
-    """An exception reduced to data that survives JSON."""
-
-    type: str
-    message: str
-    traceback: str = ""
-
-    def as_json(self) -> str:
-        return codec.encode({"type": self.type, "message": self.message, "traceback": self.traceback})
-
-    @classmethod
-    def from_json(cls, text: str) -> ErrorInfo:
-        data = codec.decode(text)
-        return cls(type=data["type"], message=data["message"], traceback=data.get("traceback", ""))
-
-
-def error_info(error: BaseException) -> ErrorInfo:
-    kind = type(error)
-    message = str(error).replace("\x00", "\\x00")
-    trace = "".join(tb.format_exception(error)).replace("\x00", "\\x00")
-    return ErrorInfo(type=f"{kind.__module__}.{kind.__qualname__}", message=message, traceback=trace)
-
-
-# Outcomes recorded for a request.
+# Outcomes recorded for a history entry.
 @dataclass(frozen=True, slots=True)
 class Succeeded:
     value_json: str
@@ -77,38 +50,61 @@ class Failed:
     error: ErrorInfo
 
 
-Outcome = Succeeded | Failed
+@dataclass(frozen=True, slots=True)
+class _Cancelled:
+    pass
+
+
+CANCELLED = _Cancelled()
+Outcome = Succeeded | Failed | _Cancelled
 
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """One history entry: what was requested at a position and, once known, its outcome."""
+    """One history entry: what was requested at a position and, once known, its outcome.
+
+    A group's outcome names the leaf that decided it: ``Succeeded("2")`` for leaf 2,
+    ``Succeeded("null")`` when every leaf of an ``all_of`` succeeded.
+    """
 
     kind: str
     name: str
     args_json: str
     outcome: Outcome | None = None
 
-    def describe(self) -> str:
-        return f"{self.kind} {self.name}({self.args_json})"
 
-
-# Decisions.
+# Commands: what the store must persist, in order, in the same transaction.
 @dataclass(frozen=True, slots=True)
-class Schedule:
-    """Record ``request`` at ``seq`` and run it."""
+class Open:
+    """A new pending entry: start the leaf (or note the group) at ``seq``."""
 
     seq: int
-    request: Request
+    request: Leaf | Group
+    group: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Wait:
-    """The request at ``seq`` is recorded but has no outcome yet: nothing to do."""
+class Note:
+    """A new entry whose outcome is already known (a patch marker, a state, a cancelled request)."""
 
     seq: int
+    request: Leaf | Group | Patched | SetState
+    outcome: Outcome
+    group: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """Set the outcome of the pending entry at ``seq``; ``CANCELLED`` also stops its work."""
+
+    seq: int
+    outcome: Outcome
+
+
+Command = Open | Note | Settle
+
+
+# How a decision ends the run, if it does.
 @dataclass(frozen=True, slots=True)
 class Complete:
     result_json: str
@@ -117,6 +113,7 @@ class Complete:
 @dataclass(frozen=True, slots=True)
 class Fail:
     error: ErrorInfo
+    cancelled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,135 +124,180 @@ class Block:
     message: str
 
 
-Decision = Schedule | Wait | Complete | Fail | Block
-
-
-# What the generator did when last resumed.
 @dataclass(frozen=True, slots=True)
-class _Returned:
-    value: Any
+class Restart:
+    """``continue_as_new``: start over with ``args_json`` and an empty history."""
+
+    args_json: str
+
+
+End = Complete | Fail | Block | Restart
 
 
 @dataclass(frozen=True, slots=True)
-class _Raised:
-    error: ErrorInfo
+class Decision:
+    """Commands to persist, then either an end or the leaf entries the run now waits on."""
+
+    commands: tuple[Command, ...] = ()
+    end: End | None = None
+    waiting: tuple[int, ...] = ()
+    cancel_delivered: bool = False
 
 
-_Event = Request | _Returned | _Raised
-
-
-class Interpreter:
-    """Drives one workflow generator, one request at a time.
-
-    ``position`` is the sequence number of the request the generator is waiting on.
-    """
-
-    def __init__(
-        self, name: str, func: Callable[..., Generator[Any, Any, Any]], args: list[Any], kwargs: dict[str, Any]
-    ) -> None:
-        self.name = name
-        self.position = 0
-        self._generator: Generator[Any, Any, Any] | None = None
-        self._func = func
-        self._args = args
-        self._kwargs = kwargs
-        self.current: _Event = self._run(self._start)
-
-    def _start(self) -> Any:
-        self._generator = self._func(*self._args, **self._kwargs)
-        return next(self._generator)
-
-    def resume(self, outcome: Outcome, step: str) -> _Event:
-        """Send a recorded outcome into the generator and return what it does next."""
-        self.position += 1
-        generator = self._generator
-        assert generator is not None
-        if isinstance(outcome, Succeeded):
-            value = codec.decode(outcome.value_json)
-            self.current = self._run(lambda: generator.send(value))
-        else:
-            error = StepFailed(step, outcome.error.type, outcome.error.message, outcome.error.traceback)
-            self.current = self._run(lambda: generator.throw(error))
-        return self.current
-
-    def _run(self, action: Callable[[], Any]) -> _Event:
-        token = _inside_workflow.set(True)
-        try:
-            yielded = action()
-        except StopIteration as stop:
-            return self._returned(stop.value)
-        except Exception as error:  # the workflow raised: the run fails with this error
-            return _Raised(error_info(error))
-        finally:
-            _inside_workflow.reset(token)
-        if is_request(yielded):
-            return yielded
-        return _Raised(ErrorInfo(type="durable_django.InvalidYield", message=self._invalid_yield(yielded)))
-
-    def _returned(self, value: Any) -> _Event:
-        try:
-            return _Returned(codec.encode(value, f"the return value of workflow {self.name!r}"))
-        except SerializationError as error:
-            return _Raised(error_info(error))
-
-    def _invalid_yield(self, value: Any) -> str:
-        what = f"{type(value).__module__}.{type(value).__qualname__}"
-        hint = "yield a step call such as charge_card(order_id)"
-        if getattr(value, "durable_kind", None) == "step":
-            hint = f"call the step: yield {value.name.rsplit('.', 1)[-1]}(...), not the function itself"
-        elif hasattr(value, "send") and hasattr(value, "throw"):
-            hint = "a generator cannot be yielded; yield step calls, and start other workflows with .start()"
-        return f"workflow {self.name!r} yielded {what} at step #{self.position}, which is not a request; {hint}."
-
-    def close(self) -> None:
-        """Close the generator as workflow code, so a ``finally`` builds requests, not calls.
-
-        Closing runs the workflow's ``finally`` blocks; they must not yield (that is an
-        error Python reports), and nothing they request is executed.
-        """
-        generator, self._generator = self._generator, None
-        if generator is None:
-            return
-        token = _inside_workflow.set(True)
-        try:
-            generator.close()
-        except Exception:
-            pass
-        finally:
-            _inside_workflow.reset(token)
-
-    def __del__(self) -> None:
-        # Without this, garbage collection would close the generator outside workflow
-        # context, and a step called in a ``finally`` would run for real.
-        self.close()
-
-
-def decide(interpreter: Interpreter, history: Mapping[int, Recorded]) -> Decision:
+def decide(interpreter: Interpreter, history: Mapping[int, Recorded], *, cancel: bool = False) -> Decision:
     """Feed recorded outcomes into ``interpreter`` until the workflow needs something new.
 
-    ``history`` maps sequence numbers to entries; it must hold every position from the
-    interpreter's current one up to the last recorded one.
+    ``history`` must hold every entry from the interpreter's position on. With
+    ``cancel``, :class:`~durable_django.Cancelled` is raised at the first yield that has
+    no outcome yet, and that yield's pending work is cancelled.
     """
-    event = interpreter.current
+    commands: list[Command] = []
+    delivered = False
+
+    def decision(end: End | None = None, waiting: tuple[int, ...] = ()) -> Decision:
+        return Decision(tuple(commands), end, waiting, delivered)
+
+    event: Event = interpreter.current
     while True:
-        if isinstance(event, _Returned):
-            return Complete(event.value)
-        if isinstance(event, _Raised):
-            return Fail(event.error)
+        if isinstance(event, Returned):
+            return decision(Complete(event.value_json))
+        if isinstance(event, Raised):
+            return decision(Fail(event.error, cancelled=event.cancelled))
+        if isinstance(event, ContinueAsNew):
+            return decision(Restart(event.args_json))
         seq = interpreter.position
         recorded = history.get(seq)
+        if isinstance(event, Patched):
+            if recorded is None:  # running new code: take the new branch and remember that
+                commands.append(Note(seq, event, Succeeded("true")))
+                event = interpreter.send(True, consumed=1)
+            elif (recorded.kind, recorded.name) == (event.kind, event.name):
+                event = interpreter.send(True, consumed=1)
+            else:  # history was written by code without this patch
+                event = interpreter.send(False, consumed=0)
+            continue
+        if isinstance(event, SetState):
+            if recorded is None:
+                commands.append(Note(seq, event, Succeeded("null")))
+            elif not _same(recorded, event):
+                return decision(Block(seq, _divergence(interpreter.name, seq, recorded, event)))
+            event = interpreter.send(None, consumed=1)
+            continue
+
+        leaves: tuple[Leaf, ...] = event.requests if isinstance(event, AllOf | AnyOf) else (event,)
+        first = seq + 1 if isinstance(event, AllOf | AnyOf) else seq
+        group = seq if isinstance(event, AllOf | AnyOf) else None
+        width = first - seq + len(leaves)
         if recorded is None:
-            return Schedule(seq, event)
-        if (recorded.kind, recorded.name, recorded.args_json) != (event.kind, event.step, event.args_json):
-            return Block(seq, _divergence(interpreter.name, seq, recorded, event))
-        if recorded.outcome is None:
-            return Wait(seq)
-        event = interpreter.resume(recorded.outcome, recorded.name)
+            if cancel and not delivered:  # cancelled before it started: nothing runs
+                if group is not None:
+                    commands.append(Note(seq, event, CANCELLED))
+                commands.extend(Note(first + i, leaf, CANCELLED, group) for i, leaf in enumerate(leaves))
+                delivered = True
+                event = interpreter.throw(Cancelled(), consumed=width)
+                continue
+            if group is not None:
+                commands.append(Open(seq, event))
+            commands.extend(Open(first + i, leaf, group) for i, leaf in enumerate(leaves))
+            return decision(waiting=tuple(range(first, first + len(leaves))))
+
+        entries = [history.get(first + i) for i in range(len(leaves))]
+        mismatch = _mismatch(interpreter.name, seq, first, event, recorded, leaves, entries)
+        if mismatch is not None:
+            return decision(mismatch)
+        outcome = recorded.outcome if group is None else _group_outcome(event, recorded, entries, first, commands)
+        if outcome is None:
+            pending = tuple(first + i for i, entry in enumerate(entries) if entry and entry.outcome is None)
+            if not (cancel and not delivered):
+                return decision(waiting=pending)
+            commands.extend(Settle(leaf_seq, CANCELLED) for leaf_seq in pending)
+            if group is not None:
+                commands.append(Settle(seq, CANCELLED))
+            delivered = True
+            outcome = CANCELLED
+        event = _feed(interpreter, event, outcome, entries, width)
 
 
-def _divergence(workflow: str, seq: int, recorded: Recorded, yielded: Request) -> str:
+def _group_outcome(
+    group: Group, recorded: Recorded, entries: list[Recorded | None], first: int, commands: list[Command]
+) -> Outcome | None:
+    """The group's recorded resolution, or decide it now from its leaves (and cancel the losers)."""
+    if recorded.outcome is not None:
+        return recorded.outcome
+    outcomes = [entry.outcome if entry else None for entry in entries]
+    decided: int | None
+    if isinstance(group, AnyOf):
+        decided = next((i for i, outcome in enumerate(outcomes) if outcome is not None), None)
+        if decided is None:
+            return None
+    else:
+        decided = next((i for i, outcome in enumerate(outcomes) if isinstance(outcome, Failed)), None)
+        if decided is None and any(outcome is None for outcome in outcomes):
+            return None
+    resolution = Succeeded("null" if decided is None else str(decided))
+    commands.extend(Settle(first + i, CANCELLED) for i, outcome in enumerate(outcomes) if outcome is None)
+    commands.append(Settle(first - 1, resolution))
+    return resolution
+
+
+def _feed(
+    interpreter: Interpreter, event: Leaf | Group, outcome: Outcome, entries: list[Recorded | None], width: int
+) -> Event:
+    if isinstance(outcome, _Cancelled):
+        return interpreter.throw(Cancelled(), consumed=width)
+    if not isinstance(event, AllOf | AnyOf):
+        return _feed_leaf(interpreter, event, outcome, width, wrap=None)
+    assert isinstance(outcome, Succeeded)
+    decided = codec.decode(outcome.value_json)
+    outcomes = [entry.outcome if entry else None for entry in entries]
+    if decided is None:  # every leaf of an all_of succeeded
+        values = [codec.decode(leaf.value_json) for leaf in outcomes if isinstance(leaf, Succeeded)]
+        return interpreter.send(values, consumed=width)
+    leaf_outcome = outcomes[decided]
+    assert leaf_outcome is not None
+    wrap = decided if isinstance(event, AnyOf) else None
+    return _feed_leaf(interpreter, event.requests[decided], leaf_outcome, width, wrap=wrap)
+
+
+def _feed_leaf(interpreter: Interpreter, leaf: Leaf, outcome: Outcome, width: int, wrap: int | None) -> Event:
+    if isinstance(outcome, Succeeded):
+        value: Any = codec.decode(outcome.value_json)
+        return interpreter.send(value if wrap is None else [wrap, value], consumed=width)
+    if isinstance(outcome, _Cancelled):
+        return interpreter.throw(Cancelled(), consumed=width)
+    error = outcome.error
+    failure = ChildFailed if isinstance(leaf, ChildCall) else StepFailed
+    return interpreter.throw(failure(leaf.name, error.type, error.message, error.traceback), consumed=width)
+
+
+def _same(recorded: Recorded, request: Leaf | Group | SetState) -> bool:
+    return (recorded.kind, recorded.name, recorded.args_json) == (request.kind, request.name, request.args_json)
+
+
+def _mismatch(
+    workflow: str,
+    seq: int,
+    first: int,
+    event: Leaf | Group,
+    recorded: Recorded,
+    leaves: tuple[Leaf, ...],
+    entries: list[Recorded | None],
+) -> Block | None:
+    if not _same(recorded, event):
+        return Block(seq, _divergence(workflow, seq, recorded, event))
+    for index, (leaf, entry) in enumerate(zip(leaves, entries, strict=True)):
+        if entry is None:
+            message = f"Non-determinism in workflow {workflow!r}: the group at #{seq} has no entry #{first + index}."
+            return Block(first + index, message)
+        if not _same(entry, leaf):
+            return Block(first + index, _divergence(workflow, first + index, entry, leaf))
+    return None
+
+
+def _divergence(workflow: str, seq: int, recorded: Recorded, yielded: Leaf | Group | SetState) -> str:
     return (
-        f"Non-determinism in workflow {workflow!r} at step #{seq}: history recorded "
-        f"{recorded.describe()} but the code now yields {yielded.describe()}. "
-        "Deploy the code that started this run, or branch with durable.patched(), then resume the run."
+        f"Non-determinism in workflow {workflow!r} at position #{seq}: history recorded "
+        f"{describe(recorded.kind, recorded.name, recorded.args_json)} but the code now yields "
+        f"{describe(yielded.kind, yielded.name, yielded.args_json)}. Deploy the code that started this run, "
+        "or branch with durable.patched(), then resume the run."
     )

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 __all__ = [
     "Cancelled",
+    "ChildFailed",
     "ConfigurationError",
     "DurableError",
+    "InvalidRequest",
     "NonDeterminismError",
+    "RemoteFailure",
+    "RunFinished",
     "RunNotFound",
     "SerializationError",
     "StepFailed",
@@ -45,6 +49,14 @@ class RunNotFound(DurableError, LookupError):
     """No run matches the given id."""
 
 
+class RunFinished(DurableError, ValueError):
+    """The run is completed, failed or cancelled, so it cannot take a signal or a cancel."""
+
+
+class InvalidRequest(DurableError, ValueError):
+    """A request was built with a bad argument, such as a negative duration or a naive datetime."""
+
+
 class SerializationError(DurableError, TypeError):
     """A value cannot be stored as JSON without loss."""
 
@@ -57,19 +69,37 @@ class StepTimeout(DurableError, TimeoutError):
     """A step attempt ran longer than its timeout."""
 
 
-class StepFailed(DurableError):
-    """A step failed after its last attempt; raised inside the workflow at the ``yield``.
+class RemoteFailure(DurableError):
+    """Base of errors that crossed JSON: the original class path, message and traceback are attributes."""
 
-    The original exception cannot travel through JSON, so its class path, message and
-    traceback are kept as attributes.
-    """
+    what = "request"
 
-    def __init__(self, step: str, error_type: str, message: str, traceback: str = "") -> None:
-        super().__init__(f"step {step!r} failed: {error_type}: {message}")
-        self.step = step
+    def __init__(self, name: str, error_type: str, message: str, traceback: str = "") -> None:
+        super().__init__(f"{self.what} {name!r} failed: {error_type}: {message}")
+        self.name = name
         self.error_type = error_type
         self.message = message
         self.traceback = traceback
+
+
+class StepFailed(RemoteFailure):
+    """A step failed after its last attempt; raised inside the workflow at the ``yield``."""
+
+    what = "step"
+
+    @property
+    def step(self) -> str:
+        return self.name
+
+
+class ChildFailed(RemoteFailure):
+    """A child workflow failed or was cancelled; raised inside the parent at the ``yield``."""
+
+    what = "child workflow"
+
+    @property
+    def workflow(self) -> str:
+        return self.name
 
 
 class Cancelled(BaseException):

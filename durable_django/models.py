@@ -1,4 +1,4 @@
-"""Database state: runs, their step history, and the work items workers claim.
+"""Database state: runs, their history, their signals, and the work items workers claim.
 
 The database is the only source of truth. A Celery message carries a work item id and
 nothing else; losing or duplicating one can delay work, never lose or repeat it.
@@ -14,11 +14,11 @@ from django.db.models.functions import Now
 
 from . import codec
 
-__all__ = ["StepRecord", "WorkItem", "WorkflowRun"]
+__all__ = ["HistoryEntry", "Signal", "WorkItem", "WorkflowRun", "idempotency_key"]
 
 
 class WorkflowRun(models.Model):
-    """One execution of a workflow."""
+    """One execution of a workflow, addressed by its unique ``workflow_id``."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "pending"
@@ -29,6 +29,7 @@ class WorkflowRun(models.Model):
         CANCELLED = "cancelled", "cancelled"
         BLOCKED = "blocked", "blocked"
 
+    LIVE = (Status.PENDING, Status.RUNNING, Status.WAITING)
     FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -38,8 +39,17 @@ class WorkflowRun(models.Model):
     input_json = models.TextField()
     result_json = models.TextField(null=True, blank=True)
     error_json = models.TextField(null=True, blank=True)
-    #: Number of history entries; the next request gets this sequence number.
+    #: What the workflow last published with ``durable.set_state()``.
+    state_json = models.TextField(null=True, blank=True)
+    #: Number of history positions taken; the next request gets this sequence number.
     next_seq = models.PositiveIntegerField(default=0)
+    #: How many times the run continued as new (each restart begins an empty history).
+    generation = models.PositiveIntegerField(default=0)
+    #: Set by ``cancel()``; the next advance raises ``Cancelled`` in the workflow and clears it.
+    cancel_requested = models.BooleanField(default=False)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
+    #: The parent's history position waiting for this child.
+    parent_seq = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(db_default=Now(), db_index=True)
     updated_at = models.DateTimeField(db_default=Now())
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -58,26 +68,58 @@ class WorkflowRun(models.Model):
 
     @property
     def error(self) -> dict[str, str] | None:
-        """``{"type", "message", "traceback"}`` for a failed or blocked run, else None."""
+        """``{"type", "message", "traceback"}`` for a failed, cancelled or blocked run, else None."""
         return None if self.error_json is None else codec.decode(self.error_json)
+
+    @property
+    def state(self) -> Any:
+        """The value last published with ``durable.set_state()``, without replaying anything."""
+        return None if self.state_json is None else codec.decode(self.state_json)
 
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
 
+    def signal(self, name: str, payload: Any = None) -> None:
+        """Send signal ``name`` with a JSON ``payload``; it commits with the caller's transaction."""
+        from . import runs
 
-class StepRecord(models.Model):
-    """One entry of a run's history: a request the workflow yielded and its outcome."""
+        runs.signal(self, name, payload)
+
+    def cancel(self) -> None:
+        """Raise ``durable.Cancelled`` in the workflow at its current ``yield`` (after commit)."""
+        from . import runs
+
+        runs.cancel(self)
+
+    def query(self) -> dict[str, Any]:
+        """The generator's local variables as of now, by replaying history with no side effects."""
+        from . import runs
+
+        return runs.query(self)
+
+    def resume(self) -> None:
+        """Resume a blocked run once the code is fixed; it replays its history from the start."""
+        from . import runs
+
+        runs.resume(self)
+
+
+class HistoryEntry(models.Model):
+    """One position of a run's history: a request the workflow yielded and its outcome."""
 
     class Status(models.TextChoices):
         SCHEDULED = "scheduled", "scheduled"
         COMPLETED = "completed", "completed"
         FAILED = "failed", "failed"
+        CANCELLED = "cancelled", "cancelled"
 
-    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="steps")
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="history")
     seq = models.PositiveIntegerField()
-    kind = models.CharField(max_length=16, default="step")
-    name = models.CharField(max_length=255)
+    #: Position of the ``all_of``/``any_of`` entry this leaf belongs to.
+    group_seq = models.PositiveIntegerField(null=True, blank=True)
+    kind = models.CharField(max_length=16)
+    name = models.CharField(max_length=255, blank=True)
     args_json = models.TextField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
     result_json = models.TextField(null=True, blank=True)
@@ -87,23 +129,45 @@ class StepRecord(models.Model):
     scheduled_at = models.DateTimeField(db_default=Now())
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    #: When a sleep ends, or a signal wait times out.
+    fire_at = models.DateTimeField(null=True, blank=True)
+    child = models.ForeignKey(WorkflowRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["run", "seq"]
-        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="durable_step_run_seq")]
+        verbose_name_plural = "history entries"
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="durable_history_run_seq")]
 
     def __str__(self) -> str:
-        return f"#{self.seq} {self.name} ({self.status})"
-
-    @property
-    def idempotency_key(self) -> str:
-        return idempotency_key(self.run_id, self.seq)
+        return f"#{self.seq} {self.kind} {self.name} ({self.status})"
 
 
-def idempotency_key(run_id: uuid.UUID | str, seq: int) -> str:
-    """Stable per run and step, whatever the attempt or the worker."""
+def idempotency_key(run_id: uuid.UUID | str, generation: int, seq: int) -> str:
+    """Stable per run, generation and position, whatever the attempt or the worker."""
     run_hex = run_id.hex if isinstance(run_id, uuid.UUID) else uuid.UUID(str(run_id)).hex
-    return f"{run_hex}-{seq}"
+    return f"{run_hex}-{seq}" if generation == 0 else f"{run_hex}-{generation}-{seq}"
+
+
+class Signal(models.Model):
+    """A message sent to a run; consumed by one ``wait_signal`` of the same name, oldest first."""
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="signals")
+    name = models.CharField(max_length=255)
+    payload_json = models.TextField()
+    created_at = models.DateTimeField(db_default=Now())
+    #: The history position that consumed it; null while it waits in the inbox.
+    consumed_seq = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["run", "name", "id"], name="durable_signal_inbox", condition=models.Q(consumed_seq__isnull=True)
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"signal {self.name} to {self.run_id}"
 
 
 class WorkItem(models.Model):
@@ -118,6 +182,7 @@ class WorkItem(models.Model):
     class Kind(models.TextChoices):
         ADVANCE = "advance", "advance the workflow"
         STEP = "step", "run a step"
+        TIMER = "timer", "fire a timer"
 
     id = models.BigAutoField(primary_key=True)
     run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="work_items")

@@ -1,34 +1,231 @@
 """What a workflow may yield: requests as plain data.
 
 The generator never does I/O; it yields one of these and the engine decides what happens.
+Every leaf request is compared with history by ``(kind, name, args_json)``, so replay
+detects a changed step, duration, signal name or argument.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-__all__ = ["Request", "StepCall"]
+from . import codec
+from .exceptions import InvalidRequest
+
+__all__ = [
+    "AllOf",
+    "AnyOf",
+    "ChildCall",
+    "ContinueAsNew",
+    "Group",
+    "Leaf",
+    "Patched",
+    "Request",
+    "SetState",
+    "Sleep",
+    "StepCall",
+    "WaitSignal",
+    "all_of",
+    "any_of",
+    "continue_as_new",
+    "describe",
+    "encode_arguments",
+    "is_request",
+    "patched",
+    "set_state",
+    "sleep",
+    "sleep_until",
+    "wait_signal",
+]
+
+
+def encode_arguments(args: Iterable[Any], kwargs: dict[str, Any], what: str) -> str:
+    """Encode call arguments as ``{"args": [...], "kwargs": {...}}``, naming any bad path."""
+    args = list(args)
+    for index, value in enumerate(args):
+        codec.encode(value, f"{what}: args[{index}]")
+    for key, value in kwargs.items():
+        codec.encode(value, f"{what}: kwargs[{key!r}]")
+    return codec.encode({"args": args, "kwargs": kwargs})
 
 
 @dataclass(frozen=True, slots=True)
 class StepCall:
-    """A request to run the step registered as ``step`` with JSON-encoded arguments.
+    """Run the step registered as ``name`` with JSON-encoded arguments."""
 
-    ``args_json`` is the canonical encoding; replay compares it with the recorded one.
-    """
-
-    step: str
+    name: str
     args_json: str
-
     kind = "step"
 
-    def describe(self) -> str:
-        return f"{self.kind} {self.step}({self.args_json})"
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait until a timer fires: ``args_json`` holds either ``seconds`` or an ISO ``until``."""
+
+    args_json: str
+    kind = "sleep"
+    name = ""
 
 
-Request = StepCall
+@dataclass(frozen=True, slots=True)
+class WaitSignal:
+    """Wait for the next signal called ``name``; ``None`` comes back if ``timeout`` passes first."""
+
+    name: str
+    args_json: str
+    kind = "signal"
 
 
-def is_request(value: Any) -> bool:
-    return isinstance(value, StepCall)
+@dataclass(frozen=True, slots=True)
+class ChildCall:
+    """Start the workflow registered as ``name`` as a child and wait for its result."""
+
+    name: str
+    args_json: str
+    kind = "child"
+
+
+@dataclass(frozen=True, slots=True)
+class SetState:
+    """Publish ``args_json`` as the run's state, readable without replay."""
+
+    args_json: str
+    kind = "state"
+    name = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Patched:
+    """Ask whether this run takes the code path introduced by change ``name``."""
+
+    name: str
+    kind = "patched"
+    args_json = "{}"
+
+
+@dataclass(frozen=True, slots=True)
+class ContinueAsNew:
+    """End this run's history and start over with new arguments, as the same workflow id."""
+
+    args_json: str
+
+
+Leaf = StepCall | Sleep | WaitSignal | ChildCall | SetState
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    """Wait for every request; the values come back as a list, in order."""
+
+    requests: tuple[Leaf, ...]
+    kind = "all_of"
+    name = ""
+
+    @property
+    def args_json(self) -> str:
+        return str(len(self.requests))
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    """Wait for the first request to finish; ``[index, value]`` comes back and the rest are cancelled."""
+
+    requests: tuple[Leaf, ...]
+    kind = "any_of"
+    name = ""
+
+    @property
+    def args_json(self) -> str:
+        return str(len(self.requests))
+
+
+Group = AllOf | AnyOf
+Request = Leaf | Group | Patched | ContinueAsNew
+_LEAVES = (StepCall, Sleep, WaitSignal, ChildCall, SetState)
+_REQUESTS = (*_LEAVES, AllOf, AnyOf, Patched, ContinueAsNew)
+
+
+def is_request(value: object) -> bool:
+    return isinstance(value, _REQUESTS)
+
+
+def describe(kind: str, name: str, args_json: str) -> str:
+    """How a request reads in messages: ``step shop.charge({"args":[1],"kwargs":{}})``."""
+    return f"{kind} {name}({args_json})" if name else f"{kind}({args_json})"
+
+
+def _seconds(duration: object, what: str) -> float:
+    if not isinstance(duration, timedelta):
+        raise InvalidRequest(f"{what} takes a datetime.timedelta, not {duration!r}; for example timedelta(days=30).")
+    seconds = duration.total_seconds()
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidRequest(f"{what} got {duration!r}; use a duration of zero or more.")
+    return seconds
+
+
+def sleep(duration: timedelta) -> Sleep:
+    """Sleep durably for ``duration``: a database timer, no worker or message held meanwhile."""
+    return Sleep(codec.encode({"seconds": _seconds(duration, "durable.sleep()")}))
+
+
+def sleep_until(when: datetime) -> Sleep:
+    """Sleep durably until the aware datetime ``when`` (judged by the database's clock)."""
+    if not isinstance(when, datetime):
+        raise InvalidRequest(f"durable.sleep_until() takes a datetime, not {when!r}.")
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise InvalidRequest(
+            f"durable.sleep_until({when!r}) got a naive datetime; pass an aware one, "
+            "such as django.utils.timezone.now() + timedelta(days=1)."
+        )
+    return Sleep(codec.encode({"until": when.isoformat()}))
+
+
+def wait_signal(name: str, timeout: timedelta | None = None) -> WaitSignal:
+    """Wait for the next signal ``name``; returns its payload, or ``None`` once ``timeout`` passes."""
+    if not isinstance(name, str) or not name or len(name) > 255:
+        raise InvalidRequest(f"durable.wait_signal(name={name!r}) needs a signal name of 1 to 255 characters.")
+    seconds = None if timeout is None else _seconds(timeout, "durable.wait_signal(timeout=...)")
+    return WaitSignal(name, codec.encode({"timeout": seconds}))
+
+
+def _group(kind: type[AllOf] | type[AnyOf], label: str, requests: tuple[object, ...]) -> AllOf | AnyOf:
+    if not requests:
+        raise InvalidRequest(f"durable.{label}() needs at least one request.")
+    for index, request in enumerate(requests):
+        if not isinstance(request, _LEAVES):
+            raise InvalidRequest(
+                f"durable.{label}() argument {index} is {request!r}; pass step calls, sleeps, signal waits "
+                "or child workflow calls (groups do not nest)."
+            )
+    return kind(tuple(requests))  # type: ignore[arg-type]
+
+
+def all_of(*requests: Leaf) -> AllOf:
+    """Run the requests in parallel and wait for all; a failure is raised at the yield."""
+    return _group(AllOf, "all_of", requests)  # type: ignore[return-value]
+
+
+def any_of(*requests: Leaf) -> AnyOf:
+    """Run the requests in parallel; the first to finish wins and the others are cancelled."""
+    return _group(AnyOf, "any_of", requests)  # type: ignore[return-value]
+
+
+def patched(change_id: str) -> Patched:
+    """``if (yield durable.patched("id")):`` is True for new runs, False for runs already past this point."""
+    if not isinstance(change_id, str) or not change_id or len(change_id) > 255:
+        raise InvalidRequest(f"durable.patched({change_id!r}) needs a change id of 1 to 255 characters.")
+    return Patched(change_id)
+
+
+def set_state(value: Any) -> SetState:
+    """Publish ``value`` (JSON) as the run's state; ``run.state`` reads it without replay."""
+    return SetState(codec.encode(value, "durable.set_state() value"))
+
+
+def continue_as_new(*args: Any, **kwargs: Any) -> ContinueAsNew:
+    """Restart this workflow with new arguments and an empty history, keeping unconsumed signals."""
+    return ContinueAsNew(encode_arguments(args, kwargs, "durable.continue_as_new()"))

@@ -14,11 +14,12 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from . import codec, context, engine, store
+from . import codec, context, store
 from .conf import settings
 from .definitions import StepDefinition, decode_arguments
 from .exceptions import SerializationError, StepTimeout, WorkflowNotRegistered
-from .models import idempotency_key
+from .interpreter import error_info
+from .leases import Claim
 from .registry import step as lookup_step
 
 __all__ = ["work"]
@@ -26,7 +27,7 @@ __all__ = ["work"]
 
 def work(item_id: int) -> int:
     """Claim ``item_id`` and continue with the run's next steps; returns steps run."""
-    held = store.claim(item_id)
+    held = store.take(item_id)
     deadline = time.monotonic() + float(settings.INLINE_SECONDS)
     steps = 0
     while held is not None:
@@ -38,11 +39,11 @@ def work(item_id: int) -> int:
     return steps
 
 
-def _run_step(held: store.Claim) -> store.Claim | None:
+def _run_step(held: Claim) -> Claim | None:
     try:
         definition = lookup_step(held.step)
     except WorkflowNotRegistered as error:
-        return store.record_failure(held, engine.error_info(error), retry_in=None)
+        return store.record_failure(held, error_info(error), retry_in=None)
     if definition.atomic:
         return _run_atomic(held, definition)
     try:
@@ -51,11 +52,11 @@ def _run_step(held: store.Claim) -> store.Claim | None:
             value = definition.func(*args, **kwargs)
         result_json = codec.encode(value, f"the result of step {held.step!r}")
     except Exception as error:
-        return store.record_failure(held, engine.error_info(error), _retry_in(definition, error, held.attempt))
+        return store.record_failure(held, error_info(error), _retry_in(definition, error, held.attempt))
     return store.record_success(held, result_json)
 
 
-def _run_atomic(held: store.Claim, definition: StepDefinition[..., Any]) -> store.Claim | None:
+def _run_atomic(held: Claim, definition: StepDefinition[..., Any]) -> Claim | None:
     args, kwargs = decode_arguments(held.args_json)
 
     def body() -> str:
@@ -66,7 +67,7 @@ def _run_atomic(held: store.Claim, definition: StepDefinition[..., Any]) -> stor
     try:
         return store.record_success(held, "", body=body)
     except Exception as error:
-        return store.record_failure(held, engine.error_info(error), _retry_in(definition, error, held.attempt))
+        return store.record_failure(held, error_info(error), _retry_in(definition, error, held.attempt))
 
 
 def _retry_in(definition: StepDefinition[..., Any], error: Exception, attempt: int) -> timedelta | None:
@@ -76,14 +77,14 @@ def _retry_in(definition: StepDefinition[..., Any], error: Exception, attempt: i
 
 
 @contextmanager
-def _attempt(held: store.Claim, definition: StepDefinition[..., Any]) -> Iterator[None]:
+def _attempt(held: Claim, definition: StepDefinition[..., Any]) -> Iterator[None]:
     step_context = context.StepContext(
         run_id=str(held.run_id),
         workflow_id=held.workflow_id,
         step=held.step,
         seq=held.seq,
         attempt=held.attempt,
-        idempotency_key=idempotency_key(held.run_id, held.seq),
+        idempotency_key=held.idempotency_key,
     )
     with context.running(step_context), _time_limit(held.step, definition.timeout_seconds):
         yield

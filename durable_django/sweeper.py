@@ -17,8 +17,8 @@ from django.db.models.functions import Now
 
 from . import dispatch
 from .conf import settings
+from .leases import claimable, db_now_plus
 from .models import WorkItem
-from .store import claimable, db_now_plus
 
 __all__ = ["Sweeper", "sweep"]
 

@@ -6,7 +6,8 @@ import pytest
 from django.db.models.functions import Now
 
 from durable_django import dispatch, store, tasks
-from durable_django.models import StepRecord, WorkflowRun, WorkItem
+from durable_django.interpreter import ErrorInfo
+from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from tests.testapp.workflows import bump_twice, echo_workflow
 
 from .waiting import wait_finished
@@ -30,12 +31,12 @@ def test_a_dropped_wake_up_message_is_recovered_by_the_sweeper(worker, monkeypat
 def test_a_run_whose_worker_died_holding_the_lease_is_taken_over(worker, monkeypatch):
     monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
     run = echo_workflow.start(5)
-    held = store.claim(WorkItem.objects.get(run=run).pk)  # this process "dies" holding step 0
+    held = store.take(WorkItem.objects.get(run=run).pk)  # this process "dies" holding step 0
     assert held is not None and held.step == "tests.double"
     WorkItem.objects.filter(pk=held.item_id).update(lease_expires_at=Now())  # its lease runs out
     (run,) = wait_finished([run], timeout=20)
     assert run.result["doubled"] == 10
-    assert StepRecord.objects.get(run=run, seq=0).attempts == 2
+    assert HistoryEntry.objects.get(run=run, seq=0).attempts == 2
 
 
 @pytest.mark.django_db(transaction=True)
@@ -43,16 +44,16 @@ def test_a_stale_lease_holders_late_completion_is_refused(monkeypatch):
     monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
     run = echo_workflow.start(5)
     advance = WorkItem.objects.get(run=run)
-    zombie = store.claim(advance.pk)
+    zombie = store.take(advance.pk)
     assert zombie is not None
     WorkItem.objects.filter(pk=zombie.item_id).update(lease_expires_at=Now())
-    successor = store.claim(zombie.item_id)
+    successor = store.take(zombie.item_id)
     assert successor is not None and successor.token == zombie.token + 1
 
     refused_before = dispatch.stale_writes_refused
     assert store.record_success(zombie, "999") is None
     assert dispatch.stale_writes_refused == refused_before + 1
-    assert StepRecord.objects.get(run=run, seq=0).status == StepRecord.Status.SCHEDULED
+    assert HistoryEntry.objects.get(run=run, seq=0).status == HistoryEntry.Status.SCHEDULED
 
     store.record_success(successor, "10")
     run.refresh_from_db()
@@ -60,8 +61,8 @@ def test_a_stale_lease_holders_late_completion_is_refused(monkeypatch):
     assert run.result["doubled"] == 10
 
     # Even after the successor finished, the zombie's failure report changes nothing.
-    assert store.record_failure(zombie, store.engine.ErrorInfo("x", "late"), retry_in=None) is None
-    assert StepRecord.objects.get(run=run, seq=0).result_json == "10"
+    assert store.record_failure(zombie, ErrorInfo("x", "late"), retry_in=None) is None
+    assert HistoryEntry.objects.get(run=run, seq=0).result_json == "10"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -69,7 +70,7 @@ def test_a_duplicate_message_for_a_claimed_item_is_a_no_op(monkeypatch):
     monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
     run = echo_workflow.start(5)
     item = WorkItem.objects.get(run=run)
-    held = store.claim(item.pk)
+    held = store.take(item.pk)
     assert held is not None
-    assert store.claim(held.item_id) is None  # lease is live: a second delivery does nothing
+    assert store.take(held.item_id) is None  # lease is live: a second delivery does nothing
     assert WorkItem.objects.get(pk=held.item_id).token == held.token

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from durable_django.models import StepRecord, WorkflowRun
+from durable_django.models import HistoryEntry, WorkflowRun
 from tests.testapp.models import Counter
 from tests.testapp.workflows import bump_twice, chain, echo_workflow, flaky_workflow, routed_workflow
 
@@ -25,7 +25,7 @@ def test_a_long_chain_records_every_step_once(worker):
     run = chain.start(30)
     (run,) = wait_finished([run], timeout=30)
     assert run.status == WorkflowRun.Status.COMPLETED
-    steps = StepRecord.objects.filter(run=run)
+    steps = HistoryEntry.objects.filter(run=run)
     assert steps.count() == 30
     assert set(steps.values_list("attempts", flat=True)) == {1}
 

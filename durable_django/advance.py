@@ -1,0 +1,322 @@
+"""Advance a run: feed the workflow what happened, then persist what it decided.
+
+Runs inside the caller's transaction, with the run's row locked (:func:`lock_run`), so
+one run advances in one place at a time. Lock order is always the run, then its
+entries and work items, then a child run; a child never locks its parent (it leaves
+a work item, and the parent pulls the child's outcome), so no two transactions wait
+on each other in a cycle.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from . import cache, codec, dispatch, engine, lifecycle
+from .conf import settings
+from .definitions import decode_arguments, resolve_workflow
+from .exceptions import WorkflowNotRegistered
+from .history import History
+from .interpreter import ErrorInfo, Interpreter, error_info
+from .leases import Claim, db_now_plus, lease_owner
+from .models import HistoryEntry, Signal, WorkflowRun, WorkItem
+from .registry import step as lookup_step
+from .requests import AllOf, AnyOf, ChildCall, Leaf, Patched, SetState, Sleep, StepCall, WaitSignal
+
+__all__ = ["advance", "lock_run"]
+
+Status = WorkflowRun.Status
+Entry = HistoryEntry.Status
+_RUN_FIELDS = (
+    "id", "workflow_id", "workflow_name", "status", "next_seq", "generation", "cancel_requested", "parent_id",
+)  # fmt: skip
+#: Signals or child results taken in one advance at most; more continue in a new work item.
+MAX_ROUNDS = 100
+
+
+def lock_run(using: str, run_id: uuid.UUID) -> WorkflowRun | None:
+    return WorkflowRun.objects.using(using).select_for_update(no_key=True).only(*_RUN_FIELDS).filter(pk=run_id).first()
+
+
+def advance(
+    using: str, run: WorkflowRun, queue: str | None, known: tuple[int, engine.Recorded] | None = None
+) -> Claim | None:
+    """Advance the locked ``run``; returns a step for this worker to run inline, if any.
+
+    ``queue`` is the queue this worker serves (None outside a worker: nothing inline).
+    ``known`` is an entry the caller has just written, to spare a query.
+    """
+    if run.status not in WorkflowRun.LIVE:
+        return None
+    interpreter = cache.take(run.pk, run.generation, run.next_seq)
+    if interpreter is None:
+        try:
+            definition = resolve_workflow(run.workflow_name)
+        except WorkflowNotRegistered as error:
+            lifecycle.finish(using, run, Status.BLOCKED, error_json=error_info(error).as_json())
+            return None
+        input_json = WorkflowRun.objects.using(using).values_list("input_json", flat=True).get(pk=run.pk)
+        args, kwargs = decode_arguments(input_json)
+        interpreter = Interpreter(run.workflow_name, definition.func, args, kwargs)
+    history = History(using, run.pk, run.next_seq, start=interpreter.position)
+    if known is not None:
+        history.add(*known)
+    return _Advance(using, run, interpreter, history, queue).drive()
+
+
+class _Advance:
+    """One advance: decide, apply the commands, take buffered signals and child results, repeat."""
+
+    def __init__(
+        self, using: str, run: WorkflowRun, interpreter: Interpreter, history: History, queue: str | None
+    ) -> None:
+        self.using = using
+        self.run = run
+        self.interpreter = interpreter
+        self.history = history
+        self.queue = queue
+        self.inline: Claim | None = None
+        self.state_json: str | None = None
+        self.running = False
+
+    def drive(self) -> Claim | None:
+        cancel = self.run.cancel_requested
+        for _ in range(MAX_ROUNDS):
+            decision = engine.decide(self.interpreter, self.history, cancel=cancel)
+            cancel = cancel and not decision.cancel_delivered
+            unknown = _unknown_code(decision.commands)
+            if unknown is not None:
+                return self._end(Status.BLOCKED, error_json=unknown.as_json())
+            for command in decision.commands:
+                self._apply(command)
+            if decision.end is not None:
+                return self._finish(decision.end)
+            if not self._collect(decision.waiting):
+                break
+        else:  # more signals are waiting than one transaction should take
+            self._wake()
+        self._save(decision.waiting, cancel)
+        key = (self.run.pk, self.run.generation, self.history.next_seq)
+        interpreter = self.interpreter
+        transaction.on_commit(lambda: cache.put(*key, interpreter), using=self.using)
+        return self.inline
+
+    # Commands.
+    def _apply(self, command: engine.Command) -> None:
+        if isinstance(command, engine.Open):
+            self._open(command.seq, command.request, command.group)
+        elif isinstance(command, engine.Note):
+            self._note(command)
+        else:
+            self._settle(command.seq, command.outcome)
+
+    def _entry(self, seq: int, request: Leaf | AllOf | AnyOf | Patched | SetState, **fields: Any) -> None:
+        HistoryEntry.objects.using(self.using).create(
+            run_id=self.run.pk, seq=seq, kind=request.kind, name=request.name, args_json=request.args_json, **fields
+        )
+        self.history.add(seq, engine.Recorded(request.kind, request.name, request.args_json, None))
+
+    def _open(self, seq: int, request: Leaf | AllOf | AnyOf, group: int | None) -> None:
+        if isinstance(request, AllOf | AnyOf):
+            self._entry(seq, request)
+        elif isinstance(request, StepCall):
+            self._open_step(seq, request, group)
+        elif isinstance(request, Sleep):
+            spec = codec.decode(request.args_json)
+            if "seconds" in spec:
+                seconds, fire_at = spec["seconds"], db_now_plus(spec["seconds"])
+            else:  # the hint may use this process's clock; the timer itself waits for the database's
+                fire_at = datetime.fromisoformat(spec["until"])
+                seconds = max(0.0, (fire_at - timezone.now()).total_seconds())
+            self._entry(seq, request, group_seq=group, fire_at=fire_at)
+            self._timer(seq, fire_at, seconds)
+        elif isinstance(request, WaitSignal):
+            timeout = codec.decode(request.args_json)["timeout"]
+            fire_at = None if timeout is None else db_now_plus(timeout)
+            self._entry(seq, request, group_seq=group, fire_at=fire_at)
+            if fire_at is not None:
+                self._timer(seq, fire_at, timeout)
+        elif isinstance(request, ChildCall):
+            self._open_child(seq, request, group)
+
+    def _open_step(self, seq: int, request: StepCall, group: int | None) -> None:
+        definition = lookup_step(request.name)
+        step_queue = definition.queue or ""
+        inline = self.inline is None and self.queue == step_queue
+        lease = definition.timeout_seconds + float(settings.LEASE_GRACE)
+        self.running = True
+        self._entry(seq, request, group_seq=group, attempts=int(inline), started_at=Now() if inline else None)
+        item = WorkItem.objects.using(self.using).create(
+            run_id=self.run.pk,
+            kind=WorkItem.Kind.STEP,
+            seq=seq,
+            queue=step_queue,
+            lease_seconds=lease,
+            token=int(inline),
+            lease_expires_at=db_now_plus(lease) if inline else None,
+            owner=lease_owner() if inline else "",
+            dispatched_at=Now(),
+        )
+        if not inline:
+            dispatch.after_commit(item.pk, step_queue, using=self.using)
+            return
+        self.inline = Claim(
+            item_id=item.pk,
+            token=1,
+            run_id=self.run.pk,
+            workflow_id=self.run.workflow_id,
+            generation=self.run.generation,
+            seq=seq,
+            step=request.name,
+            args_json=request.args_json,
+            attempt=1,
+            queue=step_queue,
+        )
+
+    def _timer(self, seq: int, fire_at: Any, seconds: float | None) -> None:
+        hint = None if seconds is None else dispatch.countdown_hint(seconds)
+        item = WorkItem.objects.using(self.using).create(
+            run_id=self.run.pk,
+            kind=WorkItem.Kind.TIMER,
+            seq=seq,
+            available_at=fire_at,
+            dispatched_at=None if hint is None else fire_at,
+        )
+        if hint is not None:
+            dispatch.after_commit(item.pk, "", using=self.using, countdown=hint)
+
+    def _open_child(self, seq: int, request: ChildCall, group: int | None) -> None:
+        self.running = True
+        runs = WorkflowRun.objects.using(self.using)
+        child = runs.create(
+            workflow_id=lifecycle.child_workflow_id(self.run, seq),
+            workflow_name=request.name,
+            input_json=request.args_json,
+            parent_id=self.run.pk,
+            parent_seq=seq,
+        )
+        self._entry(seq, request, group_seq=group, child=child)
+        item = WorkItem.objects.using(self.using).create(run=child, kind=WorkItem.Kind.ADVANCE, dispatched_at=Now())
+        dispatch.after_commit(item.pk, "", using=self.using)
+
+    def _note(self, command: engine.Note) -> None:
+        self._entry(command.seq, command.request, group_seq=command.group, **_columns(command.outcome))
+        self.history.add(command.seq, _with_outcome(self.history[command.seq], command.outcome))
+        if isinstance(command.request, SetState):
+            self.state_json = command.request.args_json
+
+    def _settle(self, seq: int, outcome: engine.Outcome) -> None:
+        entries = HistoryEntry.objects.using(self.using).filter(run_id=self.run.pk, seq=seq)
+        entries.update(finished_at=Now(), **_columns(outcome))
+        self.history.add(seq, _with_outcome(self.history[seq], outcome))
+        if outcome is engine.CANCELLED:
+            WorkItem.objects.using(self.using).filter(run_id=self.run.pk, seq=seq).delete()
+            child_id = entries.values_list("child_id", flat=True).first()
+            if child_id is not None:
+                lifecycle.request_cancel(self.using, child_id)
+
+    # Outcomes that wait in the database: buffered signals and finished children.
+    def _collect(self, waiting: tuple[int, ...]) -> bool:
+        found = False
+        for seq in waiting:
+            entry = self.history[seq]
+            if entry.outcome is not None:
+                continue
+            if entry.kind == "signal":
+                found = self._take_signal(seq, entry) or found
+            elif entry.kind == "child":
+                found = self._take_child_result(seq, entry) or found
+        return found
+
+    def _take_signal(self, seq: int, entry: engine.Recorded) -> bool:
+        inbox = Signal.objects.using(self.using).filter(run_id=self.run.pk, name=entry.name, consumed_seq__isnull=True)
+        signal = inbox.order_by("id").values_list("id", "payload_json").first()
+        if signal is None:
+            return False
+        Signal.objects.using(self.using).filter(pk=signal[0]).update(consumed_seq=seq)
+        WorkItem.objects.using(self.using).filter(run_id=self.run.pk, seq=seq).delete()  # the timeout's timer
+        self._settle(seq, engine.Succeeded(signal[1]))
+        return True
+
+    def _take_child_result(self, seq: int, entry: engine.Recorded) -> bool:
+        child = (
+            WorkflowRun.objects.using(self.using)
+            .filter(parent_id=self.run.pk, parent_seq=seq, status__in=WorkflowRun.FINISHED)
+            .values_list("status", "result_json", "error_json")
+            .first()
+        )
+        if child is None:
+            return False
+        status, result_json, error_json = child
+        if status == Status.COMPLETED:
+            self._settle(seq, engine.Succeeded(result_json or "null"))
+        else:
+            error = ErrorInfo.from_json(error_json) if error_json else ErrorInfo(f"durable_django.{status}", status)
+            self._settle(seq, engine.Failed(error))
+        return True
+
+    # Saving and ending.
+    def _save(self, waiting: tuple[int, ...], cancel: bool) -> None:
+        running = self.running or any(self.history[seq].kind in {"step", "child"} for seq in waiting)
+        fields: dict[str, Any] = {
+            "next_seq": self.history.next_seq,
+            "status": Status.RUNNING if running or not waiting else Status.WAITING,
+            "cancel_requested": cancel,
+            "updated_at": Now(),
+        }
+        if self.state_json is not None:
+            fields["state_json"] = self.state_json
+        WorkflowRun.objects.using(self.using).filter(pk=self.run.pk).update(**fields)
+
+    def _finish(self, end: engine.End) -> None:
+        if isinstance(end, engine.Complete):
+            return self._end(Status.COMPLETED, result_json=end.result_json)
+        if isinstance(end, engine.Fail):
+            return self._end(Status.CANCELLED if end.cancelled else Status.FAILED, error_json=end.error.as_json())
+        if isinstance(end, engine.Block):
+            error = ErrorInfo(type="durable_django.NonDeterminismError", message=end.message)
+            return self._end(Status.BLOCKED, error_json=error.as_json())
+        self.interpreter.close()
+        return lifecycle.continue_as_new(self.using, self.run, end.args_json, self.state_json)
+
+    def _end(self, status: str, **fields: Any) -> None:
+        self.interpreter.close()
+        if self.state_json is not None:
+            fields["state_json"] = self.state_json
+        lifecycle.finish(self.using, self.run, status, next_seq=self.history.next_seq, **fields)
+
+    def _wake(self) -> None:
+        item = WorkItem.objects.using(self.using).create(run_id=self.run.pk, kind=WorkItem.Kind.ADVANCE)
+        dispatch.after_commit(item.pk, "", using=self.using)
+
+
+def _unknown_code(commands: tuple[engine.Command, ...]) -> ErrorInfo | None:
+    """Check every step and child workflow exists before anything of this decision is written."""
+    for command in commands:
+        if not isinstance(command, engine.Open):
+            continue
+        try:
+            if isinstance(command.request, StepCall):
+                lookup_step(command.request.name)
+            elif isinstance(command.request, ChildCall):
+                resolve_workflow(command.request.name)
+        except WorkflowNotRegistered as error:
+            return error_info(error)
+    return None
+
+
+def _columns(outcome: engine.Outcome) -> dict[str, Any]:
+    if isinstance(outcome, engine.Succeeded):
+        return {"status": Entry.COMPLETED, "result_json": outcome.value_json}
+    if isinstance(outcome, engine.Failed):
+        return {"status": Entry.FAILED, "error_json": outcome.error.as_json()}
+    return {"status": Entry.CANCELLED}
+
+
+def _with_outcome(entry: engine.Recorded, outcome: engine.Outcome) -> engine.Recorded:
+    return engine.Recorded(entry.kind, entry.name, entry.args_json, outcome)

@@ -1,0 +1,74 @@
+"""A run's history as the engine reads it: entries loaded lazily from the database.
+
+The hot path rarely needs a query: the caller passes the entry it just wrote, and every
+position at or past ``next_seq`` is known to be empty.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+
+from . import engine
+from .interpreter import ErrorInfo
+from .models import HistoryEntry
+
+__all__ = ["History", "outcome_of", "recorded"]
+
+Status = HistoryEntry.Status
+
+
+def outcome_of(status: str, result_json: str | None, error_json: str | None) -> engine.Outcome | None:
+    if status == Status.COMPLETED:
+        return engine.Succeeded(result_json or "null")
+    if status == Status.FAILED:
+        return engine.Failed(ErrorInfo.from_json(error_json or '{"type": "?", "message": "?"}'))
+    if status == Status.CANCELLED:
+        return engine.CANCELLED
+    return None
+
+
+def recorded(entry: HistoryEntry) -> engine.Recorded:
+    return engine.Recorded(
+        entry.kind, entry.name, entry.args_json, outcome_of(entry.status, entry.result_json, entry.error_json)
+    )
+
+
+class History(Mapping[int, engine.Recorded]):
+    """Entries of one run from position ``start`` on, read from the database on first need."""
+
+    def __init__(self, using: str, run_id: uuid.UUID, next_seq: int, *, start: int = 0) -> None:
+        self._using = using
+        self._run_id = run_id
+        self.next_seq = next_seq
+        self._start = start
+        self._entries: dict[int, engine.Recorded] = {}
+        self._loaded = next_seq <= start
+
+    def add(self, seq: int, entry: engine.Recorded) -> None:
+        """Make an entry known without a query (one this transaction just wrote)."""
+        self._entries[seq] = entry
+        self.next_seq = max(self.next_seq, seq + 1)
+
+    def __getitem__(self, seq: int) -> engine.Recorded:
+        if seq not in self._entries and seq < self.next_seq and not self._loaded:
+            self._load()
+        return self._entries[seq]
+
+    def _load(self) -> None:
+        rows = HistoryEntry.objects.using(self._using).filter(run_id=self._run_id, seq__gte=self._start)
+        for seq, kind, name, args_json, status, result_json, error_json in rows.values_list(
+            "seq", "kind", "name", "args_json", "status", "result_json", "error_json"
+        ):
+            self._entries.setdefault(
+                seq, engine.Recorded(kind, name, args_json, outcome_of(status, result_json, error_json))
+            )
+        self._loaded = True
+
+    def __iter__(self) -> Iterator[int]:
+        if not self._loaded:
+            self._load()
+        return iter(sorted(self._entries))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
