@@ -18,8 +18,11 @@ class _Defaults:
     LEASE_GRACE: float = 10.0
     #: How often every worker looks for lost messages, expired leases and due retries.
     SWEEP_INTERVAL: float = 2.0
-    #: A claimable item whose wake-up message is older than this is published again.
+    #: A claimable item whose wake-up message is older than this is published again,
+    #: if its queue is empty in the broker (a busy queue probably still holds the message).
     REPUBLISH_AFTER: float = 15.0
+    #: ...and after this long, even if its queue is busy.
+    REPUBLISH_AFTER_BUSY: float = 300.0
     #: How many items one sweep republishes at most.
     SWEEP_BATCH: int = 500
     #: Live generators each worker process keeps to skip replay.

@@ -17,7 +17,7 @@ from .conf import settings
 if TYPE_CHECKING:
     from .leases import Claim
 
-__all__ = ["after_commit", "countdown_hint", "publish", "stale_write_refused"]
+__all__ = ["after_commit", "countdown_hint", "publish", "queue_length", "stale_write_refused"]
 
 logger = logging.getLogger("durable_django")
 
@@ -37,6 +37,20 @@ def publish(item_id: int, queue: str, countdown: float | None = None) -> bool:
         )
         return False
     return True
+
+
+def queue_length(queue: str) -> int | None:
+    """Messages waiting in ``queue`` ("" is Celery's default queue); None if the broker cannot say."""
+    from .tasks import execute
+
+    app = execute.app
+    name = queue or app.conf.task_default_queue
+    try:
+        with app.connection_for_write() as connection:
+            return int(connection.default_channel.queue_declare(queue=name, passive=True).message_count)
+    except Exception as error:
+        # A queue nobody declared yet holds nothing; anything else is unknown.
+        return 0 if "NOT_FOUND" in str(error) else None
 
 
 def after_commit(item_id: int, queue: str, *, using: str, countdown: float | None = None) -> None:

@@ -43,9 +43,14 @@ def take(item_id: int) -> Claim | None:
         row = _lock_claimable(using, item_id)
         if run is None or row is None:
             return None
-        WorkItem.objects.using(using).filter(pk=item_id).delete()
-        if item["kind"] == WorkItem.Kind.TIMER and not _fire(using, run.pk, row["seq"]):
-            return None
+        if item["kind"] == WorkItem.Kind.TIMER:
+            WorkItem.objects.using(using).filter(pk=item_id).delete()
+            if not _fire(using, run.pk, row["seq"]):
+                return None
+        else:  # this advance reads every committed signal, so it stands for all the run's waiting advances
+            WorkItem.objects.using(using).filter(
+                run_id=run.pk, kind=WorkItem.Kind.ADVANCE, lease_expires_at__isnull=True
+            ).delete()
         return advance(using, run, row["queue"])
 
 

@@ -1,9 +1,9 @@
 """Recovery without a special process: every worker sweeps for work whose message is gone.
 
 It finds work items that are claimable (due and unleased, or with an expired lease) and
-whose last wake-up message is older than ``DURABLE_REPUBLISH_AFTER``, and publishes them
-again. Several sweepers never resend the same item twice: rows are taken with
-``SKIP LOCKED`` and stamped in the same transaction.
+have no wake-up message on its way, and publishes one. Several sweepers never send the
+same item twice at once: rows are taken with ``SKIP LOCKED`` and stamped in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -26,14 +26,22 @@ logger = logging.getLogger("durable_django")
 
 
 def sweep() -> int:
-    """Republish every claimable item whose message looks lost; returns how many."""
+    """Publish every claimable item that has no message on its way; returns how many.
+
+    An item never published (a due timer, a retry) always goes. An item whose message
+    looks late is republished only if its queue is empty in the broker, since a busy
+    queue most likely still holds that message; past ``REPUBLISH_AFTER_BUSY`` it goes
+    anyway. So a backlog does not multiply its own messages.
+    """
     using = router.db_for_write(WorkItem)
-    stale = Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=db_now_plus(-float(settings.REPUBLISH_AFTER)))
+    late = Q(dispatched_at__lte=db_now_plus(-float(settings.REPUBLISH_AFTER)))
+    very_late = Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=db_now_plus(-float(settings.REPUBLISH_AFTER_BUSY)))
+    candidates = WorkItem.objects.using(using).filter(claimable()).filter(very_late | late)
+    busy = {queue for queue in candidates.values_list("queue", flat=True).distinct() if dispatch.queue_length(queue)}
     with transaction.atomic(using=using):
         due = list(
-            WorkItem.objects.using(using)
+            candidates.filter(very_late | ~Q(queue__in=busy))
             .select_for_update(skip_locked=True)
-            .filter(claimable(), stale)
             .order_by("available_at")
             .values_list("pk", "queue")[: int(settings.SWEEP_BATCH)]
         )
@@ -42,7 +50,7 @@ def sweep() -> int:
     for pk, queue in due:
         dispatch.publish(pk, queue)
     if due:
-        logger.info("durable_django: sweeper republished %d work item(s)", len(due))
+        logger.info("durable_django: sweeper published %d work item(s)", len(due))
     return len(due)
 
 

@@ -24,11 +24,22 @@ def wait_for(check: Callable[[], T], *, timeout: float, interval: float = 0.1, w
 
 
 def wait_finished(runs: Iterable[WorkflowRun], *, timeout: float) -> list[WorkflowRun]:
-    """Wait until every run is completed, failed or cancelled; return them fresh from the DB."""
+    """Wait until every run is completed, failed or cancelled; return them fresh, in the same order."""
     ids = [run.pk for run in runs]
 
     def all_finished() -> list[WorkflowRun] | None:
-        fresh = list(WorkflowRun.objects.filter(pk__in=ids))
-        return fresh if all(run.is_finished for run in fresh) and len(fresh) == len(ids) else None
+        fresh = WorkflowRun.objects.in_bulk(ids)
+        done = len(fresh) == len(ids) and all(run.is_finished for run in fresh.values())
+        return [fresh[pk] for pk in ids] if done else None
 
     return wait_for(all_finished, timeout=timeout, what=f"{len(ids)} run(s) to finish")
+
+
+def wait_status(run: WorkflowRun, status: str, *, timeout: float) -> WorkflowRun:
+    """Wait until ``run`` has ``status``; return it fresh from the DB."""
+
+    def reached() -> WorkflowRun | None:
+        fresh = WorkflowRun.objects.get(pk=run.pk)
+        return fresh if fresh.status == status else None
+
+    return wait_for(reached, timeout=timeout, what=f"run {run.workflow_id} to be {status}")

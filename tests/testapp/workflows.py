@@ -6,6 +6,8 @@ import os
 import time
 from datetime import timedelta
 
+from django.db.models import F
+
 import durable_django as durable
 
 from .models import Counter
@@ -37,9 +39,9 @@ def add_one(value: int) -> int:
 
 @durable.step(name="tests.bump", atomic=True)
 def bump(name: str) -> int:
-    counter, _ = Counter.objects.get_or_create(name=name)
-    Counter.objects.filter(pk=counter.pk).update(value=counter.value + 1)
-    return counter.value + 1
+    Counter.objects.get_or_create(name=name)
+    Counter.objects.filter(name=name).update(value=F("value") + 1)
+    return Counter.objects.get(name=name).value
 
 
 @durable.step(
@@ -118,3 +120,110 @@ def bump_twice(name: str):
     first = yield bump(name)
     second = yield bump(name)
     return [first, second]
+
+
+@durable.step(name="tests.hold")
+def hold(seconds: float) -> str:
+    time.sleep(seconds)
+    return "held"
+
+
+@durable.workflow(name="tests.nap")
+def nap(seconds: float, counter: str = "nap"):
+    yield durable.sleep(timedelta(seconds=seconds))
+    return (yield bump(counter))
+
+
+@durable.workflow(name="tests.collect")
+def collect(count: int, name: str = "item"):
+    items = []
+    while len(items) < count:
+        items.append((yield durable.wait_signal(name)))
+    return items
+
+
+@durable.workflow(name="tests.two_names")
+def two_names():
+    first = yield durable.wait_signal("a")
+    second = yield durable.wait_signal("b")
+    return [first, second]
+
+
+@durable.workflow(name="tests.wait_or_timeout")
+def wait_or_timeout(hours: float):
+    return (yield durable.wait_signal("go", timeout=timedelta(hours=hours)))
+
+
+@durable.workflow(name="tests.inspectable")
+def inspectable(order_id: int):
+    stage = "charging"
+    charge = yield double(order_id)
+    stage = "waiting for shipment"
+    yield durable.set_state({"stage": stage, "charge": charge})
+    note = yield durable.wait_signal("ship")
+    return [charge, note]
+
+
+@durable.workflow(name="tests.fan_out_fail")
+def fan_out_fail():
+    try:
+        yield durable.all_of(double(1), flaky(99), durable.sleep(timedelta(hours=1)))
+    except durable.StepFailed as error:
+        return {"failed": error.step}
+    return "not reached"
+
+
+@durable.workflow(name="tests.first_of")
+def first_of(hours: float):
+    return (yield durable.any_of(durable.wait_signal("go"), durable.sleep(timedelta(hours=hours))))
+
+
+@durable.workflow(name="tests.parent_of_failing")
+def parent_of_failing():
+    try:
+        yield uncaught_workflow()
+    except durable.ChildFailed as error:
+        return {"child_failed": error.error_type}
+    return "not reached"
+
+
+@durable.workflow(name="tests.parent")
+def parent(value: int):
+    doubled = yield echo_workflow(value)
+    return doubled["doubled"]
+
+
+@durable.workflow(name="tests.saga")
+def saga(key: str, hold_seconds: float = 0):
+    yield bump(f"{key}:charged")
+    try:
+        yield bump(f"{key}:reserved")
+        if hold_seconds:
+            yield hold(hold_seconds)
+        yield durable.sleep(timedelta(hours=1))
+    except (durable.StepFailed, durable.Cancelled):
+        yield bump(f"{key}:refunded")
+        raise
+    return "shipped"
+
+
+@durable.workflow(name="tests.parent_of_sleeper")
+def parent_of_sleeper(key: str):
+    return (yield saga(key))
+
+
+@durable.workflow(name="tests.adder")
+def adder(total: int = 0, every: int = 3):
+    for _ in range(every):
+        total += yield durable.wait_signal("add")
+        yield durable.set_state(total)
+    yield durable.continue_as_new(total, every)
+
+
+@durable.workflow(name="tests.versioned")
+def versioned():
+    bonus = 0
+    if os.environ.get("TESTS_CODE_VERSION") == "2" and (yield durable.patched("bonus")):
+        bonus = yield double(21)
+    note = yield durable.wait_signal("go")
+    return {"bonus": bonus, "note": note}

@@ -1,0 +1,131 @@
+"""Parallel requests, child workflows, cancellation with compensation, and versioning."""
+
+from __future__ import annotations
+
+import pytest
+
+import durable_django as durable
+from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
+from tests.testapp.models import Counter
+from tests.testapp.workflows import (
+    fan_out_fail,
+    first_of,
+    parent,
+    parent_of_failing,
+    parent_of_sleeper,
+    saga,
+    versioned,
+)
+
+from .waiting import wait_finished, wait_for, wait_status
+
+pytestmark = [pytest.mark.postgres, pytest.mark.broker]
+Status = WorkflowRun.Status
+Entry = HistoryEntry.Status
+
+
+def counters(key: str) -> dict[str, int]:
+    return {c.name.split(":")[1]: c.value for c in Counter.objects.filter(name__startswith=f"{key}:")}
+
+
+def test_all_of_raises_the_failed_branch_and_cancels_the_others(worker):
+    run = fan_out_fail.start()
+    (run,) = wait_finished([run], timeout=30)
+    assert run.result == {"failed": "tests.flaky"}
+    assert HistoryEntry.objects.get(run=run, name="tests.flaky").status == Entry.FAILED
+    assert HistoryEntry.objects.get(run=run, kind="sleep").status == Entry.CANCELLED
+    assert HistoryEntry.objects.get(run=run, kind="all_of").status == Entry.COMPLETED
+    assert not WorkItem.objects.filter(run=run).exists(), "the cancelled sleep left its timer behind"
+
+
+def test_any_of_returns_the_first_to_finish_and_cancels_the_rest(worker):
+    run = first_of.start(hours=1)
+    wait_status(run, Status.WAITING, timeout=20)
+    run.signal("go", "now")
+    (run,) = wait_finished([run], timeout=20)
+    assert run.result == [0, "now"]
+    assert HistoryEntry.objects.get(run=run, kind="sleep").status == Entry.CANCELLED
+    assert not WorkItem.objects.filter(run=run).exists()
+
+
+def test_a_child_workflow_returns_its_result_to_the_parent(worker):
+    run = parent.start(8)
+    (run,) = wait_finished([run], timeout=20)
+    assert run.result == 16
+    child = WorkflowRun.objects.get(parent=run)
+    assert child.workflow_id == f"{run.workflow_id}/0"
+    assert child.status == Status.COMPLETED
+    assert HistoryEntry.objects.get(run=run, seq=0).child_id == child.pk
+
+
+def test_a_failed_child_raises_in_the_parent(worker):
+    run = parent_of_failing.start()
+    (run,) = wait_finished([run], timeout=30)
+    assert run.result == {"child_failed": "durable_django.exceptions.StepFailed"}
+    assert WorkflowRun.objects.get(parent=run).status == Status.FAILED
+
+
+def test_cancel_during_a_sleep_runs_the_compensation(worker):
+    run = saga.start("sleeping")
+    wait_status(run, Status.WAITING, timeout=20)
+    run.cancel()
+    (run,) = wait_finished([run], timeout=20)
+    assert run.status == Status.CANCELLED
+    assert run.error["type"] == "durable_django.exceptions.Cancelled"
+    assert counters("sleeping") == {"charged": 1, "reserved": 1, "refunded": 1}
+    assert not WorkItem.objects.filter(run=run).exists()
+
+
+def test_cancel_during_a_step_runs_the_compensation_and_discards_the_steps_result(worker):
+    run = saga.start("holding", hold_seconds=3)
+    wait_for(
+        lambda: WorkItem.objects.filter(run=run, kind="step", lease_expires_at__isnull=False, seq=2).exists(),
+        timeout=20,
+        what="the hold step to be running",
+    )
+    run.cancel()
+    (run,) = wait_finished([run], timeout=20)
+    assert run.status == Status.CANCELLED
+    assert counters("holding") == {"charged": 1, "reserved": 1, "refunded": 1}
+    hold = HistoryEntry.objects.get(run=run, seq=2)
+    assert hold.status == Entry.CANCELLED
+    wait_for(lambda: worker_logs_refusal(worker), timeout=10, what="the hold step's late result to be refused")
+    assert HistoryEntry.objects.get(run=run, seq=2).status == Entry.CANCELLED
+
+
+def worker_logs_refusal(worker) -> bool:
+    return "refused a late write" in worker.logs()
+
+
+def test_cancelling_a_parent_cancels_its_child_and_both_compensate(worker):
+    run = parent_of_sleeper.start("child-saga")
+    wait_for(lambda: WorkflowRun.objects.filter(parent=run, status=Status.WAITING).exists(), timeout=20)
+    run.cancel()
+    (run,) = wait_finished([run], timeout=20)
+    child = WorkflowRun.objects.get(parent=run)
+    assert (run.status, child.status) == (Status.CANCELLED, Status.CANCELLED)
+    assert counters("child-saga") == {"charged": 1, "reserved": 1, "refunded": 1}
+
+
+def test_cancel_of_a_finished_run_is_refused(worker):
+    run = parent.start(1)
+    wait_finished([run], timeout=20)
+    with pytest.raises(durable.RunFinished, match="nothing left to cancel"):
+        run.cancel()
+
+
+def test_a_patched_workflow_replays_old_runs_on_the_old_branch(worker):
+    old = versioned.start()
+    wait_status(old, Status.WAITING, timeout=20)
+    worker.env["TESTS_CODE_VERSION"] = "2"  # deploy the new code while the old run waits
+    worker.kill()
+    worker.start()
+    new = versioned.start()
+    wait_status(new, Status.WAITING, timeout=20)
+    old.signal("go", "old")
+    new.signal("go", "new")
+    old, new = wait_finished([old, new], timeout=20)
+    assert old.result == {"bonus": 0, "note": "old"}
+    assert new.result == {"bonus": 42, "note": "new"}
+    assert HistoryEntry.objects.filter(run=new, kind="patched", name="bonus").exists()
+    assert not HistoryEntry.objects.filter(run=old, kind="patched").exists()
