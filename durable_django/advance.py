@@ -20,11 +20,12 @@ from django.utils import timezone
 from . import cache, codec, dispatch, engine, lifecycle
 from .conf import settings
 from .definitions import decode_arguments, resolve_workflow
-from .exceptions import WorkflowNotRegistered
+from .exceptions import NonDeterminismError, WorkflowNotRegistered
 from .history import History
+from .inbox import Inbox
 from .interpreter import ErrorInfo, Interpreter, error_info
 from .leases import Claim, db_now_plus, lease_owner
-from .models import HistoryEntry, Signal, WorkflowRun, WorkItem
+from .models import HistoryEntry, WorkflowRun, WorkItem
 from .registry import step as lookup_step
 from .requests import AllOf, AnyOf, ChildCall, Leaf, Patched, SetState, Sleep, StepCall, WaitSignal
 
@@ -83,6 +84,7 @@ class _Advance:
         self.inline: Claim | None = None
         self.state_json: str | None = None
         self.running = False
+        self.inbox = Inbox(using, run.pk, limit=MAX_ROUNDS)
 
     def drive(self) -> Claim | None:
         cancel = self.run.cancel_requested
@@ -136,6 +138,12 @@ class _Advance:
             self._entry(seq, request, group_seq=group, fire_at=fire_at)
             self._timer(seq, fire_at, seconds)
         elif isinstance(request, WaitSignal):
+            payload_json = self.inbox.take(request.name, seq)
+            if payload_json is not None:  # already in the inbox: the wait is over as it begins
+                self._entry(seq, request, group_seq=group, **_columns(engine.Succeeded(payload_json)))
+                self.history.add(seq, engine.Recorded(request.kind, request.name, request.args_json, None))
+                self.history.add(seq, _with_outcome(self.history[seq], engine.Succeeded(payload_json)))
+                return
             timeout = codec.decode(request.args_json)["timeout"]
             fire_at = None if timeout is None else db_now_plus(timeout)
             self._entry(seq, request, group_seq=group, fire_at=fire_at)
@@ -201,8 +209,7 @@ class _Advance:
             parent_seq=seq,
         )
         self._entry(seq, request, group_seq=group, child=child)
-        item = WorkItem.objects.using(self.using).create(run=child, kind=WorkItem.Kind.ADVANCE, dispatched_at=Now())
-        dispatch.after_commit(item.pk, "", using=self.using)
+        dispatch.wake(self.using, child.pk)
 
     def _note(self, command: engine.Note) -> None:
         self._entry(command.seq, command.request, group_seq=command.group, **_columns(command.outcome))
@@ -225,22 +232,21 @@ class _Advance:
         found = False
         for seq in waiting:
             entry = self.history[seq]
-            if entry.outcome is not None:
-                continue
-            if entry.kind == "signal":
+            if entry.outcome is not None:  # settled while this decision was applied
+                found = True
+            elif entry.kind == "signal":
                 found = self._take_signal(seq, entry) or found
             elif entry.kind == "child":
                 found = self._take_child_result(seq, entry) or found
         return found
 
     def _take_signal(self, seq: int, entry: engine.Recorded) -> bool:
-        inbox = Signal.objects.using(self.using).filter(run_id=self.run.pk, name=entry.name, consumed_seq__isnull=True)
-        signal = inbox.order_by("id").values_list("id", "payload_json").first()
-        if signal is None:
+        payload_json = self.inbox.take(entry.name, seq)
+        if payload_json is None:
             return False
-        Signal.objects.using(self.using).filter(pk=signal[0]).update(consumed_seq=seq)
-        WorkItem.objects.using(self.using).filter(run_id=self.run.pk, seq=seq).delete()  # the timeout's timer
-        self._settle(seq, engine.Succeeded(signal[1]))
+        if codec.decode(entry.args_json)["timeout"] is not None:
+            WorkItem.objects.using(self.using).filter(run_id=self.run.pk, seq=seq).delete()  # the timeout's timer
+        self._settle(seq, engine.Succeeded(payload_json))
         return True
 
     def _take_child_result(self, seq: int, entry: engine.Recorded) -> bool:
@@ -262,6 +268,7 @@ class _Advance:
 
     # Saving and ending.
     def _save(self, waiting: tuple[int, ...], cancel: bool) -> None:
+        self.inbox.flush()
         running = self.running or any(self.history[seq].kind in {"step", "child"} for seq in waiting)
         fields: dict[str, Any] = {
             "next_seq": self.history.next_seq,
@@ -274,25 +281,25 @@ class _Advance:
         WorkflowRun.objects.using(self.using).filter(pk=self.run.pk).update(**fields)
 
     def _finish(self, end: engine.End) -> None:
+        self.inbox.flush()
         if isinstance(end, engine.Complete):
             return self._end(Status.COMPLETED, result_json=end.result_json)
         if isinstance(end, engine.Fail):
             return self._end(Status.CANCELLED if end.cancelled else Status.FAILED, error_json=end.error.as_json())
         if isinstance(end, engine.Block):
-            error = ErrorInfo(type="durable_django.NonDeterminismError", message=end.message)
-            return self._end(Status.BLOCKED, error_json=error.as_json())
+            return self._end(Status.BLOCKED, error_json=error_info(NonDeterminismError(end.message)).as_json())
         self.interpreter.close()
         return lifecycle.continue_as_new(self.using, self.run, end.args_json, self.state_json)
 
     def _end(self, status: str, **fields: Any) -> None:
+        self.inbox.flush()
         self.interpreter.close()
         if self.state_json is not None:
             fields["state_json"] = self.state_json
         lifecycle.finish(self.using, self.run, status, next_seq=self.history.next_seq, **fields)
 
     def _wake(self) -> None:
-        item = WorkItem.objects.using(self.using).create(run_id=self.run.pk, kind=WorkItem.Kind.ADVANCE)
-        dispatch.after_commit(item.pk, "", using=self.using)
+        dispatch.wake(self.using, self.run.pk)
 
 
 def _unknown_code(commands: tuple[engine.Command, ...]) -> ErrorInfo | None:

@@ -21,9 +21,9 @@ def check_sqlite_transaction_mode(app_configs: Any = None, **kwargs: Any) -> lis
                 checks.Error(
                     f"Database {alias!r} is SQLite without transaction_mode IMMEDIATE.",
                     hint=(
-                        f"Set DATABASES[{alias!r}]['OPTIONS'] = {{'transaction_mode': 'IMMEDIATE', "
-                        "'timeout': 20}} so worker and web processes wait for each other instead of "
-                        "failing with 'database is locked'."
+                        f"Add 'transaction_mode': 'IMMEDIATE' (and a 'timeout' such as 20) to "
+                        f"DATABASES[{alias!r}]['OPTIONS'], so worker and web processes wait for each other "
+                        "instead of failing with 'database is locked'."
                     ),
                     id="durable_django.E001",
                 )

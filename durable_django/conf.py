@@ -29,6 +29,8 @@ class _Defaults:
     GENERATOR_CACHE_SIZE: int = 2000
     #: A worker continues one run inline for at most this many seconds before handing off.
     INLINE_SECONDS: float = 30.0
+    #: A step that no worker could run (its code is missing) this long blocks its run.
+    UNKNOWN_CODE_GRACE: float = 600.0
     #: Start the recovery sweeper inside every Celery worker.
     WORKER_SWEEPER: bool = True
     #: Retry delays up to this many seconds are also sent as a Celery countdown hint.

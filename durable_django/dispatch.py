@@ -7,17 +7,20 @@ sweeper republishes whatever is claimable and was not picked up.
 from __future__ import annotations
 
 import logging
+import uuid
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
 from django.db import transaction
+from django.db.models.functions import Now
 
 from .conf import settings
 
 if TYPE_CHECKING:
     from .leases import Claim
 
-__all__ = ["after_commit", "countdown_hint", "publish", "queue_length", "stale_write_refused"]
+__all__ = ["after_commit", "countdown_hint", "publish", "queue_length", "stale_write_refused", "wake"]
 
 logger = logging.getLogger("durable_django")
 
@@ -51,6 +54,35 @@ def queue_length(queue: str) -> int | None:
     except Exception as error:
         # A queue nobody declared yet holds nothing; anything else is unknown.
         return 0 if "NOT_FOUND" in str(error) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Wake:
+    """The on-commit publish of a run's advance item; a transaction needs one per run."""
+
+    run_id: uuid.UUID
+    item_id: int
+
+    def __call__(self) -> None:
+        publish(self.item_id, "")
+
+
+def wake(using: str, run_id: uuid.UUID) -> None:
+    """Make the run advance after commit: an advance work item and its message.
+
+    One advance reads everything committed before it, so a transaction that already
+    woke this run (say, sending many signals) adds no second item.
+    """
+    from .models import WorkItem
+
+    connection = transaction.get_connection(using)
+    # Django keeps the callbacks of the open transaction here, and drops those of a
+    # rolled-back savepoint together with that savepoint's rows.
+    pending = getattr(connection, "run_on_commit", ()) if connection.in_atomic_block else ()
+    if any(isinstance(callback, _Wake) and callback.run_id == run_id for _, callback, _ in pending):
+        return
+    item = WorkItem.objects.using(using).create(run_id=run_id, kind=WorkItem.Kind.ADVANCE, dispatched_at=Now())
+    transaction.on_commit(_Wake(run_id, item.pk), using=using, robust=True)
 
 
 def after_commit(item_id: int, queue: str, *, using: str, countdown: float | None = None) -> None:

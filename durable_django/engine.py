@@ -159,14 +159,16 @@ def decide(interpreter: Interpreter, history: Mapping[int, Recorded], *, cancel:
 
     event: Event = interpreter.current
     while True:
-        if isinstance(event, Returned):
-            return decision(Complete(event.value_json))
-        if isinstance(event, Raised):
-            return decision(Fail(event.error, cancelled=event.cancelled))
-        if isinstance(event, ContinueAsNew):
-            return decision(Restart(event.args_json))
         seq = interpreter.position
         recorded = history.get(seq)
+        if isinstance(event, Returned | Raised | ContinueAsNew):
+            if recorded is not None:  # the code stops where history goes on
+                return decision(Block(seq, _ended_early(interpreter.name, seq, recorded)))
+            if isinstance(event, Returned):
+                return decision(Complete(event.value_json))
+            if isinstance(event, Raised):
+                return decision(Fail(event.error, cancelled=event.cancelled))
+            return decision(Restart(event.args_json))
         if isinstance(event, Patched):
             if recorded is None:  # running new code: take the new branch and remember that
                 commands.append(Note(seq, event, Succeeded("true")))
@@ -292,6 +294,14 @@ def _mismatch(
         if not _same(entry, leaf):
             return Block(first + index, _divergence(workflow, first + index, entry, leaf))
     return None
+
+
+def _ended_early(workflow: str, seq: int, recorded: Recorded) -> str:
+    return (
+        f"Non-determinism in workflow {workflow!r} at position #{seq}: history recorded "
+        f"{describe(recorded.kind, recorded.name, recorded.args_json)} but the code now ends there. "
+        "Deploy the code that started this run, or branch with durable.patched(), then resume the run."
+    )
 
 
 def _divergence(workflow: str, seq: int, recorded: Recorded, yielded: Leaf | Group | SetState) -> str:

@@ -12,6 +12,8 @@ __all__ = [
     "ConfigurationError",
     "DurableError",
     "InvalidRequest",
+    "InvalidWorkflowId",
+    "InvalidYield",
     "NonDeterminismError",
     "RemoteFailure",
     "RunFinished",
@@ -19,6 +21,7 @@ __all__ = [
     "SerializationError",
     "StepFailed",
     "StepTimeout",
+    "WorkerLost",
     "WorkflowDefinitionError",
     "WorkflowIdConflict",
     "WorkflowNotRegistered",
@@ -51,6 +54,18 @@ class RunNotFound(DurableError, LookupError):
 
 class RunFinished(DurableError, ValueError):
     """The run is completed, failed or cancelled, so it cannot take a signal or a cancel."""
+
+
+class InvalidWorkflowId(DurableError, ValueError):
+    """A ``workflow_id`` that is not 1 to 255 printable characters."""
+
+
+class InvalidYield(DurableError, TypeError):
+    """The workflow yielded something that is not a request."""
+
+
+class WorkerLost(DurableError):
+    """The process running a step's last attempt died before it reported (its lease expired)."""
 
 
 class InvalidRequest(DurableError, ValueError):

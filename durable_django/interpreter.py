@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import codec
-from .exceptions import Cancelled, SerializationError
+from .exceptions import Cancelled, InvalidYield, SerializationError
 from .requests import Request, is_request
 
 __all__ = ["ErrorInfo", "Event", "Interpreter", "Raised", "Returned", "error_info", "in_workflow"]
@@ -128,7 +128,7 @@ class Interpreter:
             _inside_workflow.reset(token)
         if is_request(yielded):
             return yielded  # type: ignore[no-any-return]
-        return Raised(ErrorInfo(type="durable_django.InvalidYield", message=self._invalid_yield(yielded)))
+        return Raised(error_info(InvalidYield(self._invalid_yield(yielded))))
 
     def _returned(self, value: Any) -> Event:
         try:

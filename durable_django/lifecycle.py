@@ -45,8 +45,7 @@ def notify_parent(using: str, run: WorkflowRun) -> None:
     """Wake the parent so it pulls this child's outcome (the child never locks its parent)."""
     if run.parent_id is None:
         return
-    item = WorkItem.objects.using(using).create(run_id=run.parent_id, kind=WorkItem.Kind.ADVANCE, dispatched_at=Now())
-    dispatch.after_commit(item.pk, "", using=using)
+    dispatch.wake(using, run.parent_id)
 
 
 def request_cancel(using: str, run_id: uuid.UUID) -> bool:
@@ -57,8 +56,7 @@ def request_cancel(using: str, run_id: uuid.UUID) -> bool:
         .update(cancel_requested=True, updated_at=Now())
     )
     if requested:
-        item = WorkItem.objects.using(using).create(run_id=run_id, kind=WorkItem.Kind.ADVANCE, dispatched_at=Now())
-        dispatch.after_commit(item.pk, "", using=using)
+        dispatch.wake(using, run_id)
     return bool(requested)
 
 
@@ -76,8 +74,7 @@ def continue_as_new(using: str, run: WorkflowRun, args_json: str, state_json: st
         updated_at=Now(),
         **fields,
     )
-    item = WorkItem.objects.using(using).create(run_id=run.pk, kind=WorkItem.Kind.ADVANCE, dispatched_at=Now())
-    dispatch.after_commit(item.pk, "", using=using)
+    dispatch.wake(using, run.pk)
 
 
 def child_workflow_id(parent: WorkflowRun, seq: int) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 from . import codec, context, store
 from .conf import settings
 from .definitions import StepDefinition, decode_arguments
-from .exceptions import SerializationError, StepTimeout, WorkflowNotRegistered
+from .exceptions import SerializationError, StepTimeout, WorkerLost, WorkflowNotRegistered
 from .interpreter import error_info
 from .leases import Claim
 from .registry import step as lookup_step
@@ -42,8 +42,15 @@ def work(item_id: int) -> int:
 def _run_step(held: Claim) -> Claim | None:
     try:
         definition = lookup_step(held.step)
-    except WorkflowNotRegistered as error:
-        return store.record_failure(held, error_info(error), retry_in=None)
+    except WorkflowNotRegistered as error:  # an older worker, mid-deploy: leave the step to one that has it
+        store.park(held, error_info(error))
+        return None
+    if held.attempt > definition.retry.max_attempts:  # every attempt so far died without a word
+        lost = WorkerLost(
+            f"the process running attempt {held.attempt - 1} of step {held.step!r} died before it reported "
+            "(its lease expired), and no attempt is left; look for OOM kills or crashes in the worker logs"
+        )
+        return store.record_failure(held, error_info(lost), retry_in=None)
     if definition.atomic:
         return _run_atomic(held, definition)
     try:

@@ -15,7 +15,14 @@ from django.db.models.functions import Now
 from . import codec, dispatch, engine
 from .advance import lock_run
 from .definitions import decode_arguments, resolve_workflow
-from .exceptions import DurableError, NonDeterminismError, RunFinished, RunNotFound, WorkflowIdConflict
+from .exceptions import (
+    DurableError,
+    InvalidWorkflowId,
+    NonDeterminismError,
+    RunFinished,
+    RunNotFound,
+    WorkflowIdConflict,
+)
 from .history import History
 from .interpreter import ErrorInfo, Interpreter
 from .leases import database
@@ -35,19 +42,14 @@ def _check_workflow_id(workflow_id: Any) -> str:
     if workflow_id is None:
         return str(uuid.uuid4())
     if not isinstance(workflow_id, str):
-        raise DurableError(f"workflow_id={workflow_id!r} must be a str, for example f'order-{{order.pk}}'.")
+        raise InvalidWorkflowId(f"workflow_id={workflow_id!r} must be a str, for example f'order-{{order.pk}}'.")
     if not workflow_id or len(workflow_id) > 255 or workflow_id != workflow_id.strip():
-        raise DurableError(
+        raise InvalidWorkflowId(
             f"workflow_id={workflow_id!r} must be 1 to 255 characters with no leading or trailing spaces."
         )
     if any(ord(char) < 32 for char in workflow_id):
-        raise DurableError(f"workflow_id={workflow_id!r} contains control characters; use printable text.")
+        raise InvalidWorkflowId(f"workflow_id={workflow_id!r} contains control characters; use printable text.")
     return workflow_id
-
-
-def _wake(using: str, run_id: uuid.UUID) -> None:
-    item = WorkItem.objects.using(using).create(run_id=run_id, kind=WorkItem.Kind.ADVANCE, dispatched_at=Now())
-    dispatch.after_commit(item.pk, "", using=using)
 
 
 def start(
@@ -62,7 +64,7 @@ def start(
             run = WorkflowRun.objects.using(using).create(
                 workflow_id=workflow_id, workflow_name=definition.name, input_json=input_json
             )
-            _wake(using, run.pk)
+            dispatch.wake(using, run.pk)
     except IntegrityError:
         existing = WorkflowRun.objects.using(using).filter(workflow_id=workflow_id).first()
         if existing is None:
@@ -101,14 +103,14 @@ def signal(run: WorkflowRun | str, name: str, payload: Any = None) -> None:
         raise DurableError(f"signal name {name!r} must be a str of 1 to 255 characters.")
     payload_json = codec.encode(payload, f"the payload of signal {name!r}")
     using = database()
-    with transaction.atomic(using=using):
-        status = WorkflowRun.objects.using(using).filter(pk=run.pk).values_list("status", flat=True).first()
-        if status is None:
-            raise RunNotFound(f"run {run.workflow_id!r} no longer exists.")
-        if status in WorkflowRun.FINISHED:
-            _refuse_finished(run, status, f"signal {name!r} would never be read")
+    status = WorkflowRun.objects.using(using).filter(pk=run.pk).values_list("status", flat=True).first()
+    if status is None:
+        raise RunNotFound(f"run {run.workflow_id!r} no longer exists.")
+    if status in WorkflowRun.FINISHED:
+        _refuse_finished(run, status, f"signal {name!r} would never be read")
+    with transaction.atomic(using=using, savepoint=False):  # nothing here fails but the database itself
         Signal.objects.using(using).create(run_id=run.pk, name=name, payload_json=payload_json)
-        _wake(using, run.pk)
+        dispatch.wake(using, run.pk)
 
 
 def cancel(run: WorkflowRun | str) -> None:
@@ -141,7 +143,11 @@ def resume(run: WorkflowRun | str) -> None:
         WorkflowRun.objects.using(using).filter(pk=run.pk).update(
             status=Status.RUNNING, error_json=None, updated_at=Now()
         )
-        _wake(using, run.pk)
+        # Steps parked by workers that lacked their code are due again now.
+        WorkItem.objects.using(using).filter(run_id=run.pk, lease_expires_at__isnull=True).update(
+            available_at=Now(), dispatched_at=None
+        )
+        dispatch.wake(using, run.pk)
 
 
 def query(run: WorkflowRun | str) -> dict[str, Any]:

@@ -13,15 +13,18 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
-from . import dispatch, engine
+from . import dispatch, engine, lifecycle
 from .advance import advance, lock_run
+from .conf import settings
 from .interpreter import ErrorInfo
 from .leases import Claim, claimable, database, db_now_plus, fence, lease_owner
-from .models import HistoryEntry, WorkItem
+from .models import HistoryEntry, WorkflowRun, WorkItem
 
-__all__ = ["record_failure", "record_success", "release", "take"]
+__all__ = ["park", "record_failure", "record_success", "release", "take"]
 
 Entry = HistoryEntry.Status
+#: How long a step waits after landing on a worker without its code.
+_PARK_SECONDS = 5.0
 
 
 def take(item_id: int) -> Claim | None:
@@ -150,6 +153,29 @@ def record_failure(held: Claim, error: ErrorInfo, retry_in: timedelta | None) ->
         entries.update(status=Entry.FAILED, error_json=error.as_json(), finished_at=Now())
         known = engine.Recorded("step", held.step, held.args_json, engine.Failed(error))
         return advance(using, run, held.queue, known=(held.seq, known))
+
+
+def park(held: Claim, error: ErrorInfo) -> None:
+    """This process lacks the step's code: hand the step back for a while without counting an attempt.
+
+    Another worker (say, one already running the new release) may take it meanwhile. A
+    step nobody could run for ``UNKNOWN_CODE_GRACE`` blocks its run until ``resume()``.
+    """
+    using = database()
+    with transaction.atomic(using=using):
+        run = lock_run(using, held.run_id)
+        parked = (
+            WorkItem.objects.using(using)
+            .filter(pk=held.item_id, token=held.token)
+            .update(lease_expires_at=None, owner="", available_at=db_now_plus(_PARK_SECONDS), dispatched_at=None)
+        )
+        if not parked or run is None:
+            return
+        entries = HistoryEntry.objects.using(using).filter(run_id=held.run_id, seq=held.seq)
+        entries.update(attempts=F("attempts") - 1, error_json=error.as_json())
+        grace = -float(settings.UNKNOWN_CODE_GRACE)
+        if run.status in WorkflowRun.LIVE and entries.filter(scheduled_at__lt=db_now_plus(grace)).exists():
+            lifecycle.finish(using, run, WorkflowRun.Status.BLOCKED, error_json=error.as_json())
 
 
 def release(held: Claim) -> None:

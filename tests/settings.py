@@ -17,6 +17,8 @@ def reachable(host: str, port: int) -> bool:
         return False
 
 
+#: Names everything this test session owns, so sessions from other checkouts can run beside it.
+TEST_DB_NAME = env.str("TEST_DB_NAME", default="durable_django_test")
 POSTGRES = env.str("TEST_DATABASE", default="postgres" if reachable("127.0.0.1", 5432) else "sqlite") == "postgres"
 REDIS = reachable("127.0.0.1", 6379)
 SECRET_KEY = "tests"
@@ -52,14 +54,14 @@ TEMPLATES = [
 ]
 if POSTGRES:
     DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/test")}
-    DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DB_NAME", default="durable_django_test")}
+    DATABASES["default"]["TEST"] = {"NAME": TEST_DB_NAME}
 else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.path.join(tempfile.gettempdir(), "durable_django_tests.sqlite3"),
+            "NAME": os.path.join(tempfile.gettempdir(), f"{TEST_DB_NAME}_main.sqlite3"),
             "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30},
-            "TEST": {"NAME": os.path.join(tempfile.gettempdir(), "durable_django_tests_test.sqlite3")},
+            "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"{TEST_DB_NAME}.sqlite3")},
         }
     }
 
@@ -68,7 +70,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
 PAYMENTS_LEDGER = env.str(
-    "PAYMENTS_LEDGER", default=os.path.join(tempfile.gettempdir(), "durable_tests_ledger.sqlite3")
+    "PAYMENTS_LEDGER", default=os.path.join(tempfile.gettempdir(), f"{TEST_DB_NAME}_ledger.sqlite3")
 )
 PAYMENTS_LATENCY = env.float("PAYMENTS_LATENCY", default=0.2)
 

@@ -227,3 +227,24 @@ def versioned():
         bonus = yield double(21)
     note = yield durable.wait_signal("go")
     return {"bonus": bonus, "note": note}
+
+
+@durable.step(name="tests.crash", timeout=timedelta(seconds=1), retry=durable.RetryPolicy(max_attempts=2))
+def crash() -> None:
+    os._exit(137)  # like an OOM kill: no exception, no report
+
+
+@durable.workflow(name="tests.crash_workflow")
+def crash_workflow():
+    try:
+        yield crash()
+    except durable.StepFailed as error:
+        return {"gave_up": error.error_type}
+    return "not reached"
+
+
+@durable.workflow(name="tests.keys")
+def keys():
+    first = yield context_step()
+    second = yield context_step()
+    return [first, second]

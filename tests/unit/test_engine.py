@@ -408,7 +408,7 @@ def test_yielding_something_that_is_not_a_request_fails_with_a_clear_error(value
 
     decision, _ = replay(bad, [], [])
     assert isinstance(decision.end, engine.Fail)
-    assert decision.end.error.type == "durable_django.InvalidYield"
+    assert decision.end.error.type == "durable_django.exceptions.InvalidYield"
     assert message in decision.end.error.message
 
 
@@ -444,3 +444,11 @@ def test_closing_a_discarded_generator_never_runs_a_step_for_real():
 
 def test_a_step_called_outside_a_workflow_is_a_plain_function_call():
     assert add(2, 3) == 5
+
+
+def test_code_that_ends_before_its_history_does_is_non_determinism():
+    history = [entry(call("unit.add", 5, 1), done(6)), entry(call("unit.add", 6, 2), done(8)), entry(SLEEP_5)]
+    decision, _ = replay(sum_three, [5], history)
+    assert isinstance(decision.end, engine.Block)
+    assert decision.end.seq == 2
+    assert 'history recorded sleep({"seconds":5.0}) but the code now ends there' in decision.end.message
