@@ -19,7 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class CeleryWorker:
-    """One ``celery -A <app> worker`` (prefork) process tree; ``env`` selects its database and broker."""
+    """One ``celery -A <app> worker`` (prefork) process tree; ``env`` selects its database and broker.
+
+    ``env`` is added to this process's environment, or replaces it with ``inherit_env=False``
+    (a project that must not see this one's ``DJANGO_SETTINGS_MODULE`` or ``CELERY_BROKER_URL``).
+    ``cwd`` is where ``<app>`` is imported from.
+    """
 
     def __init__(
         self,
@@ -29,9 +34,12 @@ class CeleryWorker:
         *,
         queues: str = "celery",
         concurrency: int = 2,
+        cwd: Path = ROOT,
+        inherit_env: bool = True,
     ) -> None:
         self.app = app
-        self.env = {**os.environ, **env}
+        self.env = {**os.environ, **env} if inherit_env else dict(env)
+        self.cwd = cwd
         self.log_dir = log_dir
         self.queues = queues
         self.concurrency = concurrency
@@ -55,7 +63,7 @@ class CeleryWorker:
         ]  # fmt: skip
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
