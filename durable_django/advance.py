@@ -93,11 +93,13 @@ class _Advance:
             cancel = cancel and not decision.cancel_delivered
             unknown = _unknown_code(decision.commands)
             if unknown is not None:
-                return self._end(Status.BLOCKED, error_json=unknown.as_json())
+                self._end(Status.BLOCKED, error_json=unknown.as_json())
+                return None
             for command in decision.commands:
                 self._apply(command)
             if decision.end is not None:
-                return self._finish(decision.end)
+                self._finish(decision.end)
+                return None
             if not self._collect(decision.waiting):
                 break
         else:  # more signals are waiting than one transaction should take
@@ -130,6 +132,7 @@ class _Advance:
             self._open_step(seq, request, group)
         elif isinstance(request, Sleep):
             spec = codec.decode(request.args_json)
+            fire_at: Any
             if "seconds" in spec:
                 seconds, fire_at = spec["seconds"], db_now_plus(spec["seconds"])
             else:  # the hint may use this process's clock; the timer itself waits for the database's

@@ -84,7 +84,7 @@ class WorkflowDefinition(Generic[P]):
             return self.func(*args, **kwargs)
         return ChildCall(self.name, encode_arguments(args, kwargs, f"child workflow {self.name!r}"))
 
-    def start(self, *args: P.args, workflow_id: str | None = None, **kwargs: P.kwargs) -> WorkflowRun:
+    def start(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> WorkflowRun:
         """Create a run in the caller's transaction; workers start it once that commits.
 
         With a ``workflow_id`` that already exists, the existing run is returned and

@@ -10,7 +10,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models.functions import Now
@@ -33,7 +33,12 @@ def publish(item_id: int, queue: str, countdown: float | None = None) -> bool:
     from .tasks import execute
 
     try:
-        execute.apply_async((item_id,), queue=queue or None, countdown=countdown, retry=False)
+        options: dict[str, Any] = {"retry": False}
+        if queue:
+            options["queue"] = queue
+        if countdown is not None:
+            options["countdown"] = countdown
+        execute.apply_async((item_id,), **options)
     except Exception:
         logger.warning(
             "durable_django: could not publish work item %s; the sweeper will resend it", item_id, exc_info=True
@@ -50,7 +55,8 @@ def queue_length(queue: str) -> int | None:
     name = queue or app.conf.task_default_queue
     try:
         with app.connection_for_write() as connection:
-            return int(connection.default_channel.queue_declare(queue=name, passive=True).message_count)
+            channel: Any = connection.default_channel
+            return int(channel.queue_declare(queue=name, passive=True).message_count)
     except Exception as error:
         # A queue nobody declared yet holds nothing; anything else is unknown.
         return 0 if "NOT_FOUND" in str(error) else None

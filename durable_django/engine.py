@@ -207,7 +207,10 @@ def decide(interpreter: Interpreter, history: Mapping[int, Recorded], *, cancel:
         mismatch = _mismatch(interpreter.name, seq, first, event, recorded, leaves, entries)
         if mismatch is not None:
             return decision(mismatch)
-        outcome = recorded.outcome if group is None else _group_outcome(event, recorded, entries, first, commands)
+        if isinstance(event, AllOf | AnyOf):
+            outcome = _group_outcome(event, recorded, entries, first, commands)
+        else:
+            outcome = recorded.outcome
         if outcome is None:
             pending = tuple(first + i for i, entry in enumerate(entries) if entry and entry.outcome is None)
             if not (cancel and not delivered):

@@ -7,6 +7,7 @@ called there builds a request instead of running.
 from __future__ import annotations
 
 import contextvars
+import inspect
 import traceback as tb
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -106,8 +107,7 @@ class Interpreter:
 
     def local_variables(self) -> dict[str, Any]:
         """The generator's local variables where it is suspended now (empty once it ended)."""
-        frame = self._generator.gi_frame if self._generator is not None else None
-        return dict(frame.f_locals) if frame is not None else {}
+        return inspect.getgeneratorlocals(self._generator) if self._generator is not None else {}
 
     def _live(self) -> Generator[Any, Any, Any]:
         if self._generator is None or isinstance(self.current, Returned | Raised):

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from django.db import router
 from django.db.models import DateTimeField, ExpressionWrapper, Q, Value
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 
 from .models import WorkflowRun, WorkItem, idempotency_key
@@ -27,7 +28,7 @@ def database() -> str:
     return router.db_for_write(WorkflowRun)
 
 
-def db_now_plus(seconds: float) -> ExpressionWrapper:
+def db_now_plus(seconds: float) -> ExpressionWrapper[CombinedExpression]:
     """The database's clock plus ``seconds``."""
     return ExpressionWrapper(Now() + Value(timedelta(seconds=seconds)), output_field=DateTimeField())
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import WorkflowDefinitionError, WorkflowNotRegistered
 
@@ -12,11 +12,11 @@ if TYPE_CHECKING:
 
 __all__ = ["autodiscover", "register_step", "register_workflow", "step", "workflow"]
 
-_workflows: dict[str, WorkflowDefinition] = {}
-_steps: dict[str, StepDefinition] = {}
+_workflows: dict[str, WorkflowDefinition[Any]] = {}
+_steps: dict[str, StepDefinition[Any, Any]] = {}
 
 
-def _register(table: dict, kind: str, definition: StepDefinition | WorkflowDefinition) -> None:
+def _register(table: dict[str, Any], kind: str, definition: StepDefinition[Any, Any] | WorkflowDefinition[Any]) -> None:
     existing = table.get(definition.name)
     if existing is not None and _qualname(existing.func) != _qualname(definition.func):
         raise WorkflowDefinitionError(
@@ -30,15 +30,15 @@ def _qualname(func: object) -> str:
     return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}"
 
 
-def register_workflow(definition: WorkflowDefinition) -> None:
+def register_workflow(definition: WorkflowDefinition[Any]) -> None:
     _register(_workflows, "workflow", definition)
 
 
-def register_step(definition: StepDefinition) -> None:
+def register_step(definition: StepDefinition[Any, Any]) -> None:
     _register(_steps, "step", definition)
 
 
-def _lookup(table: dict, kind: str, name: str):  # type: ignore[no-untyped-def]
+def _lookup(table: dict[str, Any], kind: str, name: str) -> Any:
     try:
         return table[name]
     except KeyError:
@@ -50,11 +50,11 @@ def _lookup(table: dict, kind: str, name: str):  # type: ignore[no-untyped-def]
         ) from None
 
 
-def workflow(name: str) -> WorkflowDefinition:
+def workflow(name: str) -> WorkflowDefinition[Any]:
     return _lookup(_workflows, "workflow", name)  # type: ignore[no-any-return]
 
 
-def step(name: str) -> StepDefinition:
+def step(name: str) -> StepDefinition[Any, Any]:
     return _lookup(_steps, "step", name)  # type: ignore[no-any-return]
 
 

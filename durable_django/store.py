@@ -6,6 +6,7 @@ the generator, and schedule and claim the next step, all in the same transaction
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -57,7 +58,7 @@ def take(item_id: int) -> Claim | None:
         return advance(using, run, row["queue"])
 
 
-def _lock_claimable(using: str, item_id: int) -> dict[str, Any] | None:
+def _lock_claimable(using: str, item_id: int) -> Mapping[str, Any] | None:
     return (
         WorkItem.objects.using(using)
         .select_for_update(skip_locked=True)

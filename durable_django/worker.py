@@ -72,7 +72,7 @@ def connect_signals() -> None:
     signals.worker_process_init.connect(
         _keep_connections_for_our_tasks, weak=False, dispatch_uid="durable_django.keep_connections"
     )
-    for signal in (signals.worker_init, signals.worker_ready):
+    for name, signal in (("init", signals.worker_init), ("ready", signals.worker_ready)):
         signal.connect(
-            _keep_connections_for_our_tasks, weak=False, dispatch_uid=f"durable_django.keep_connections.{signal.name}"
+            _keep_connections_for_our_tasks, weak=False, dispatch_uid=f"durable_django.keep_connections.{name}"
         )
