@@ -19,6 +19,7 @@ def reachable(host: str, port: int) -> bool:
 
 POSTGRES = env.str("TEST_DATABASE", default="postgres" if reachable("127.0.0.1", 5432) else "sqlite") == "postgres"
 REDIS = reachable("127.0.0.1", 6379)
+TEST_DB_NAME = env.str("TEST_DB_NAME", default="durable_django_test")
 SECRET_KEY = "tests"
 USE_TZ = True
 INSTALLED_APPS = [
@@ -52,7 +53,7 @@ TEMPLATES = [
 ]
 if POSTGRES:
     DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/test")}
-    DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DB_NAME", default="durable_django_test")}
+    DATABASES["default"]["TEST"] = {"NAME": TEST_DB_NAME}
 else:
     DATABASES = {
         "default": {
@@ -67,8 +68,11 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
+# One ledger per test database: test runs side by side on one machine (different TEST_DB_NAME)
+# must not see, or reset, each other's charges.
 PAYMENTS_LEDGER = env.str(
-    "PAYMENTS_LEDGER", default=os.path.join(tempfile.gettempdir(), "durable_tests_ledger.sqlite3")
+    "PAYMENTS_LEDGER",
+    default=os.path.join(tempfile.gettempdir(), f"{TEST_DB_NAME}_ledger.sqlite3"),
 )
 PAYMENTS_LATENCY = env.float("PAYMENTS_LATENCY", default=0.2)
 
