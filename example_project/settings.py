@@ -76,6 +76,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(_queue_dir / "processed"),
+        "control_folder": str(_queue_dir / "control"),  # kombu's default is "control" in the current directory
         "store_processed": False,
         "polling_interval": env.float("FILESYSTEM_BROKER_POLL", default=0.1),
     }
