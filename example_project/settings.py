@@ -84,6 +84,12 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# durable_django's recovery timers (these are its defaults); the demo shortens them so that a
+# step whose worker was killed is taken over in seconds rather than after a production-size wait.
+DURABLE_SWEEP_INTERVAL = env.float("DURABLE_SWEEP_INTERVAL", default=2.0)
+DURABLE_REPUBLISH_AFTER = env.float("DURABLE_REPUBLISH_AFTER", default=15.0)
+DURABLE_LEASE_GRACE = env.float("DURABLE_LEASE_GRACE", default=10.0)
+
 # Where the fake payment provider keeps its ledger: outside the app's database on purpose.
 PAYMENTS_LEDGER = env.str("PAYMENTS_LEDGER", default=str(VAR_DIR / "payments-ledger.sqlite3"))
 PAYMENTS_LATENCY = env.float("PAYMENTS_LATENCY", default=0.05)
