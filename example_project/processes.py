@@ -76,39 +76,60 @@ class CeleryWorker:
         raise RuntimeError(f"celery worker not ready after {timeout:g} s:\n{log_path.read_text()}")
 
     def children(self) -> list[int]:
-        """Pids of the pool processes, read from /proc (Linux)."""
+        """Pids of the live pool processes, read from /proc (Linux); a killed one not yet reaped is left out."""
         if self.process is None or self.process.poll() is not None:
             return []
-        try:
-            text = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
-        except FileNotFoundError:
-            return []
-        return [int(pid) for pid in text.split()]
+        pids: set[int] = set()
+        for task in Path(f"/proc/{self.pid}/task").glob("*"):  # children of every thread of the main process
+            with contextlib.suppress(OSError):
+                pids.update(int(pid) for pid in (task / "children").read_text().split())
+        return sorted(pid for pid in pids if _alive(pid))
 
     def kill_child(self, pid: int) -> bool:
-        """SIGKILL one pool process of this worker (only one of ours)."""
+        """SIGKILL one pool process of this worker (only one of ours); returns once it is dead."""
         if pid not in self.children():
             return False
         os.kill(pid, signal.SIGKILL)
+        _wait_dead([pid])
         return True
 
     def kill(self) -> None:
-        """SIGKILL the whole worker: main process and pool, no cleanup."""
+        """SIGKILL the whole worker: main process and pool, no cleanup; returns once all are dead."""
         if self.process is None:
             return
+        pool = self.children()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
         self.process = None
+        _wait_dead(pool)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Warm shutdown (SIGTERM), then SIGKILL if it does not exit in time."""
+        """Warm shutdown (SIGTERM to the main process, which stops its pool), then SIGKILL if it takes too long."""
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=timeout)
-        self.kill()
+        try:
+            with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+                self.process.send_signal(signal.SIGTERM)
+                self.process.wait(timeout=timeout)
+        finally:  # also on Ctrl-C while waiting: never leave a worker behind
+            self.kill()
 
     def logs(self) -> str:
         return "\n".join(path.read_text(errors="replace") for path in sorted(self.log_dir.glob("worker-*.log")))
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs: neither gone nor a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _wait_dead(pids: list[int], timeout: float = 5.0) -> None:
+    """Wait until each pid is gone or a zombie: a SIGKILLed process may run on briefly."""
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)

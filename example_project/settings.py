@@ -76,12 +76,19 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(_queue_dir / "processed"),
+        "control_folder": str(_queue_dir / "control"),  # kombu's default is "control" in the current directory
         "store_processed": False,
         "polling_interval": env.float("FILESYSTEM_BROKER_POLL", default=0.1),
     }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# durable_django's recovery timers (these are its defaults); the demo shortens them so that a
+# step whose worker was killed is taken over in seconds rather than after a production-size wait.
+DURABLE_SWEEP_INTERVAL = env.float("DURABLE_SWEEP_INTERVAL", default=2.0)
+DURABLE_REPUBLISH_AFTER = env.float("DURABLE_REPUBLISH_AFTER", default=15.0)
+DURABLE_LEASE_GRACE = env.float("DURABLE_LEASE_GRACE", default=10.0)
 
 # Where the fake payment provider keeps its ledger: outside the app's database on purpose.
 PAYMENTS_LEDGER = env.str("PAYMENTS_LEDGER", default=str(VAR_DIR / "payments-ledger.sqlite3"))

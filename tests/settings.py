@@ -69,6 +69,8 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
+# One ledger per test database: test runs side by side on one machine (different TEST_DB_NAME)
+# must not see, or reset, each other's charges.
 PAYMENTS_LEDGER = env.str(
     "PAYMENTS_LEDGER", default=os.path.join(tempfile.gettempdir(), f"{TEST_DB_NAME}_ledger.sqlite3")
 )

@@ -21,7 +21,8 @@ def charge_card(order_id: int, amount_cents: int) -> dict:
     return payments.charge(amount_cents, idempotency_key=key, reference=f"order-{order_id}")
 
 
-@durable.step(atomic=True)  # commits with the step's result: exactly once
+# One short transaction; its timeout also bounds how long a crashed worker's lease holds the run.
+@durable.step(atomic=True, timeout=timedelta(seconds=5))  # commits with the step's result: exactly once
 def mark_paid(order_id: int, charge_id: str) -> None:
     Order.objects.filter(pk=order_id).update(
         status=Order.Status.PAID, charge_id=charge_id, paid_writes=F("paid_writes") + 1
