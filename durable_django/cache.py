@@ -14,7 +14,7 @@ from uuid import UUID
 from .conf import settings
 from .interpreter import Interpreter
 
-__all__ = ["clear", "put", "take"]
+__all__ = ["clear", "discard", "put", "take"]
 
 _lock = threading.Lock()
 _entries: OrderedDict[UUID, tuple[int, int, Interpreter]] = OrderedDict()
@@ -42,6 +42,14 @@ def put(run_id: UUID, generation: int, next_seq: int, interpreter: Interpreter) 
             evicted.append(_entries.popitem(last=False)[1][2])
     for old in evicted:
         old.close()
+
+
+def discard(run_id: UUID) -> None:
+    """Forget the generator of ``run_id``, if this process holds one."""
+    with _lock:
+        entry = _entries.pop(run_id, None)
+    if entry is not None:
+        entry[2].close()
 
 
 def clear() -> None:

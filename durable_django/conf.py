@@ -31,6 +31,8 @@ class _Defaults:
     INLINE_SECONDS: float = 30.0
     #: A step that no worker could run (its code is missing) this long blocks its run.
     UNKNOWN_CODE_GRACE: float = 600.0
+    #: On PostgreSQL, record a step and lease the next in one statement when nothing else happens.
+    FAST_PATH: bool = True
     #: Start the recovery sweeper inside every Celery worker.
     WORKER_SWEEPER: bool = True
     #: Retry delays up to this many seconds are also sent as a Celery countdown hint.

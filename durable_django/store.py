@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
-from . import dispatch, engine, lifecycle
+from . import cache, dispatch, engine, fastpath, lifecycle
 from .advance import advance, lock_run
 from .conf import settings
 from .interpreter import ErrorInfo
@@ -108,11 +108,14 @@ def record_success(held: Claim, result_json: str, body: Any = None) -> Claim | N
     ``body``, when given, runs first inside the same transaction: that is an atomic step,
     and it must return the result's JSON (``result_json`` is then ignored).
     """
+    fast = fastpath.record_success(held, result_json, body)
+    if not isinstance(fast, fastpath.NotTaken):
+        return fast
     using = database()
     with transaction.atomic(using=using):
         run = lock_run(using, held.run_id)
         if run is None or not fence(using, held):
-            dispatch.stale_write_refused(held)
+            _refused(held)
             return None
         if body is not None:
             result_json = body()
@@ -141,7 +144,7 @@ def record_failure(held: Claim, error: ErrorInfo, retry_in: timedelta | None) ->
                 )
             )
             if not retried:
-                dispatch.stale_write_refused(held)
+                _refused(held)
                 return None
             entries.update(error_json=error.as_json())
             if hint is not None:
@@ -149,11 +152,17 @@ def record_failure(held: Claim, error: ErrorInfo, retry_in: timedelta | None) ->
             return None
         run = lock_run(using, held.run_id)
         if run is None or not fence(using, held):
-            dispatch.stale_write_refused(held)
+            _refused(held)
             return None
         entries.update(status=Entry.FAILED, error_json=error.as_json(), finished_at=Now())
         known = engine.Recorded("step", held.step, held.args_json, engine.Failed(error))
         return advance(using, run, held.queue, known=(held.seq, known))
+
+
+def _refused(held: Claim) -> None:
+    # A generator this process fed with the refused result must not be used again.
+    cache.discard(held.run_id)
+    dispatch.stale_write_refused(held)
 
 
 def park(held: Claim, error: ErrorInfo) -> None:

@@ -116,17 +116,21 @@ def steps_held(pids: list[int]) -> list[tuple[int, str, bool]]:
     from django.db.models import OuterRef, Subquery
     from django.db.models.functions import Now
 
-    from durable_django.models import StepRecord, WorkItem, idempotency_key
+    from durable_django.models import HistoryEntry, WorkItem, idempotency_key
     from example_project.shop import payments
 
     owners = {f"{socket.gethostname()}:{pid}": pid for pid in pids}  # WorkItem.owner is "host:pid"
-    name = StepRecord.objects.filter(run=OuterRef("run"), seq=OuterRef("seq")).values("name")[:1]
+    name = HistoryEntry.objects.filter(run=OuterRef("run"), seq=OuterRef("seq")).values("name")[:1]
     items = WorkItem.objects.filter(kind=WorkItem.Kind.STEP, owner__in=owners, lease_expires_at__gt=Now())
-    rows = list(items.annotate(step=Subquery(name)).values_list("owner", "step", "run__workflow_id", "run_id", "seq"))
+    rows = list(
+        items.annotate(step=Subquery(name)).values_list(
+            "owner", "step", "run__workflow_id", "run_id", "run__generation", "seq"
+        )
+    )
     charged = {charge["idempotency_key"] for charge in payments.ledger()} if rows else set()
     return [
-        (owners[owner], f"{step.rsplit('.', 1)[-1]} of {workflow_id}", idempotency_key(run, seq) in charged)
-        for owner, step, workflow_id, run, seq in rows
+        (owners[owner], f"{step.rsplit('.', 1)[-1]} of {workflow_id}", idempotency_key(run, gen, seq) in charged)
+        for owner, step, workflow_id, run, gen, seq in rows
     ]
 
 
@@ -187,7 +191,7 @@ def wait_finished(worker: CeleryWorker, timeout: float) -> None:
 
 def report(n: int, kills: Counter[str], elapsed: float) -> None:
     """Check the invariants from the database and the provider's own ledger; raise DemoFailed if one is broken."""
-    from durable_django.models import StepRecord, WorkflowRun, WorkItem
+    from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
     from example_project.shop import payments
     from example_project.shop.models import Order
 
@@ -221,7 +225,7 @@ def report(n: int, kills: Counter[str], elapsed: float) -> None:
             broken.append(f"{label}: {value}, expected {expected}")
     retried = sum(charge["requests"] > 1 for charge in ledger)
     print(f"      {'charges requested more than once':50} {retried}  (same idempotency key: no double charge)")
-    print(f"      {'steps that ran more than once':50} {StepRecord.objects.filter(attempts__gt=1).count()}")
+    print(f"      {'steps that ran more than once':50} {HistoryEntry.objects.filter(attempts__gt=1).count()}")
     kinds = ", ".join(f"{kind}: {count}" for kind, count in kills.items())
     print(f"      {'kills that landed mid-step':50} {kills.total()}" + f" ({kinds})" * bool(kinds))
     print(f"      {'elapsed':50} {elapsed:.1f} s")

@@ -248,3 +248,13 @@ def keys():
     first = yield context_step()
     second = yield context_step()
     return [first, second]
+
+
+@durable.workflow(name="tests.stages")
+def stages():
+    first = yield double(1)
+    yield durable.set_state("between")
+    second = yield double(first)
+    if (yield durable.patched("extra")):
+        second = yield double(second)
+    return second
