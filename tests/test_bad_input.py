@@ -145,3 +145,49 @@ def test_two_workflows_with_one_name_are_refused():
 def test_step_context_outside_a_step_explains_itself():
     with pytest.raises(durable.DurableError, match="outside a running step"):
         durable.step_context()
+
+
+BAD_REQUESTS = {
+    "negative sleep": (lambda: durable.sleep(timedelta(seconds=-1)), "use a duration of zero or more"),
+    "sleep in seconds": (lambda: durable.sleep(30), "takes a datetime.timedelta, not 30"),
+    "naive sleep_until": (lambda: durable.sleep_until(datetime.datetime(2030, 1, 1)), "naive datetime"),
+    "sleep_until a date": (lambda: durable.sleep_until(datetime.date(2030, 1, 1)), "takes a datetime"),
+    "negative signal timeout": (
+        lambda: durable.wait_signal("go", timeout=timedelta(days=-1)),
+        "use a duration of zero or more",
+    ),
+    "unnamed signal": (lambda: durable.wait_signal(""), "needs a signal name"),
+    "empty all_of": (lambda: durable.all_of(), "needs at least one request"),
+    "nested group": (lambda: durable.any_of(durable.all_of(durable.sleep(timedelta(0)))), "groups do not nest"),
+    "non-request in a group": (lambda: durable.all_of("step"), "argument 0 is 'step'"),
+    "unnamed patch": (lambda: durable.patched(""), "needs a change id"),
+    "non-JSON state": (lambda: durable.set_state({1, 2}), "durable.set_state() value is a builtins.set"),
+    "non-JSON continue_as_new": (
+        lambda: durable.continue_as_new(decimal.Decimal(1)),
+        "durable.continue_as_new(): args[0] is a decimal.Decimal",
+    ),
+}
+
+
+@pytest.mark.parametrize("build,message", BAD_REQUESTS.values(), ids=BAD_REQUESTS.keys())
+def test_a_bad_request_is_refused_where_it_is_built(build, message):
+    with pytest.raises(durable.DurableError) as caught:
+        build()
+    assert message in str(caught.value)
+    assert isinstance(caught.value, ValueError | TypeError)
+
+
+@pytest.mark.django_db
+def test_a_bad_signal_payload_is_refused_naming_the_path_and_nothing_is_written():
+    from durable_django.models import Signal
+
+    run = echo_workflow.start(1)
+    with pytest.raises(durable.SerializationError, match=r"the payload of signal 'go'\['at'\] is a datetime.datetime"):
+        run.signal("go", {"at": datetime.datetime.now(tz=datetime.UTC)})
+    assert not Signal.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_signal_to_an_unknown_workflow_id_names_it():
+    with pytest.raises(durable.RunNotFound, match="no run has workflow_id 'order-404'"):
+        durable.signal("order-404", "shipped")
