@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-next bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,24 @@ test: $(STAMP)
 	$(PY) -m mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## The same suite on the newest Python and Django (Django 6 needs Python 3.12 or newer).
+PYTHON_NEXT ?= $(shell PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null || command -v python3.13)
+VENV_NEXT ?= .venv-next
+STAMP_NEXT := $(VENV_NEXT)/.installed
+
+$(STAMP_NEXT): pyproject.toml
+	@test -n "$(PYTHON_NEXT)" || { echo "python3.13 not found: set PYTHON_NEXT=/path/to/python3.12+"; exit 1; }
+	$(PYTHON_NEXT) -m venv $(VENV_NEXT)
+	$(VENV_NEXT)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_NEXT)/bin/python -m pip install --quiet -e ".[test]" "django>=6.0"
+	touch $(STAMP_NEXT)
+
+test-next: $(STAMP_NEXT)
+	TEST_DB_NAME=durable_django_test_next $(VENV_NEXT)/bin/python -m pytest $(PYTEST_ARGS)
+
 ## Throughput and commits per step on PostgreSQL with a real Celery worker.
 bench: $(STAMP)
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) $(VENV_NEXT) var
