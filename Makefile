@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-next bench clean
+.PHONY: demo test test-next test-sqlite bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ $(STAMP_NEXT): pyproject.toml
 
 test-next: $(STAMP_NEXT)
 	TEST_DB_NAME=durable_django_test_next $(VENV_NEXT)/bin/python -m pytest $(PYTEST_ARGS)
+
+## The database-independent tests again on SQLite, with real worker processes beside the test process.
+test-sqlite: $(STAMP)
+	TEST_DATABASE=sqlite TEST_DB_NAME=durable_django_test_sqlite $(PY) -m pytest $(PYTEST_ARGS)
 
 ## Throughput and commits per step on PostgreSQL with a real Celery worker.
 bench: $(STAMP)

@@ -14,7 +14,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if IN_CI and not settings.POSTGRES:
+    if IN_CI and not settings.POSTGRES and os.environ.get("TEST_DATABASE") != "sqlite":
         raise pytest.UsageError("CI=true needs PostgreSQL on 127.0.0.1:5432; .ci/run starts it")
     if IN_CI and not settings.REDIS:
         raise pytest.UsageError("CI=true needs Redis on 127.0.0.1:6379; .ci/run starts it")
@@ -22,7 +22,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     missing = {
-        "postgres": None if settings.POSTGRES else "PostgreSQL is not reachable on 127.0.0.1:5432",
+        "postgres": None if settings.POSTGRES else "needs PostgreSQL; this session runs on SQLite",
         "broker": None if settings.REDIS else "Redis is not reachable on 127.0.0.1:6379",
     }
     for item in items:
@@ -53,8 +53,11 @@ def worker_env(django_db_setup: None, django_db_blocker: object) -> dict[str, st
     from django.db import connection
 
     database = connection.settings_dict
+    broker = {"CELERY_BROKER_URL": settings.CELERY_BROKER_URL}
+    if connection.vendor == "sqlite":
+        return {"SQLITE_PATH": database["NAME"], "TEST_DATABASE": "sqlite", **broker}
     url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
-    return {"DATABASE_URL": url, "TEST_DATABASE": "postgres", "CELERY_BROKER_URL": settings.CELERY_BROKER_URL}
+    return {"DATABASE_URL": url, "TEST_DATABASE": "postgres", **broker}
 
 
 @pytest.fixture

@@ -59,8 +59,9 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.path.join(tempfile.gettempdir(), f"{TEST_DB_NAME}_main.sqlite3"),
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30},
+            # A worker process started by the tests is pointed straight at the test file.
+            "NAME": env.str("SQLITE_PATH", default=os.path.join(tempfile.gettempdir(), f"{TEST_DB_NAME}_main.sqlite3")),
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"},
             "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"{TEST_DB_NAME}.sqlite3")},
         }
     }

@@ -19,7 +19,7 @@ from tests.testapp.workflows import (
 
 from .waiting import wait_finished, wait_for, wait_status
 
-pytestmark = [pytest.mark.postgres, pytest.mark.broker]
+pytestmark = [pytest.mark.broker]
 Status = WorkflowRun.Status
 Entry = HistoryEntry.Status
 

@@ -12,8 +12,6 @@ from tests.testapp.workflows import bump_twice, echo_workflow
 
 from .waiting import wait_finished
 
-pytestmark = [pytest.mark.postgres]
-
 
 @pytest.mark.broker
 def test_a_dropped_wake_up_message_is_recovered_by_the_sweeper(worker, monkeypatch):

@@ -11,7 +11,7 @@ from tests.testapp.workflows import adder, collect, inspectable, two_names, wait
 
 from .waiting import wait_finished, wait_for, wait_status
 
-pytestmark = [pytest.mark.postgres, pytest.mark.broker]
+pytestmark = [pytest.mark.broker]
 WAITING = WorkflowRun.Status.WAITING
 
 

@@ -16,7 +16,7 @@ from tests.testapp.workflows import (
 
 from .waiting import wait_finished
 
-pytestmark = [pytest.mark.postgres, pytest.mark.broker]
+pytestmark = [pytest.mark.broker]
 Status = WorkflowRun.Status
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import redis
 from django.conf import settings
@@ -14,7 +16,7 @@ from tests.testapp.workflows import nap
 
 from .waiting import wait_finished, wait_for, wait_status
 
-pytestmark = [pytest.mark.postgres, pytest.mark.broker]
+pytestmark = [pytest.mark.broker]
 WAITING = WorkflowRun.Status.WAITING
 
 
@@ -23,7 +25,7 @@ def test_a_timer_survives_a_worker_sigkill_and_fires_once_not_early(worker):
     wait_status(run, WAITING, timeout=20)
     worker.kill()  # nothing is held while it sleeps: the whole worker can die
     worker.start()
-    advance_time(timedelta_hours(1))
+    advance_time(timedelta(hours=1))
     (run,) = wait_finished([run], timeout=20)
     assert run.status == WorkflowRun.Status.COMPLETED
     assert Counter.objects.get(name="survivor").value == 1, "the step after the sleep ran more than once"
@@ -40,6 +42,7 @@ def test_a_short_sleep_fires_by_itself_and_not_before_its_time(worker):
     assert (sleep.fire_at - sleep.scheduled_at).total_seconds() >= 1.5
 
 
+@pytest.mark.postgres  # reads pg_stat_activity
 def test_a_thousand_sleeping_runs_hold_no_worker_message_or_transaction_then_all_wake(worker):
     with transaction.atomic():
         runs = [nap.start(3600, "sleepers") for _ in range(1000)]
@@ -55,13 +58,7 @@ def test_a_thousand_sleeping_runs_hold_no_worker_message_or_transaction_then_all
         )
         assert cursor.fetchone()[0] == 0, "a sleeping run holds a transaction open"
 
-    advance_time(timedelta_hours(1))
+    advance_time(timedelta(hours=1))
     runs = wait_finished(runs, timeout=180)
     assert {run.status for run in runs} == {WorkflowRun.Status.COMPLETED}
     assert Counter.objects.get(name="sleepers").value == 1000
-
-
-def timedelta_hours(hours: float):
-    from datetime import timedelta
-
-    return timedelta(hours=hours)

@@ -12,7 +12,7 @@ from durable_django import dispatch, registry, runner, store, tasks
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from tests.testapp.workflows import echo_workflow
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 Status = WorkflowRun.Status
 GHOST_INPUT = '{"args":[2],"kwargs":{}}'
 GHOST_INPUT = '{"args":[2],"kwargs":{}}'

@@ -11,7 +11,7 @@ from tests.testapp.workflows import bump_twice, chain, echo_workflow, flaky_work
 
 from .waiting import wait_finished
 
-pytestmark = [pytest.mark.postgres, pytest.mark.broker]
+pytestmark = [pytest.mark.broker]
 
 
 def test_a_started_workflow_runs_to_completion_on_a_worker(worker):
