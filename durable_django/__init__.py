@@ -29,6 +29,7 @@ from .retry import RetryPolicy
 
 if TYPE_CHECKING:
     from .models import WorkflowRun
+    from .repair import fork, retry
     from .runs import cancel, get_run, resume, signal
 
 __all__ = [
@@ -54,9 +55,11 @@ __all__ = [
     "any_of",
     "cancel",
     "continue_as_new",
+    "fork",
     "get_run",
     "patched",
     "resume",
+    "retry",
     "set_state",
     "signal",
     "sleep",
@@ -67,7 +70,15 @@ __all__ = [
     "workflow",
 ]
 
-_NEED_MODELS = {"WorkflowRun": "models", "cancel": "runs", "get_run": "runs", "resume": "runs", "signal": "runs"}
+_NEED_MODELS = {
+    "WorkflowRun": "models",
+    "cancel": "runs",
+    "fork": "repair",
+    "get_run": "runs",
+    "resume": "runs",
+    "retry": "repair",
+    "signal": "runs",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -258,3 +258,18 @@ def stages():
     if (yield durable.patched("extra")):
         second = yield double(second)
     return second
+
+
+@durable.step(name="tests.until_fixed", retry=durable.RetryPolicy(max_attempts=1))
+def until_fixed(name: str) -> str:
+    if not Counter.objects.filter(name=f"{name}:fixed").exists():
+        raise RuntimeError("not fixed yet")
+    return "fixed"
+
+
+@durable.workflow(name="tests.repairable")
+def repairable(name: str):
+    before = yield bump(f"{name}:before")
+    fixed = yield until_fixed(name)
+    after = yield bump(f"{name}:after")
+    return [before, fixed, after]
