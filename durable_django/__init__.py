@@ -24,8 +24,8 @@ from .exceptions import (
     WorkflowIdConflict,
     WorkflowNotRegistered,
 )
+from .policy import RetryPolicy
 from .requests import all_of, any_of, continue_as_new, patched, set_state, sleep, sleep_until, wait_signal
-from .retry import RetryPolicy
 
 if TYPE_CHECKING:
     from .models import WorkflowRun

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from . import codec, registry
 from .exceptions import WorkflowDefinitionError
 from .interpreter import in_workflow
+from .policy import RetryPolicy
 from .requests import ChildCall, StepCall, encode_arguments
-from .retry import RetryPolicy
 
 if TYPE_CHECKING:
     from .models import WorkflowRun
