@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db import connections, transaction
 
-from . import cache, engine
+from . import cache, engine, observe
 from .conf import settings
 from .exceptions import WorkflowNotRegistered
 from .interpreter import Interpreter
@@ -162,6 +162,7 @@ def _go_on(
             cursor.execute(_COMPLETE, {**params, "final": decision.end.result_json})
             if cursor.fetchone()[0] == 1:
                 interpreter.close()
+                observe.run_ended(using, held.run_id, held.workflow_id, interpreter.name, WorkflowRun.Status.COMPLETED)
                 return None
     # Not for this path, or something moved: the general way decides again under the lock. It
     # can reuse the generator if that stopped right after the result, where the run will be;

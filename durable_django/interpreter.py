@@ -35,8 +35,11 @@ class ErrorInfo:
     message: str
     traceback: str = ""
 
+    def as_dict(self) -> dict[str, str]:
+        return {"type": self.type, "message": self.message, "traceback": self.traceback}
+
     def as_json(self) -> str:
-        return codec.encode({"type": self.type, "message": self.message, "traceback": self.traceback})
+        return codec.encode(self.as_dict())
 
     @classmethod
     def from_json(cls, text: str) -> ErrorInfo:

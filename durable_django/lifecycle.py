@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models import F
 from django.db.models.functions import Now
 
-from . import dispatch
+from . import dispatch, observe
 from .models import HistoryEntry, Signal, WorkflowRun, WorkItem
 
 __all__ = ["child_workflow_id", "continue_as_new", "finish", "request_cancel"]
@@ -33,6 +33,7 @@ def finish(
     A blocked run keeps its work items and a pending cancel: it is resumable.
     """
     fields.update(status=status, result_json=result_json, error_json=error_json, updated_at=Now())
+    observe.run_ended(using, run.pk, run.workflow_id, run.workflow_name, status, error_json)
     if status == Status.BLOCKED:
         WorkflowRun.objects.using(using).filter(pk=run.pk).update(**fields)
         return

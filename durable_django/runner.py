@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from . import codec, context, store
+from . import codec, context, observe, store
 from .conf import settings
 from .definitions import StepDefinition, decode_arguments
 from .exceptions import SerializationError, StepTimeout, WorkerLost, WorkflowNotRegistered
@@ -93,7 +93,7 @@ def _attempt(held: Claim, definition: StepDefinition[..., Any]) -> Iterator[None
         attempt=held.attempt,
         idempotency_key=held.idempotency_key,
     )
-    with context.running(step_context), _time_limit(held.step, definition.timeout_seconds):
+    with observe.step_attempt(held), context.running(step_context), _time_limit(held.step, definition.timeout_seconds):
         yield
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 
-from . import codec, dispatch, engine
+from . import codec, dispatch, engine, observe
 from .advance import lock_run
 from .definitions import decode_arguments, resolve_workflow
 from .exceptions import (
@@ -65,6 +65,7 @@ def start(
                 workflow_id=workflow_id, workflow_name=definition.name, input_json=input_json
             )
             dispatch.wake(using, run.pk)
+            observe.run_started(using, run.pk, workflow_id, definition.name)
     except IntegrityError:
         existing = WorkflowRun.objects.using(using).filter(workflow_id=workflow_id).first()
         if existing is None:

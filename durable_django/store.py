@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
-from . import cache, dispatch, engine, fastpath, lifecycle
+from . import cache, dispatch, engine, fastpath, lifecycle, observe
 from .advance import advance, lock_run
 from .conf import settings
 from .interpreter import ErrorInfo
@@ -147,6 +147,7 @@ def record_failure(held: Claim, error: ErrorInfo, retry_in: timedelta | None) ->
                 _refused(held)
                 return None
             entries.update(error_json=error.as_json())
+            observe.step_failed(using, held, error.as_dict(), final=False)
             if hint is not None:
                 dispatch.after_commit(held.item_id, held.queue, using=using, countdown=hint)
             return None
@@ -155,6 +156,7 @@ def record_failure(held: Claim, error: ErrorInfo, retry_in: timedelta | None) ->
             _refused(held)
             return None
         entries.update(status=Entry.FAILED, error_json=error.as_json(), finished_at=Now())
+        observe.step_failed(using, held, error.as_dict(), final=True)
         known = engine.Recorded("step", held.step, held.args_json, engine.Failed(error))
         return advance(using, run, held.queue, known=(held.seq, known))
 
