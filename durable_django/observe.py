@@ -31,6 +31,7 @@ try:  # optional: spans only when the application installs OpenTelemetry
 except ImportError:  # pragma: no cover - depends on the environment
     _trace = None
     _tracer = None
+_default_tracer = _tracer
 
 _ENDINGS: dict[str, Any] = {
     WorkflowRun.Status.COMPLETED: signals.run_completed,
@@ -106,6 +107,8 @@ def step_attempt(held: Any) -> Iterator[None]:
 
 
 def _run_span(run_id: uuid.UUID, fields: dict[str, Any], error: dict[str, str] | None) -> None:
+    if _tracer is _default_tracer and isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider):
+        return  # the API without an SDK records nothing: spare the query
     started: datetime | None = WorkflowRun.objects.filter(pk=run_id).values_list("created_at", flat=True).first()
     start_time = None if started is None else int(started.timestamp() * 1e9)
     span = _tracer.start_span(f"run {fields['workflow']}", start_time=start_time)
