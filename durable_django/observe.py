@@ -8,6 +8,7 @@ span from its start to its end; without it, nothing of this costs anything.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import uuid
 from collections.abc import Iterator
@@ -24,13 +25,13 @@ __all__ = ["run_ended", "run_started", "step_attempt", "step_failed"]
 
 logger = logging.getLogger("durable_django")
 
+_trace: Any = None
+_tracer: Any = None
 try:  # optional: spans only when the application installs OpenTelemetry
-    from opentelemetry import trace as _trace
-
-    _tracer: Any = _trace.get_tracer("durable_django")
+    _trace = importlib.import_module("opentelemetry.trace")
+    _tracer = _trace.get_tracer("durable_django")
 except ImportError:  # pragma: no cover - depends on the environment
-    _trace = None
-    _tracer = None
+    pass
 _default_tracer = _tracer
 
 _ENDINGS: dict[str, Any] = {
