@@ -10,7 +10,9 @@ from .harness import DOCS, Project
 
 QUICKSTART = DOCS / "quickstart.md"
 #: The pages with runnable examples, in the order a reader meets them.
-CAPABILITY_PAGES = [DOCS / name for name in ("timers.md", "signals.md", "parallel.md", "child-workflows.md")]
+CAPABILITY_PAGES = [
+    DOCS / name for name in ("timers.md", "signals.md", "parallel.md", "child-workflows.md", "cancellation.md")
+]
 
 
 @pytest.fixture(scope="session")
