@@ -10,9 +10,15 @@ from .harness import DOCS, Project
 
 QUICKSTART = DOCS / "quickstart.md"
 #: The pages with runnable examples, in the order a reader meets them.
-CAPABILITY_PAGES = [
-    DOCS / name for name in ("timers.md", "signals.md", "parallel.md", "child-workflows.md", "cancellation.md")
-]
+PAGES = (
+    "timers.md",
+    "signals.md",
+    "parallel.md",
+    "child-workflows.md",
+    "cancellation.md",
+    "continue-as-new.md",
+)
+CAPABILITY_PAGES = [DOCS / name for name in PAGES]
 
 
 @pytest.fixture(scope="session")
