@@ -17,6 +17,7 @@ PAGES = (
     "child-workflows.md",
     "cancellation.md",
     "continue-as-new.md",
+    "versioning.md",
 )
 CAPABILITY_PAGES = [DOCS / name for name in PAGES]
 
