@@ -10,9 +10,10 @@ block whose first line names a file is that file:
 
 ``python`` blocks that start with ``# python manage.py shell`` are pasted, line by line,
 into one interactive console, one process per session: a file or ``sh`` block ends the
-session, as a user would restart ``manage.py shell`` after changing code. Before each snippet after the first, the console waits until
-the worker has nothing left to do but timers that are not due (what "a moment later" means
-on the pages). A ``text`` block right after a snippet is what that snippet must print. A
+session, as a user would restart ``manage.py shell`` after changing code. Before each
+snippet after the first, and at the end of the session, the console waits until the worker
+has nothing left to do but timers that are not due (what "a moment later" means on the
+pages). A ``text`` block right after a snippet is what that snippet must print. A
 worker whose code changed is restarted before the next shell session, as a deploy would.
 Any other ``python`` block is an illustration: it must compile, nothing more. Needs no
 server: SQLite and kombu's filesystem transport.
