@@ -14,12 +14,15 @@ from .exceptions import (
     ChildFailed,
     DurableError,
     InvalidRequest,
+    InvalidWorkflowId,
+    InvalidYield,
     NonDeterminismError,
     RunFinished,
     RunNotFound,
     SerializationError,
     StepFailed,
     StepTimeout,
+    WorkerLost,
     WorkflowDefinitionError,
     WorkflowIdConflict,
     WorkflowNotRegistered,
@@ -30,13 +33,15 @@ from .requests import all_of, any_of, continue_as_new, patched, set_state, sleep
 if TYPE_CHECKING:
     from .models import WorkflowRun
     from .repair import fork, retry
-    from .runs import cancel, get_run, resume, signal
+    from .runs import cancel, get_run, query, resume, signal
 
 __all__ = [
     "Cancelled",
     "ChildFailed",
     "DurableError",
     "InvalidRequest",
+    "InvalidWorkflowId",
+    "InvalidYield",
     "NonDeterminismError",
     "RetryPolicy",
     "RunFinished",
@@ -46,6 +51,7 @@ __all__ = [
     "StepDefinition",
     "StepFailed",
     "StepTimeout",
+    "WorkerLost",
     "WorkflowDefinition",
     "WorkflowDefinitionError",
     "WorkflowIdConflict",
@@ -58,6 +64,7 @@ __all__ = [
     "fork",
     "get_run",
     "patched",
+    "query",
     "resume",
     "retry",
     "set_state",
@@ -75,6 +82,7 @@ _NEED_MODELS = {
     "cancel": "runs",
     "fork": "repair",
     "get_run": "runs",
+    "query": "runs",
     "resume": "runs",
     "retry": "repair",
     "signal": "runs",

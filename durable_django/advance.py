@@ -205,7 +205,7 @@ class _Advance:
         self.running = True
         runs = WorkflowRun.objects.using(self.using)
         child = runs.create(
-            workflow_id=lifecycle.child_workflow_id(self.run, seq),
+            workflow_id=lifecycle.child_workflow_id(self.using, self.run, seq),
             workflow_name=request.name,
             input_json=request.args_json,
             parent_id=self.run.pk,

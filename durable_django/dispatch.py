@@ -108,7 +108,8 @@ def stale_write_refused(held: Claim) -> None:
     global stale_writes_refused
     stale_writes_refused += 1
     logger.warning(
-        "durable_django: refused a late write for run %s step #%s (token %s): another worker claimed it since",
+        "durable_django: refused a late write for run %s step #%s (token %s): "
+        "another worker claimed the step since, or it was cancelled",
         held.run_id,
         held.seq,
         held.token,

@@ -56,6 +56,7 @@ class _Cancelled:
 
 
 CANCELLED = _Cancelled()
+_CANCEL_MESSAGE = "the run was cancelled (run.cancel())"
 Outcome = Succeeded | Failed | _Cancelled
 
 
@@ -196,7 +197,7 @@ def decide(interpreter: Interpreter, history: Mapping[int, Recorded], *, cancel:
                     commands.append(Note(seq, event, CANCELLED))
                 commands.extend(Note(first + i, leaf, CANCELLED, group) for i, leaf in enumerate(leaves))
                 delivered = True
-                event = interpreter.throw(Cancelled(), consumed=width)
+                event = interpreter.throw(Cancelled(_CANCEL_MESSAGE), consumed=width)
                 continue
             if group is not None:
                 commands.append(Open(seq, event))
@@ -249,7 +250,7 @@ def _feed(
     interpreter: Interpreter, event: Leaf | Group, outcome: Outcome, entries: list[Recorded | None], width: int
 ) -> Event:
     if isinstance(outcome, _Cancelled):
-        return interpreter.throw(Cancelled(), consumed=width)
+        return interpreter.throw(Cancelled(_CANCEL_MESSAGE), consumed=width)
     if not isinstance(event, AllOf | AnyOf):
         return _feed_leaf(interpreter, event, outcome, width, wrap=None)
     assert isinstance(outcome, Succeeded)
@@ -269,7 +270,7 @@ def _feed_leaf(interpreter: Interpreter, leaf: Leaf, outcome: Outcome, width: in
         value: Any = codec.decode(outcome.value_json)
         return interpreter.send(value if wrap is None else [wrap, value], consumed=width)
     if isinstance(outcome, _Cancelled):
-        return interpreter.throw(Cancelled(), consumed=width)
+        return interpreter.throw(Cancelled(_CANCEL_MESSAGE), consumed=width)
     error = outcome.error
     failure = ChildFailed if isinstance(leaf, ChildCall) else StepFailed
     return interpreter.throw(failure(leaf.name, error.type, error.message, error.traceback), consumed=width)

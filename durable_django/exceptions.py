@@ -9,7 +9,6 @@ from __future__ import annotations
 __all__ = [
     "Cancelled",
     "ChildFailed",
-    "ConfigurationError",
     "DurableError",
     "InvalidRequest",
     "InvalidWorkflowId",
@@ -30,10 +29,6 @@ __all__ = [
 
 class DurableError(Exception):
     """Base class for durable_django errors."""
-
-
-class ConfigurationError(DurableError):
-    """The project is not set up the way durable_django needs."""
 
 
 class WorkflowDefinitionError(DurableError, TypeError):

@@ -50,15 +50,18 @@ def notify_parent(using: str, run: WorkflowRun) -> None:
 
 
 def request_cancel(using: str, run_id: uuid.UUID) -> bool:
-    """Ask a live run to cancel at its current yield; False if it already finished."""
-    requested = (
-        WorkflowRun.objects.using(using)
-        .filter(pk=run_id, status__in=WorkflowRun.LIVE)
-        .update(cancel_requested=True, updated_at=Now())
-    )
-    if requested:
+    """Ask a live run to cancel at its current yield; False if it already finished.
+
+    Only the first request counts: once delivered, a cancel is not raised again inside the
+    workflow's compensation by an impatient second call.
+    """
+    live = WorkflowRun.objects.using(using).filter(pk=run_id, status__in=WorkflowRun.LIVE)
+    if live.filter(cancel_requested_at__isnull=True).update(
+        cancel_requested=True, cancel_requested_at=Now(), updated_at=Now()
+    ):
         dispatch.wake(using, run_id)
-    return bool(requested)
+        return True
+    return live.exists()
 
 
 def continue_as_new(using: str, run: WorkflowRun, args_json: str, state_json: str | None) -> None:
@@ -71,6 +74,7 @@ def continue_as_new(using: str, run: WorkflowRun, args_json: str, state_json: st
         input_json=args_json,
         next_seq=0,
         generation=F("generation") + 1,
+        cancel_requested_at=None,
         status=Status.RUNNING,
         updated_at=Now(),
         **fields,
@@ -78,7 +82,15 @@ def continue_as_new(using: str, run: WorkflowRun, args_json: str, state_json: st
     dispatch.wake(using, run.pk)
 
 
-def child_workflow_id(parent: WorkflowRun, seq: int) -> str:
+def child_workflow_id(using: str, parent: WorkflowRun, seq: int) -> str:
+    """``<parent>/<seq>`` (``<parent>/<generation>.<seq>`` after a restart), unless a run holds it already.
+
+    History links a child by its run, never by this id, so a taken id just gets a suffix.
+    """
     suffix = f"/{seq}" if parent.generation == 0 else f"/{parent.generation}.{seq}"
     candidate = parent.workflow_id + suffix
-    return candidate if len(candidate) <= 255 else f"child-{uuid.uuid5(uuid.NAMESPACE_URL, candidate).hex}{suffix}"
+    if len(candidate) > 255:
+        candidate = f"child-{uuid.uuid5(uuid.NAMESPACE_URL, candidate).hex}{suffix}"
+    if WorkflowRun.objects.using(using).filter(workflow_id=candidate).exists():
+        candidate = f"{candidate[:240]}-{uuid.uuid4().hex[:12]}"
+    return candidate

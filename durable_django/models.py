@@ -47,6 +47,8 @@ class WorkflowRun(models.Model):
     generation = models.PositiveIntegerField(default=0)
     #: Set by ``cancel()``; the next advance raises ``Cancelled`` in the workflow and clears it.
     cancel_requested = models.BooleanField(default=False)
+    #: When ``cancel()`` was first called; later calls change nothing.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     #: The parent's history position waiting for this child.
     parent_seq = models.PositiveIntegerField(null=True, blank=True)

@@ -145,7 +145,8 @@ class AnyOf:
 
 Group = AllOf | AnyOf
 Request = Leaf | Group | Patched | ContinueAsNew
-_LEAVES = (StepCall, Sleep, WaitSignal, ChildCall, SetState)
+_GROUPABLE = (StepCall, Sleep, WaitSignal, ChildCall)
+_LEAVES = (*_GROUPABLE, SetState)
 _REQUESTS = (*_LEAVES, AllOf, AnyOf, Patched, ContinueAsNew)
 
 
@@ -196,7 +197,7 @@ def _group(kind: type[AllOf] | type[AnyOf], label: str, requests: tuple[object, 
     if not requests:
         raise InvalidRequest(f"durable.{label}() needs at least one request.")
     for index, request in enumerate(requests):
-        if not isinstance(request, _LEAVES):
+        if not isinstance(request, _GROUPABLE):
             raise InvalidRequest(
                 f"durable.{label}() argument {index} is {request!r}; pass step calls, sleeps, signal waits "
                 "or child workflow calls (groups do not nest)."

@@ -1,4 +1,4 @@
-"""Behaviour found while documenting the API that disagrees with the documented contract."""
+"""Bugs found while documenting the API, now fixed: each test pins the corrected behaviour."""
 
 from __future__ import annotations
 
@@ -33,11 +33,6 @@ def advance_items(run: WorkflowRun) -> list[WorkItem]:
     return list(WorkItem.objects.filter(run=run, kind=WorkItem.Kind.ADVANCE))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runs.cancel -> lifecycle.request_cancel sets cancel_requested again on a live run whose cancel was "
-    "already delivered, so the next advance raises Cancelled at the compensation's own yield",
-)
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("no_messages")
@@ -66,21 +61,11 @@ def test_a_second_cancel_during_compensation_does_not_cancel_the_compensation():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="requests._LEAVES includes SetState, so all_of/any_of accept set_state(); advance._open has no branch "
-    "for it, writes no entry, and the advance dies with KeyError on every delivery (the run stays pending)",
-)
 def test_set_state_inside_a_group_is_refused_where_it_is_built():
     with pytest.raises(durable.InvalidRequest):
         durable.all_of(durable.set_state("x"), durable.sleep(timedelta(seconds=1)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="advance._open_child creates the child with workflow_id '<parent>/<seq>' and no check; when a run "
-    "already has that id, the advance raises IntegrityError on every delivery and the parent never moves",
-)
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("no_messages")
