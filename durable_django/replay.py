@@ -1,0 +1,81 @@
+"""Replay a run's history against the code of this process, with no side effects.
+
+Before a deploy, :func:`check` tells which live runs the new code would block; a history
+exported with :func:`export` (from production, say) can be replayed later in a test with
+:func:`check_export`. Replay runs workflow code only: no step runs, nothing is written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import codec, engine
+from .definitions import decode_arguments, resolve_workflow
+from .exceptions import DurableError, WorkflowNotRegistered
+from .history import outcome_of, recorded
+from .interpreter import Interpreter
+from .leases import database
+from .models import HistoryEntry, WorkflowRun
+
+__all__ = ["FORMAT", "check", "check_export", "export"]
+
+#: Identifies the JSON document :func:`export` writes.
+FORMAT = "durable_django.history/1"
+
+
+def export(run: WorkflowRun) -> dict[str, Any]:
+    """The run's current history as a JSON-ready document (its generation only)."""
+    entries = HistoryEntry.objects.using(database()).filter(run_id=run.pk).order_by("seq")
+    return {
+        "format": FORMAT,
+        "workflow_id": run.workflow_id,
+        "workflow": run.workflow_name,
+        "generation": run.generation,
+        "input": codec.decode(run.input_json),
+        "history": [
+            {
+                "seq": entry.seq,
+                "kind": entry.kind,
+                "name": entry.name,
+                "args": codec.decode(entry.args_json),
+                "status": entry.status,
+                "result": None if entry.result_json is None else codec.decode(entry.result_json),
+                "error": None if entry.error_json is None else codec.decode(entry.error_json),
+            }
+            for entry in entries
+        ],
+    }
+
+
+def check(run: WorkflowRun) -> str | None:
+    """Why this process's code would block ``run`` on replay, or None if it replays cleanly."""
+    entries = HistoryEntry.objects.using(database()).filter(run_id=run.pk)
+    history = {entry.seq: recorded(entry) for entry in entries}
+    return _replay(run.workflow_name, run.input_json, history)
+
+
+def check_export(document: dict[str, Any]) -> str | None:
+    """:func:`check` for a document written by :func:`export`."""
+    if document.get("format") != FORMAT:
+        raise DurableError(f"not a history export ({FORMAT!r} expected, got {document.get('format')!r}).")
+    history: dict[int, engine.Recorded] = {}
+    for item in document["history"]:
+        result = None if item["result"] is None else codec.encode(item["result"])
+        error = None if item["error"] is None else codec.encode(item["error"])
+        outcome = outcome_of(item["status"], result, error)
+        history[item["seq"]] = engine.Recorded(item["kind"], item["name"], codec.encode(item["args"]), outcome)
+    return _replay(document["workflow"], codec.encode(document["input"]), history)
+
+
+def _replay(workflow: str, input_json: str, history: dict[int, engine.Recorded]) -> str | None:
+    try:
+        definition = resolve_workflow(workflow)
+    except WorkflowNotRegistered as error:
+        return str(error)
+    args, kwargs = decode_arguments(input_json)
+    interpreter = Interpreter(workflow, definition.func, args, kwargs)
+    try:
+        decision = engine.decide(interpreter, history)
+    finally:
+        interpreter.close()
+    return decision.end.message if isinstance(decision.end, engine.Block) else None

@@ -1,0 +1,58 @@
+"""Replaying histories against the current code: before a deploy, and from an export in a test."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import durable_django as durable
+from durable_django import registry, replay, tasks
+from durable_django.testing import run_until_idle
+from tests.testapp.workflows import collect, double, inspectable
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def no_messages(monkeypatch):
+    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
+
+
+def test_a_run_the_code_still_replays_passes_the_check_and_its_export_too():
+    run = inspectable.start(5)
+    run_until_idle()
+    run.refresh_from_db()
+    assert run.status == "waiting"
+    assert replay.check(run) is None
+    document = json.loads(json.dumps(replay.export(run)))  # as it would be stored in a file
+    assert [entry["kind"] for entry in document["history"]] == ["step", "state", "signal"]
+    assert replay.check_export(document) is None
+
+
+def test_changed_code_is_caught_by_the_check_and_by_the_export(monkeypatch):
+    run = inspectable.start(5)
+    run_until_idle()
+    run.refresh_from_db()
+    document = replay.export(run)
+
+    @durable.workflow(name="tests.inspectable_v2")
+    def changed(order_id):
+        charge = yield double(order_id + 1)  # new code passes other arguments
+        return charge
+
+    monkeypatch.setitem(registry._workflows, "tests.inspectable", changed)
+    message = replay.check(run)
+    assert message is not None and "history recorded step tests.double" in message
+    assert replay.check_export(document) == message
+
+
+def test_a_run_of_an_unknown_workflow_fails_the_check_naming_it(monkeypatch):
+    run = collect.start(1)
+    monkeypatch.delitem(registry._workflows, "tests.collect")
+    assert "no workflow named 'tests.collect'" in replay.check(run)
+
+
+def test_a_document_that_is_not_an_export_is_refused():
+    with pytest.raises(durable.DurableError, match="not a history export"):
+        replay.check_export({"format": "something else"})
