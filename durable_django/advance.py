@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from . import cache, codec, dispatch, engine, lifecycle
 from .conf import settings
+from .crashpoints import crash_point
 from .definitions import decode_arguments, resolve_workflow
 from .exceptions import NonDeterminismError, WorkflowNotRegistered
 from .history import History
@@ -105,6 +106,7 @@ class _Advance:
         else:  # more signals are waiting than one transaction should take
             self._wake()
         self._save(decision.waiting, cancel)
+        crash_point("advance.before_commit")
         key = (self.run.pk, self.run.generation, self.history.next_seq)
         interpreter = self.interpreter
         transaction.on_commit(lambda: cache.put(*key, interpreter), using=self.using)

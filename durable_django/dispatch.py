@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models.functions import Now
 
 from .conf import settings
+from .crashpoints import crash_point
 
 if TYPE_CHECKING:
     from .leases import Claim
@@ -32,6 +33,7 @@ def publish(item_id: int, queue: str, countdown: float | None = None) -> bool:
     """Send the wake-up message; a failure is logged, never raised (the sweeper recovers)."""
     from .tasks import execute
 
+    crash_point("publish.before")
     try:
         options: dict[str, Any] = {"retry": False}
         if queue:

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import codec, context, observe, store
 from .conf import settings
+from .crashpoints import crash_point
 from .definitions import StepDefinition, decode_arguments
 from .exceptions import SerializationError, StepTimeout, WorkerLost, WorkflowNotRegistered
 from .interpreter import error_info
@@ -34,7 +35,9 @@ def work(item_id: int) -> int:
         if steps and time.monotonic() > deadline:
             store.release(held)
             break
+        crash_point("step.after_claim")
         held = _run_step(held)
+        crash_point("step.after_checkpoint")
         steps += 1
     return steps
 
@@ -60,6 +63,7 @@ def _run_step(held: Claim) -> Claim | None:
         result_json = codec.encode(value, f"the result of step {held.step!r}")
     except Exception as error:
         return store.record_failure(held, error_info(error), _retry_in(definition, error, held.attempt))
+    crash_point("step.after_call")
     return store.record_success(held, result_json)
 
 

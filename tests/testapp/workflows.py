@@ -273,3 +273,23 @@ def repairable(name: str):
     fixed = yield until_fixed(name)
     after = yield bump(f"{name}:after")
     return [before, fixed, after]
+
+
+@durable.step(name="tests.pay", timeout=timedelta(seconds=2))
+def pay(order: str, amount_cents: int) -> dict:
+    from example_project.shop import payments
+
+    key = durable.step_context().idempotency_key
+    return payments.charge(amount_cents, idempotency_key=key, reference=order)
+
+
+@durable.step(name="tests.mark", atomic=True, timeout=timedelta(seconds=2))
+def mark(name: str) -> int:
+    return bump.func(name)
+
+
+@durable.workflow(name="tests.purchase")
+def purchase(order: str, amount_cents: int):
+    charge = yield pay(order, amount_cents)
+    marked = yield mark(f"{order}:paid")
+    return {"charge": charge["id"], "marked": marked}
