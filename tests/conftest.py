@@ -39,6 +39,14 @@ def _fresh_generator_cache() -> Iterator[None]:
 
 
 @pytest.fixture
+def no_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Publishing succeeds and sends nothing: for tests that work items in this process."""
+    from durable_django import tasks
+
+    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
+
+
+@pytest.fixture
 def ledger() -> Iterator[None]:
     """The fake payment provider's ledger, empty for each test."""
     from example_project.shop import payments

@@ -7,17 +7,12 @@ from datetime import timedelta
 import pytest
 
 import durable_django as durable
-from durable_django import runner, store, tasks
+from durable_django import runner, store
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from tests.testapp.models import Counter
 from tests.testapp.workflows import echo_workflow, parent, saga
 
 Status = WorkflowRun.Status
-
-
-@pytest.fixture
-def no_messages(monkeypatch):
-    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
 
 
 def work_on(item: WorkItem) -> None:

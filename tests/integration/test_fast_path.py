@@ -6,16 +6,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from durable_django import runner, tasks
+from durable_django import runner
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from tests.testapp.workflows import chain, stages
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def no_messages(monkeypatch):
-    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_messages")]
 
 
 def run_here(run: WorkflowRun) -> WorkflowRun:

@@ -9,19 +9,14 @@ from collections.abc import Iterator
 import pytest
 from django.db import transaction
 
-from durable_django import observe, signals, tasks
+from durable_django import observe, signals
 from durable_django.leases import db_now_plus
 from durable_django.models import WorkflowRun, WorkItem
 from durable_django.testing import run_until_idle
 from tests.testapp.workflows import echo_workflow, flaky_workflow, saga, uncaught_workflow
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_messages")]
 ALL = ("run_started", "run_completed", "run_failed", "run_cancelled", "run_blocked", "step_failed")
-
-
-@pytest.fixture(autouse=True)
-def no_messages(monkeypatch):
-    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
 
 
 @pytest.fixture

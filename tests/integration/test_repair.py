@@ -5,18 +5,13 @@ from __future__ import annotations
 import pytest
 
 import durable_django as durable
-from durable_django import repair, runner, tasks
+from durable_django import repair, runner
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from tests.testapp.models import Counter
 from tests.testapp.workflows import repairable
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_messages")]
 Status = WorkflowRun.Status
-
-
-@pytest.fixture(autouse=True)
-def no_messages(monkeypatch):
-    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
 
 
 def work_until_idle(run: WorkflowRun, rounds: int = 20) -> WorkflowRun:

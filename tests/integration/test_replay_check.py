@@ -7,16 +7,11 @@ import json
 import pytest
 
 import durable_django as durable
-from durable_django import registry, replay, tasks
+from durable_django import registry, replay
 from durable_django.testing import run_until_idle
 from tests.testapp.workflows import collect, double, inspectable
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def no_messages(monkeypatch):
-    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_messages")]
 
 
 def test_a_run_the_code_still_replays_passes_the_check_and_its_export_too():

@@ -8,19 +8,14 @@ import pytest
 from django.db import transaction
 from django.db.models import F
 
-from durable_django import dispatch, registry, runner, store, tasks
+from durable_django import dispatch, registry, runner, store
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from tests.testapp.workflows import echo_workflow
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_messages")]
 Status = WorkflowRun.Status
 GHOST_INPUT = '{"args":[2],"kwargs":{}}'
 GHOST_INPUT = '{"args":[2],"kwargs":{}}'
-
-
-@pytest.fixture(autouse=True)
-def no_messages(monkeypatch):
-    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
 
 
 def advance_item(run: WorkflowRun) -> int:
