@@ -33,6 +33,8 @@ class _Defaults:
     UNKNOWN_CODE_GRACE: float = 600.0
     #: On PostgreSQL, record a step and lease the next in one statement when nothing else happens.
     FAST_PATH: bool = True
+    #: Each sweeper ends the leases of its own host's dead processes at once (Linux /proc).
+    RECLAIM_DEAD_OWNERS: bool = True
     #: Start the recovery sweeper inside every Celery worker.
     WORKER_SWEEPER: bool = True
     #: Retry delays up to this many seconds are also sent as a Celery countdown hint.

@@ -20,7 +20,8 @@ from .models import WorkflowRun, WorkItem, idempotency_key
 
 __all__ = ["Claim", "claimable", "database", "db_now_plus", "fence", "lease_owner"]
 
-_HOST = socket.gethostname()
+#: This machine, as lease owners name it.
+HOST = socket.gethostname()
 
 
 def database() -> str:
@@ -40,7 +41,7 @@ def claimable() -> Q:
 
 def lease_owner() -> str:
     """Who takes a lease: this process as ``host:pid`` (read at each claim: pool children fork)."""
-    return f"{_HOST}:{os.getpid()}"
+    return f"{HOST}:{os.getpid()}"
 
 
 @dataclass(frozen=True, slots=True)

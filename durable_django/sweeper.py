@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 from django.db import connections, router, transaction
 from django.db.models import Q
@@ -17,12 +18,49 @@ from django.db.models.functions import Now
 
 from . import dispatch
 from .conf import settings
-from .leases import claimable, db_now_plus
+from .leases import HOST, claimable, db_now_plus
 from .models import WorkItem
 
-__all__ = ["Sweeper", "sweep"]
+__all__ = ["Sweeper", "reclaim_dead_owners", "sweep"]
 
 logger = logging.getLogger("durable_django")
+_PROC = Path("/proc/self/stat").exists()
+
+
+def reclaim_dead_owners() -> int:
+    """End at once the leases held by processes of this host that no longer exist.
+
+    A pool process killed mid-step (SIGKILL, the OOM killer) would otherwise hold its
+    step until the lease runs out, its timeout later. Only this host's processes are
+    judged, by pid; the fencing token still refuses anything the old holder might write.
+    """
+    if not _PROC:  # no /proc (not Linux): leases run their course
+        return 0
+    using = router.db_for_write(WorkItem)
+    held = WorkItem.objects.using(using).filter(lease_expires_at__gt=Now(), owner__startswith=f"{HOST}:")
+    dead = [(pk, token) for pk, owner, token in held.values_list("pk", "owner", "token") if not _alive(owner)]
+    if not dead:
+        return 0
+    stale = Q()
+    for pk, token in dead:
+        stale |= Q(pk=pk, token=token)
+    reclaimed = WorkItem.objects.using(using).filter(stale).update(lease_expires_at=Now(), dispatched_at=None)
+    if reclaimed:
+        logger.warning("durable_django: reclaimed %d step(s) whose worker process died", reclaimed)
+    return reclaimed
+
+
+def _alive(owner: str) -> bool:
+    try:
+        pid = int(owner.rsplit(":", 1)[1])
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (ValueError, IndexError):
+        return True  # an owner this code cannot judge is left to its lease
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return state not in {"Z", "X"}  # a zombie has died; its parent just has not reaped it yet
 
 
 def sweep() -> int:
@@ -64,6 +102,8 @@ class Sweeper(threading.Thread):
     def run(self) -> None:
         while not self._stopped.wait(float(settings.SWEEP_INTERVAL)):
             try:
+                if settings.RECLAIM_DEAD_OWNERS:
+                    reclaim_dead_owners()
                 sweep()
             except Exception:
                 logger.warning("durable_django: sweep failed; retrying next interval", exc_info=True)

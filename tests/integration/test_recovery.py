@@ -8,9 +8,9 @@ from django.db.models.functions import Now
 from durable_django import dispatch, store, tasks
 from durable_django.interpreter import ErrorInfo
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
-from tests.testapp.workflows import bump_twice, echo_workflow
+from tests.testapp.workflows import bump_twice, echo_workflow, long_holder
 
-from .waiting import wait_finished
+from .waiting import wait_finished, wait_for
 
 
 @pytest.mark.broker
@@ -72,3 +72,21 @@ def test_a_duplicate_message_for_a_claimed_item_is_a_no_op(monkeypatch):
     assert held is not None
     assert store.take(held.item_id) is None  # lease is live: a second delivery does nothing
     assert WorkItem.objects.get(pk=held.item_id).token == held.token
+
+
+@pytest.mark.broker
+def test_a_step_whose_pool_process_was_killed_is_taken_over_long_before_its_lease_ends(worker):
+    run = long_holder.start(1.0)  # its lease is its 120 s timeout plus the grace
+    owner = wait_for(
+        lambda: (
+            WorkItem.objects.filter(run=run, kind=WorkItem.Kind.STEP, lease_expires_at__isnull=False)
+            .values_list("owner", flat=True)
+            .first()
+        ),
+        timeout=20,
+        what="the step to be running",
+    )
+    assert worker.kill_child(int(owner.rsplit(":", 1)[1]))
+    (run,) = wait_finished([run], timeout=30)  # far less than the 121 s lease
+    assert run.result == "held"
+    assert HistoryEntry.objects.get(run=run, seq=0).attempts == 2

@@ -293,3 +293,14 @@ def purchase(order: str, amount_cents: int):
     charge = yield pay(order, amount_cents)
     marked = yield mark(f"{order}:paid")
     return {"charge": charge["id"], "marked": marked}
+
+
+@durable.step(name="tests.long_hold", timeout=timedelta(seconds=120))
+def long_hold(seconds: float) -> str:
+    time.sleep(seconds)
+    return "held"
+
+
+@durable.workflow(name="tests.long_holder")
+def long_holder(seconds: float):
+    return (yield long_hold(seconds))
