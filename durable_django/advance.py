@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from . import cache, codec, dispatch, engine, lifecycle
 from .conf import settings
-from .crashpoints import crash_point
 from .definitions import decode_arguments, resolve_workflow
 from .exceptions import NonDeterminismError, WorkflowNotRegistered
+from .faults import crash_point
 from .history import History
 from .inbox import Inbox
 from .interpreter import ErrorInfo, Interpreter, error_info

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models.functions import Now
 
 from .conf import settings
-from .crashpoints import crash_point
+from .faults import crash_point, publish_copies
 
 if TYPE_CHECKING:
     from .leases import Claim
@@ -40,7 +40,8 @@ def publish(item_id: int, queue: str, countdown: float | None = None) -> bool:
             options["queue"] = queue
         if countdown is not None:
             options["countdown"] = countdown
-        execute.apply_async((item_id,), **options)
+        for _ in range(publish_copies()):
+            execute.apply_async((item_id,), **options)
     except Exception:
         logger.warning(
             "durable_django: could not publish work item %s; the sweeper will resend it", item_id, exc_info=True

@@ -16,9 +16,9 @@ from typing import Any
 
 from . import codec, context, observe, store
 from .conf import settings
-from .crashpoints import crash_point
 from .definitions import StepDefinition, decode_arguments
 from .exceptions import SerializationError, StepTimeout, WorkerLost, WorkflowNotRegistered
+from .faults import crash_point
 from .interpreter import error_info
 from .leases import Claim
 from .registry import step as lookup_step

@@ -1,6 +1,6 @@
 """A worker (or the web process) dies at each dangerous point; the run still ends right.
 
-Each test arms one crash point (durable_django/crashpoints.py) in the processes that
+Each test arms one crash point (durable_django/faults.py) in the processes that
 run the code, makes a purchase (an external charge at the fake provider, then an atomic
 write), and checks the outcome: the run completed, the card was charged once (the retry,
 if any, carried the same idempotency key), the atomic write happened once.

@@ -8,7 +8,8 @@ from django.db.models.functions import Now
 from durable_django import dispatch, store, tasks
 from durable_django.interpreter import ErrorInfo
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
-from tests.testapp.workflows import bump_twice, echo_workflow, long_holder
+from tests.testapp.models import Counter
+from tests.testapp.workflows import bump_twice, echo_workflow, long_holder, spread
 
 from .waiting import wait_finished, wait_for
 
@@ -90,3 +91,14 @@ def test_a_step_whose_pool_process_was_killed_is_taken_over_long_before_its_leas
     (run,) = wait_finished([run], timeout=30)  # far less than the 121 s lease
     assert run.result == "held"
     assert HistoryEntry.objects.get(run=run, seq=0).attempts == 2
+
+
+@pytest.mark.broker
+def test_runs_complete_when_the_worker_loses_half_its_messages_and_doubles_others(worker):
+    worker.env["DURABLE_FAULT_PUBLISH"] = "drop=0.5,duplicate=0.3"
+    worker.kill()
+    worker.start()
+    runs = [spread.start(5) for _ in range(20)]
+    runs = wait_finished(runs, timeout=60)
+    assert {run.result for run in runs} == {5}
+    assert sorted(Counter.objects.filter(name__startswith="spread:").values_list("value", flat=True)) == [20] * 5

@@ -304,3 +304,9 @@ def long_hold(seconds: float) -> str:
 @durable.workflow(name="tests.long_holder")
 def long_holder(seconds: float):
     return (yield long_hold(seconds))
+
+
+@durable.workflow(name="tests.spread")
+def spread(width: int):
+    values = yield durable.all_of(*(bump(f"spread:{index}") for index in range(width)))
+    return len(values)
