@@ -1,0 +1,91 @@
+"""``python -m benchmarks.run --profile``: where a worker process spends its time per step.
+
+Runs the two durable scenarios once with every pool process under cProfile and counting
+the SQL statements Django sends (see :mod:`benchmarks.instrument`), then prints the
+statements per step and the functions with the most own time. cProfile slows Python code
+down a lot, so the throughput of this run is not a benchmark figure; use ``py-spy`` on a
+normal run for time shares (docs/performance.md shows how).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import pstats
+import signal
+import time
+from pathlib import Path
+
+from example_project.processes import CeleryWorker
+
+from .scenarios import Bench, Scenario, measure
+
+__all__ = ["profile"]
+
+
+def _dumper(directory: Path) -> object:
+    def dump(worker: CeleryWorker) -> None:
+        children = worker.children()
+        for pid in children:
+            os.kill(pid, signal.SIGUSR2)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if all((directory / f"child-{pid}.sql.json").exists() for pid in children):
+                time.sleep(0.2)  # let the last write finish
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"pool processes did not write their profiles to {directory}")
+
+    return dump
+
+
+def _statements(directory: Path, steps: int) -> list[str]:
+    merged: dict[str, list[float]] = {}
+    for path in directory.glob("child-*.sql.json"):
+        for sql, entry in json.loads(path.read_text()).items():
+            total = merged.setdefault(sql, [0, 0.0])
+            total[0] += entry["count"]
+            total[1] += entry["seconds"]
+    lines = [f"{'per step':>8} {'ms/step':>7}  statement (Django's SQL, parameters as %s)"]
+    ordered = sorted(merged.items(), key=lambda item: -item[1][0])
+    for sql, (count, seconds) in ordered:
+        text = sql if len(sql) <= 150 else sql[:147] + "..."
+        lines.append(f"{count / steps:>8.2f} {seconds / steps * 1000:>7.3f}  {text}")
+    count = sum(entry[0] for entry in merged.values())
+    seconds = sum(entry[1] for entry in merged.values())
+    lines.append(f"{count / steps:>8.2f} {seconds / steps * 1000:>7.3f}  all statements (time as seen by the worker)")
+    return lines
+
+
+def _functions(directory: Path, limit: int) -> str:
+    """Functions by own time, then durable_django's functions by time including callees."""
+    files = [str(path) for path in directory.glob("child-*.pstats")]
+    stream = io.StringIO()
+    pstats.Stats(*files, stream=stream).strip_dirs().sort_stats("tottime").print_stats(limit)
+    pstats.Stats(*files, stream=stream).sort_stats("cumulative").print_stats(r"/durable_django/", limit)
+    return stream.getvalue()
+
+
+def profile(bench: Bench, args: argparse.Namespace) -> int:
+    for key, name, title in (
+        ("durable-trivial", "bench.trivial", "durable, trivial steps"),
+        ("durable-atomic", "bench.atomic", "durable, atomic steps (1 insert each)"),
+    ):
+        directory = (bench.log_dir / "profile" / key).resolve()
+        directory.mkdir(parents=True, exist_ok=True)
+        scenario = Scenario(
+            key, title, "durable", args.workflows, args.steps, name, {"BENCH_PROFILE_DIR": str(directory)}, args.solo
+        )
+        result = measure(bench, scenario, 1, timeout=600, before_stop=_dumper(directory))  # type: ignore[arg-type]
+        steps = (scenario.workflows + scenario.solo) * scenario.steps
+        print(f"\n=== {title}: {steps} steps, {result.steps_per_second:.0f} steps/s under cProfile ===")
+        print(
+            f"PostgreSQL: {result.commits_per_step:.2f} commits and "
+            f"{result.rows_written_per_step:.2f} rows written per step"
+        )
+        print("\n".join(_statements(directory, steps)))
+        print(_functions(directory, 25))
+        print(f"(profiles and SQL counts: {directory})")
+    return 0

@@ -1,0 +1,367 @@
+"""One measured scenario: start a worker, send a burst of workflows, wait, stop, count.
+
+The window of a measurement runs from before the worker starts until after it has exited
+and the driver has closed its connections, so PostgreSQL's counters for the benchmark
+database are exact for it (see :mod:`benchmarks.pgstats`).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from django.db import connection, connections
+
+from durable_django.models import StepRecord, WorkflowRun, WorkItem
+from example_project.processes import CeleryWorker
+
+from .benchapp import tasks, workflows
+from .benchapp.models import Row
+from .machine import CpuWatch, wait_quiet
+from .pgstats import Admin, Counters, Poller
+
+__all__ = ["Bench", "Result", "Scenario", "measure", "measure_idle"]
+
+CELERY_APP = "benchmarks.celery_app"
+RUNS = WorkflowRun._meta.db_table
+ROWS = Row._meta.db_table
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """What to run: durable workflows (by name) or plain Celery chains, and how many."""
+
+    key: str
+    title: str
+    kind: str  # "durable" or "chain"
+    workflows: int
+    steps: int
+    workflow: str = ""
+    worker_env: dict[str, str] = field(default_factory=dict)
+    #: Workflows run one at a time after the burst, for the latency of one workflow on an idle worker.
+    solo: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Bench:
+    """Where and how every scenario runs."""
+
+    admin: Admin
+    database_url: str
+    broker_url: str
+    log_dir: Path
+    concurrency: int = 2
+    poll_interval: float = 0.05
+    #: Wait before each measurement until less than this fraction of the CPUs is busy...
+    quiet_below: float = 0.15
+    #: ...but no longer than this many seconds.
+    quiet_timeout: float = 120.0
+
+
+@dataclass(slots=True)
+class Result:
+    """The raw figures of one repetition of one scenario (written to the JSON file as is)."""
+
+    scenario: str
+    repetition: int
+    workflows: int
+    steps: int
+    solo: int
+    #: From the first start to the last completion of the burst, by the database's clock.
+    wall_seconds: float
+    workflows_per_second: float
+    steps_per_second: float
+    #: Worker time per step: wall time x pool processes / steps (the pool stays busy during a burst).
+    ms_per_step: float
+    latency_ms: list[float]
+    latency_p50_ms: float
+    latency_p95_ms: float
+    solo_latency_p50_ms: float | None
+    #: pg_stat_database.xact_commit over the window, minus the driver's own progress queries.
+    commits: int
+    progress_queries: int
+    commits_per_step: float
+    commits_per_workflow: float
+    #: Transaction ids handed out during the window (only writing transactions take one); cluster-wide.
+    write_transactions: int
+    write_transactions_exact: bool
+    rows_written_per_step: float
+    worker_uptime_seconds: float
+    #: Share of the machine's CPU that other processes used meanwhile (a lower bound).
+    other_cpu: float
+    sweeper_republished: int
+    stale_writes_refused: int
+    counters: dict[str, int]
+
+
+def _reset(bench: Bench) -> None:
+    """Empty the tables and the broker's database index, then drop every connection."""
+    tables = ", ".join(model._meta.db_table for model in (WorkItem, StepRecord, WorkflowRun, Row))
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY")
+    redis.Redis.from_url(bench.broker_url).flushdb()
+    connections.close_all()
+
+
+def _wait(check: Callable[[], bool], *, timeout: float, interval: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(fraction * 100) - 1]
+
+
+class _Durable:
+    """Starts durable workflows through the public API and watches their runs."""
+
+    def __init__(self, scenario: Scenario, poller: Poller, interval: float) -> None:
+        self.scenario = scenario
+        self.poller = poller
+        self.interval = interval
+        self.definition = {"bench.trivial": workflows.trivial, "bench.atomic": workflows.atomic}[scenario.workflow]
+
+    def start(self, workflow_id: str, index: int) -> None:
+        if self.scenario.workflow == "bench.atomic":
+            self.definition.start(index, self.scenario.steps, workflow_id=workflow_id)
+        else:
+            self.definition.start(self.scenario.steps, workflow_id=workflow_id)
+
+    def burst(self) -> None:
+        for index in range(self.scenario.workflows):
+            self.start(f"burst-{index}", index)
+
+    def finished(self, pattern: str, expected: int) -> bool:
+        """Whether ``expected`` runs whose workflow_id is LIKE ``pattern`` completed; fails fast on a failed run."""
+        done, broken = self.poller.row(
+            f"SELECT count(*) FILTER (WHERE status = 'completed'),"
+            f" count(*) FILTER (WHERE status IN ('failed', 'cancelled', 'blocked'))"
+            f" FROM {RUNS} WHERE workflow_id LIKE %s",
+            (pattern,),
+        )
+        if broken:
+            raise RuntimeError(f"{broken} run(s) failed or blocked; see the worker log")
+        return bool(done >= expected)
+
+    def burst_done(self) -> bool:
+        return self.finished("burst-%", self.scenario.workflows)
+
+    def solo(self, timeout: float) -> None:
+        for index in range(self.scenario.solo):
+            workflow_id = f"solo-{index}"
+            self.start(workflow_id, self.scenario.workflows + index)
+            _wait(lambda w=workflow_id: self.finished(w, 1), timeout=timeout, interval=0.005, what=workflow_id)
+
+    def timings(self, t0: float) -> tuple[list[tuple[float, float]], list[float]]:
+        """(start, end) of each burst run by the database clock, and the solo runs' latencies."""
+        rows = list(
+            WorkflowRun.objects.filter(status=WorkflowRun.Status.COMPLETED).values_list(
+                "workflow_id", "created_at", "finished_at"
+            )
+        )
+        burst = [(created.timestamp(), done.timestamp()) for wid, created, done in rows if wid.startswith("burst-")]
+        solo = [(done - created).total_seconds() * 1000 for wid, created, done in rows if wid.startswith("solo-")]
+        return burst, solo
+
+    def check(self) -> None:
+        if self.scenario.workflow == "bench.atomic":
+            expected = (self.scenario.workflows + self.scenario.solo) * self.scenario.steps
+            inserted = Row.objects.count()
+            if inserted != expected:
+                raise RuntimeError(f"atomic steps inserted {inserted} rows, expected exactly {expected}")
+
+
+class _Chains:
+    """Sends plain Celery chains and watches for each chain's last insert."""
+
+    def __init__(self, scenario: Scenario, poller: Poller, interval: float) -> None:
+        self.scenario = scenario
+        self.poller = poller
+        self.interval = interval
+        self.sent: dict[int, float] = {}
+
+    def start(self, series: int) -> None:
+        self.sent[series] = time.time()
+        tasks.start_chain(series, self.scenario.steps)
+
+    def burst(self) -> None:
+        for series in range(self.scenario.workflows):
+            self.start(series)
+
+    def finished(self, first: int, expected: int) -> bool:
+        (done,) = self.poller.row(
+            f"SELECT count(*) FROM {ROWS} WHERE seq = %s AND series >= %s", (self.scenario.steps - 1, first)
+        )
+        return bool(done >= expected)
+
+    def burst_done(self) -> bool:
+        return self.finished(0, self.scenario.workflows)
+
+    def solo(self, timeout: float) -> None:
+        for index in range(self.scenario.solo):
+            series = self.scenario.workflows + index
+            self.start(series)
+            _wait(lambda s=series: self.finished(s, 1), timeout=timeout, interval=0.005, what=f"chain {series}")
+
+    def timings(self, t0: float) -> tuple[list[tuple[float, float]], list[float]]:
+        last = dict(Row.objects.filter(seq=self.scenario.steps - 1).values_list("series", "created_at"))
+        burst = [(self.sent[s], last[s].timestamp()) for s in range(self.scenario.workflows)]
+        solo = [
+            (last[s].timestamp() - self.sent[s]) * 1000
+            for s in range(self.scenario.workflows, self.scenario.workflows + self.scenario.solo)
+        ]
+        return burst, solo
+
+    def check(self) -> None:
+        expected = (self.scenario.workflows + self.scenario.solo) * self.scenario.steps
+        inserted = Row.objects.count()
+        if inserted != expected:
+            raise RuntimeError(f"chains inserted {inserted} rows, expected {expected}")
+
+
+def _worker(bench: Bench, scenario: Scenario, repetition: int) -> CeleryWorker:
+    env = {
+        "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
+        "BENCH_DATABASE_URL": bench.database_url,
+        "BENCH_BROKER_URL": bench.broker_url,
+        **scenario.worker_env,
+    }
+    env.setdefault("CELERY_DB_REUSE_MAX", "")
+    log_dir = bench.log_dir / f"{scenario.key}-{repetition}"
+    return CeleryWorker(CELERY_APP, env, log_dir, concurrency=bench.concurrency)
+
+
+def _log_counts(worker: CeleryWorker) -> tuple[int, int]:
+    logs = worker.logs()
+    republished = sum(int(n) for n in re.findall(r"sweeper republished (\d+) work item", logs))
+    return republished, logs.count("refused a late write")
+
+
+def measure(
+    bench: Bench,
+    scenario: Scenario,
+    repetition: int,
+    timeout: float,
+    before_stop: Callable[[CeleryWorker], None] | None = None,
+) -> Result:
+    """Run one repetition of ``scenario`` and return its figures.
+
+    ``before_stop`` is called with the worker once every workflow has finished (profiling).
+    """
+    _reset(bench)
+    before = bench.admin.settle_and_read()
+    wait_quiet(bench.quiet_below, bench.quiet_timeout, say=lambda text: print(text, flush=True))
+    worker = _worker(bench, scenario, repetition)
+    poller: Poller | None = None
+    watch = CpuWatch(bench.admin.dbname)
+    up = time.monotonic()
+    try:
+        worker.start()
+        watch.worker_group = worker.pid
+        poller = Poller(bench.database_url)
+        driver = (_Durable if scenario.kind == "durable" else _Chains)(scenario, poller, bench.poll_interval)
+        t0 = time.time()
+        driver.burst()
+        connections.close_all()
+        _wait(
+            driver.burst_done,
+            timeout=timeout,
+            interval=bench.poll_interval,
+            what=f"{scenario.workflows} {scenario.key} workflows",
+        )
+        driver.solo(timeout=30.0)
+        other_cpu = watch.other_cpu()
+        if before_stop is not None:
+            before_stop(worker)
+    except BaseException:
+        worker.kill()
+        raise
+    finally:
+        worker.stop()
+        uptime = time.monotonic() - up
+        if poller is not None:
+            poller.close()
+        connections.close_all()
+    after = bench.admin.settle_and_read()
+    delta = after - before
+    burst, solo = driver.timings(t0)
+    driver.check()
+    connections.close_all()
+    result = _result(scenario, repetition, bench, t0, burst, solo, delta, poller.queries, worker, uptime)
+    result.other_cpu = other_cpu
+    return result
+
+
+def _result(
+    scenario: Scenario,
+    repetition: int,
+    bench: Bench,
+    t0: float,
+    burst: list[tuple[float, float]],
+    solo: list[float],
+    delta: Counters,
+    queries: int,
+    worker: CeleryWorker,
+    uptime: float,
+) -> Result:
+    wall = max(end for _, end in burst) - t0
+    total_steps = scenario.workflows * scenario.steps
+    counted_workflows = scenario.workflows + scenario.solo
+    counted_steps = counted_workflows * scenario.steps
+    latencies = sorted((end - start) * 1000 for start, end in burst)
+    commits = delta.xact_commit - queries
+    republished, refused = _log_counts(worker)
+    return Result(
+        scenario=scenario.key,
+        repetition=repetition,
+        workflows=scenario.workflows,
+        steps=scenario.steps,
+        solo=scenario.solo,
+        wall_seconds=wall,
+        workflows_per_second=scenario.workflows / wall,
+        steps_per_second=total_steps / wall,
+        ms_per_step=wall * bench.concurrency / total_steps * 1000,
+        latency_ms=[round(value, 2) for value in latencies],
+        latency_p50_ms=_percentile(latencies, 0.50),
+        latency_p95_ms=_percentile(latencies, 0.95),
+        solo_latency_p50_ms=statistics.median(solo) if solo else None,
+        commits=commits,
+        progress_queries=queries,
+        commits_per_step=commits / counted_steps,
+        commits_per_workflow=commits / counted_workflows,
+        write_transactions=delta.next_xid,
+        write_transactions_exact=delta.others_written == 0,
+        rows_written_per_step=(delta.tup_inserted + delta.tup_updated + delta.tup_deleted) / counted_steps,
+        worker_uptime_seconds=uptime,
+        other_cpu=0.0,
+        sweeper_republished=republished,
+        stale_writes_refused=refused,
+        counters=asdict(delta),
+    )
+
+
+def measure_idle(bench: Bench, seconds: float) -> dict[str, Any]:
+    """Commits of a durable worker that has nothing to do: start-up, sweeps, shutdown."""
+    _reset(bench)
+    before = bench.admin.settle_and_read()
+    worker = _worker(bench, Scenario("idle", "idle worker", "durable", 0, 0), 0)
+    up = time.monotonic()
+    try:
+        worker.start()
+        time.sleep(seconds)
+    finally:
+        worker.stop()
+    uptime = time.monotonic() - up
+    delta = bench.admin.settle_and_read() - before
+    return {"uptime_seconds": uptime, "commits": delta.xact_commit, "commits_per_second": delta.xact_commit / uptime}
