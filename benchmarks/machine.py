@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CpuWatch", "machine_busy", "wait_quiet"]
+__all__ = ["CpuWatch", "Usage", "machine_busy", "wait_quiet"]
 
 TICKS = os.sysconf("SC_CLK_TCK")
 CPUS = os.cpu_count() or 1
@@ -72,11 +73,12 @@ class CpuWatch:
     processes.
     """
 
-    def __init__(self, dbname: str) -> None:
+    def __init__(self, dbname: str, worker_group: int) -> None:
         self.marker = f" {dbname} "
+        self.worker_group = worker_group
         self.start_time = time.monotonic()
+        self.start_busy = _busy_ticks()
         self.before = _processes()
-        self.worker_group = -1
 
     def _foreign(self, pid: int, group: int, cmdline: str) -> bool:
         if pid == os.getpid() or group == self.worker_group or self.marker in cmdline:
@@ -87,12 +89,24 @@ class CpuWatch:
             return False  # checkpointer, walwriter, autovacuum, ...
         return not cmdline.startswith("/usr/lib/postgresql/")  # the postmaster
 
-    def other_cpu(self) -> float:
-        """Fraction of all CPUs that foreign processes used since the watch began."""
+    def read(self) -> Usage:
+        """CPU use since the watch began."""
+        busy = _busy_ticks() - self.start_busy
         elapsed = time.monotonic() - self.start_time
-        used = 0
+        foreign = 0
         for pid, (group, ticks, cmdline) in _processes().items():
             if self._foreign(pid, group, cmdline):
                 earlier = self.before.get(pid)
-                used += ticks - (earlier[1] if earlier and earlier[2] == cmdline else 0)
-        return used / (elapsed * TICKS * CPUS) if elapsed > 0 else 0.0
+                foreign += ticks - (earlier[1] if earlier and earlier[2] == cmdline else 0)
+        capacity = max(elapsed * TICKS * CPUS, 1)
+        return Usage(busy=busy / capacity, other=foreign / capacity, own_seconds=max(busy - foreign, 0) / TICKS)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    #: Fraction of all CPUs busy (anything).
+    busy: float
+    #: Fraction of all CPUs used by foreign processes (a lower bound).
+    other: float
+    #: CPU seconds used by everything else: our driver, worker, PostgreSQL and Redis work.
+    own_seconds: float

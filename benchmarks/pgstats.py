@@ -28,6 +28,8 @@ class Counters:
     tup_inserted: int
     tup_updated: int
     tup_deleted: int
+    #: Connections opened to the database (each costs a commit for the backend's start-up).
+    sessions: int
     #: The next transaction id PostgreSQL will hand out (cluster-wide): only writing transactions take one.
     next_xid: int
     #: Rows written in every other database: non-zero means ``next_xid`` moved for others too.
@@ -78,7 +80,7 @@ class Admin:
         self.connection.execute("SELECT pg_stat_clear_snapshot()")
         row = self.connection.execute(
             """
-            SELECT d.xact_commit, d.xact_rollback, d.tup_inserted, d.tup_updated, d.tup_deleted,
+            SELECT d.xact_commit, d.xact_rollback, d.tup_inserted, d.tup_updated, d.tup_deleted, d.sessions,
                    pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
                    (SELECT coalesce(sum(o.tup_inserted + o.tup_updated + o.tup_deleted), 0)
                       FROM pg_stat_database o WHERE o.datname IS DISTINCT FROM d.datname)

@@ -17,6 +17,9 @@ import pstats
 import signal
 import time
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from example_project.processes import CeleryWorker
 
@@ -68,7 +71,70 @@ def _functions(directory: Path, limit: int) -> str:
     return stream.getvalue()
 
 
+class _WaitClock:
+    """Time spent in psycopg's ``Connection.wait``: blocked on PostgreSQL (round trip and server work)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+        self._original = psycopg.Connection.wait
+
+    def __enter__(self) -> _WaitClock:
+        original = self._original
+
+        def timed(connection: psycopg.Connection[Any], *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(connection, *args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.calls += 1
+
+        psycopg.Connection.wait = timed  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        psycopg.Connection.wait = self._original  # type: ignore[method-assign]
+
+
+def in_process(workflows: int, steps: int) -> list[str]:
+    """Run workflows one after the other in this process (Celery eager mode, no broker, no pool).
+
+    ``start()`` commits, its on-commit hook runs the ``durable_django.execute`` task right
+    here, and the task runs every step inline: exactly a pool process's code path, minus
+    Celery's messaging, and without competing with other workflows.
+    """
+    from django.db import connection
+
+    from .benchapp.workflows import atomic, trivial
+    from .celery_app import app
+
+    lines = [f"{'workflow':<9} {'ms/step':>7} {'waiting on PostgreSQL':>22} {'rest (Python)':>14}"]
+    app.conf.task_always_eager = True
+    try:
+        for name, start in (("trivial", lambda i: trivial.start(steps)), ("atomic", lambda i: atomic.start(i, steps))):
+            for index in range(3):
+                start(index)  # warm up: connection, imports, caches
+            with _WaitClock() as clock:
+                began = time.perf_counter()
+                for index in range(workflows):
+                    start(index)
+                elapsed = time.perf_counter() - began
+            total = elapsed / (workflows * steps) * 1000
+            waiting = clock.seconds / (workflows * steps) * 1000
+            lines.append(
+                f"{name:<9} {total:>7.2f} {waiting:>14.2f} ({waiting / total:>4.0%}) {total - waiting:>7.2f} "
+                f"({1 - waiting / total:>4.0%})"
+            )
+    finally:
+        app.conf.task_always_eager = False
+        connection.close()
+    return lines
+
+
 def profile(bench: Bench, args: argparse.Namespace) -> int:
+    print(f"=== In one process, {args.workflows} workflows of {args.steps} steps one after the other ===")
+    print("\n".join(in_process(args.workflows, args.steps)))
     for key, name, title in (
         ("durable-trivial", "bench.trivial", "durable, trivial steps"),
         ("durable-atomic", "bench.atomic", "durable, atomic steps (1 insert each)"),

@@ -8,6 +8,7 @@ and where the raw numbers went. ``python -m benchmarks.run --help`` lists the op
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import signal
@@ -49,6 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/14", help="only this index is flushed")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results", help="where the JSON results go")
+    parser.add_argument("--report", type=Path, metavar="JSON", help="print the table of an earlier run's JSON file")
     args = parser.parse_args(argv)
     if args.quick:
         args.workflows, args.long_workflows, args.solo, args.repeat = 60, 2, 3, 1
@@ -69,6 +71,14 @@ def _setup_django(args: argparse.Namespace) -> None:
     import django
 
     django.setup()
+    # Importing example_project (for its processes helper) creates that project's Celery app,
+    # which would become the current app; the driver must send through the benchmark's app.
+    import example_project  # noqa: F401
+
+    from .celery_app import app
+
+    app.set_current()
+    app.set_default()
 
 
 def machine_facts(server: dict[str, str]) -> dict[str, Any]:
@@ -94,19 +104,70 @@ def machine_facts(server: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def scenarios_for(args: argparse.Namespace) -> list[Any]:
+    from .scenarios import Scenario
+
+    plain = {"BENCH_SWEEPER": "0"}
+    scenarios = [
+        Scenario("durable-trivial", "durable, trivial steps", "durable", args.workflows, args.steps,
+                 "bench.trivial", solo=args.solo),
+        Scenario("durable-atomic", "durable, atomic steps (1 insert)", "durable", args.workflows,
+                 args.steps, "bench.atomic", solo=args.solo),
+        Scenario("chain-default", "chain, 1 insert/task, Celery default", "chain", args.workflows,
+                 args.steps, worker_env=plain, solo=args.solo),
+        Scenario("chain-reuse", "chain, 1 insert/task, conn. reused", "chain", args.workflows,
+                 args.steps, worker_env={**plain, "CELERY_DB_REUSE_MAX": "1000000"}, solo=args.solo),
+        Scenario("durable-long", f"durable, trivial, {args.long_steps:,} steps/wf", "durable",
+                 args.long_workflows, args.long_steps, "bench.trivial"),
+    ]  # fmt: skip
+    if args.only:
+        wanted = {key.strip() for key in args.only.split(",")}
+        unknown = wanted - {scenario.key for scenario in scenarios}
+        if unknown:
+            raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+        scenarios = [scenario for scenario in scenarios if scenario.key in wanted]
+    return scenarios
+
+
+def rerender(path: Path) -> int:
+    """Print the table of an earlier run again, from its JSON file."""
+    from . import report
+    from .scenarios import Result
+
+    document = json.loads(path.read_text())
+    config = document["config"]
+    args = argparse.Namespace(**{**config, "only": ""})
+    seen = {run["scenario"] for run in document["runs"]}
+    scenarios = [scenario for scenario in scenarios_for(args) if scenario.key in seen]
+    results = [Result(**run) for run in document["runs"]]
+    print(_describe(document["machine"]))
+    print(report.render(scenarios, report.medians(results), config, document["idle_worker"]))
+    return 0
+
+
+def _describe(machine: dict[str, Any]) -> str:
+    return (
+        f"{machine['cpus']} CPUs ({machine['cpu_model']}), PostgreSQL {machine['postgresql']['server_version']}, "
+        f"Python {machine['python']}, Django {machine['django']}, Celery {machine['celery']}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     _setup_django(args)
+    if args.report:
+        return rerender(args.report)
 
     from django.core.management import call_command
 
     from . import report
     from .pgstats import Admin
-    from .scenarios import Bench, Scenario, measure, measure_idle
+    from .scenarios import Bench, measure, measure_idle
 
     began = time.monotonic()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    scenarios = scenarios_for(args)
     admin = Admin(args.database_url)
     try:
         admin.recreate_database()
@@ -117,32 +178,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return profile(bench, args)
 
-        plain = {"BENCH_SWEEPER": "0"}
-        scenarios = [
-            Scenario("durable-trivial", "durable, trivial steps", "durable", args.workflows, args.steps,
-                     "bench.trivial", solo=args.solo),
-            Scenario("durable-atomic", "durable, atomic steps (1 insert each)", "durable", args.workflows,
-                     args.steps, "bench.atomic", solo=args.solo),
-            Scenario("chain-default", "Celery chain, 1 insert/task, Celery default", "chain", args.workflows,
-                     args.steps, worker_env=plain, solo=args.solo),
-            Scenario("chain-reuse", "Celery chain, 1 insert/task, conn. reused", "chain", args.workflows,
-                     args.steps, worker_env={**plain, "CELERY_DB_REUSE_MAX": "1000000"}, solo=args.solo),
-            Scenario("durable-long", f"durable, trivial steps, {args.long_steps:,}/workflow", "durable",
-                     args.long_workflows, args.long_steps, "bench.trivial"),
-        ]  # fmt: skip
-        if args.only:
-            wanted = {key.strip() for key in args.only.split(",")}
-            unknown = wanted - {scenario.key for scenario in scenarios}
-            if unknown:
-                raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
-            scenarios = [scenario for scenario in scenarios if scenario.key in wanted]
-
         machine = machine_facts(admin.server_facts())
-        print(
-            f"{machine['cpus']} CPUs ({machine['cpu_model']}), PostgreSQL {machine['postgresql']['server_version']}, "
-            f"Python {machine['python']}, Django {machine['django']}, Celery {machine['celery']}",
-            flush=True,
-        )
+        print(_describe(machine), flush=True)
         results = []
         for repetition in range(1, args.repeat + 1):
             for scenario in scenarios:
@@ -152,14 +189,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"  [{repetition}/{args.repeat}] {scenario.key:<16} {result.steps_per_second:7.0f} steps/s  "
                     f"p50 {result.latency_p50_ms:6.0f} ms  {result.commits_per_workflow:5.1f} commits/wf  "
-                    f"({time.monotonic() - began:.0f} s)",
+                    f"other CPU {result.other_cpu:4.0%}  ({time.monotonic() - began:.0f} s)",
                     flush=True,
                 )
         idle = measure_idle(bench, args.idle_seconds) if args.idle_seconds > 0 else None
         summary = report.medians(results)
-        config = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()} | {
-            "started": stamp
-        }
+        config = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
+        config["started"] = stamp
         print(report.render(scenarios, summary, config, idle))
         path = report.write_json(args.out, stamp, config, machine, results, summary, idle)
         print(f"\nRaw numbers: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
@@ -173,4 +209,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted: the worker was stopped, nothing is left running", file=sys.stderr)
+        sys.exit(130)

@@ -7,8 +7,12 @@ database are exact for it (see :mod:`benchmarks.pgstats`).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -93,20 +97,44 @@ class Result:
     write_transactions_exact: bool
     rows_written_per_step: float
     worker_uptime_seconds: float
-    #: Share of the machine's CPU that other processes used meanwhile (a lower bound).
+    #: Connections opened to the benchmark database during the window (pg_stat_database.sessions).
+    connections_opened: int
+    #: Autovacuum/autoanalyze runs on the benchmark database during the window.
+    autovacuum_runs: int
+    #: During the burst: share of all CPUs busy, and share used by other processes (a lower bound).
+    machine_busy: float
     other_cpu: float
+    #: CPU time per step of everything but other processes (worker, PostgreSQL, Redis, driver), in the burst.
+    cpu_ms_per_step: float
     sweeper_republished: int
     stale_writes_refused: int
     counters: dict[str, int]
 
 
 def _reset(bench: Bench) -> None:
-    """Empty the tables and the broker's database index, then drop every connection."""
+    """Empty the tables and the broker's database index."""
     tables = ", ".join(model._meta.db_table for model in (WorkItem, StepRecord, WorkflowRun, Row))
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY")
     redis.Redis.from_url(bench.broker_url).flushdb()
-    connections.close_all()
+
+
+def _vacuums() -> int:
+    """Autovacuum and autoanalyze runs so far on the benchmark database (their transactions count too)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_user_tables")
+        return int(cursor.fetchone()[0])
+
+
+def _settle(bench: Bench, *, before: bool) -> tuple[Counters, int]:
+    """Exact counters and the autovacuum count, read outside the window on either side of it."""
+    if before:
+        vacuums = _vacuums()
+        connections.close_all()
+        return bench.admin.settle_and_read(), vacuums
+    counters = bench.admin.settle_and_read()
+    # Backends flush table statistics at exit too, so the vacuum count is read after settling.
+    return counters, _vacuums()
 
 
 def _wait(check: Callable[[], bool], *, timeout: float, interval: float, what: str) -> None:
@@ -242,6 +270,21 @@ def _worker(bench: Bench, scenario: Scenario, repetition: int) -> CeleryWorker:
     return CeleryWorker(CELERY_APP, env, log_dir, concurrency=bench.concurrency)
 
 
+def _stop(worker: CeleryWorker, timeout: float = 20.0) -> None:
+    """Warm shutdown: SIGTERM to the worker's main process only, as an init system should send it.
+
+    ``CeleryWorker.stop()`` signals the whole process group, which interrupts a pool process
+    in the middle of a task; here the pool finishes its current task first, and the group
+    is only signalled (then killed) if the worker has not exited within ``timeout``.
+    """
+    process = worker.process
+    if process is not None and process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=timeout)
+    worker.stop()
+
+
 def _log_counts(worker: CeleryWorker) -> tuple[int, int]:
     logs = worker.logs()
     republished = sum(int(n) for n in re.findall(r"sweeper republished (\d+) work item", logs))
@@ -260,17 +303,16 @@ def measure(
     ``before_stop`` is called with the worker once every workflow has finished (profiling).
     """
     _reset(bench)
-    before = bench.admin.settle_and_read()
     wait_quiet(bench.quiet_below, bench.quiet_timeout, say=lambda text: print(text, flush=True))
+    before, vacuums_before = _settle(bench, before=True)
     worker = _worker(bench, scenario, repetition)
     poller: Poller | None = None
-    watch = CpuWatch(bench.admin.dbname)
     up = time.monotonic()
     try:
         worker.start()
-        watch.worker_group = worker.pid
         poller = Poller(bench.database_url)
         driver = (_Durable if scenario.kind == "durable" else _Chains)(scenario, poller, bench.poll_interval)
+        watch = CpuWatch(bench.admin.dbname, worker.pid)
         t0 = time.time()
         driver.burst()
         connections.close_all()
@@ -280,26 +322,28 @@ def measure(
             interval=bench.poll_interval,
             what=f"{scenario.workflows} {scenario.key} workflows",
         )
+        usage = watch.read()
         driver.solo(timeout=30.0)
-        other_cpu = watch.other_cpu()
         if before_stop is not None:
             before_stop(worker)
     except BaseException:
         worker.kill()
         raise
     finally:
-        worker.stop()
+        _stop(worker)
         uptime = time.monotonic() - up
         if poller is not None:
             poller.close()
         connections.close_all()
-    after = bench.admin.settle_and_read()
+    after, vacuums_after = _settle(bench, before=False)
     delta = after - before
     burst, solo = driver.timings(t0)
     driver.check()
     connections.close_all()
     result = _result(scenario, repetition, bench, t0, burst, solo, delta, poller.queries, worker, uptime)
-    result.other_cpu = other_cpu
+    result.machine_busy, result.other_cpu = usage.busy, usage.other
+    result.autovacuum_runs = vacuums_after - vacuums_before
+    result.cpu_ms_per_step = usage.own_seconds * 1000 / (scenario.workflows * scenario.steps)
     return result
 
 
@@ -344,7 +388,11 @@ def _result(
         write_transactions_exact=delta.others_written == 0,
         rows_written_per_step=(delta.tup_inserted + delta.tup_updated + delta.tup_deleted) / counted_steps,
         worker_uptime_seconds=uptime,
+        connections_opened=delta.sessions,
+        autovacuum_runs=0,
+        machine_busy=0.0,
         other_cpu=0.0,
+        cpu_ms_per_step=0.0,
         sweeper_republished=republished,
         stale_writes_refused=refused,
         counters=asdict(delta),
@@ -354,14 +402,19 @@ def _result(
 def measure_idle(bench: Bench, seconds: float) -> dict[str, Any]:
     """Commits of a durable worker that has nothing to do: start-up, sweeps, shutdown."""
     _reset(bench)
-    before = bench.admin.settle_and_read()
+    before, _ = _settle(bench, before=True)
     worker = _worker(bench, Scenario("idle", "idle worker", "durable", 0, 0), 0)
     up = time.monotonic()
     try:
         worker.start()
         time.sleep(seconds)
     finally:
-        worker.stop()
+        _stop(worker)
     uptime = time.monotonic() - up
     delta = bench.admin.settle_and_read() - before
-    return {"uptime_seconds": uptime, "commits": delta.xact_commit, "commits_per_second": delta.xact_commit / uptime}
+    return {
+        "uptime_seconds": uptime,
+        "commits": delta.xact_commit,
+        "commits_per_second": delta.xact_commit / uptime,
+        "connections_opened": delta.sessions,
+    }
