@@ -29,6 +29,10 @@ if env.str("CELERY_DB_REUSE_MAX", default=""):
 
 # The chain baselines run a plain Celery worker: no durable_django sweeper thread.
 DURABLE_WORKER_SWEEPER = env.bool("BENCH_SWEEPER", default=True)
+# BENCH_GENERATOR_CACHE_SIZE=0 makes every step replay its workflow from the start: it shows
+# what the worker-local generator cache saves (the per-step ratio at 1,000 steps).
+if env.str("BENCH_GENERATOR_CACHE_SIZE", default=""):
+    DURABLE_GENERATOR_CACHE_SIZE = env.int("BENCH_GENERATOR_CACHE_SIZE")
 
 LOGGING = {
     "version": 1,
