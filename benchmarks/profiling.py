@@ -152,6 +152,6 @@ def profile(bench: Bench, args: argparse.Namespace) -> int:
             f"{result.rows_written_per_step:.2f} rows written per step"
         )
         print("\n".join(_statements(directory, steps)))
-        print(_functions(directory, 25))
+        print(_functions(directory, 15))
         print(f"(profiles and SQL counts: {directory})")
     return 0

@@ -27,6 +27,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run",
         description="Throughput, latency and PostgreSQL commits per step: durable_django vs a Celery chain.",
+        epilog="Through make: make bench BENCH_ARGS='--quick'. What is measured and how: docs/performance.md.",
     )
     parser.add_argument("--workflows", type=int, default=200, help="workflows (and chains) per burst (default 200)")
     parser.add_argument("--steps", type=int, default=10, help="steps per workflow and tasks per chain (default 10)")
@@ -41,8 +42,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated scenarios: durable-trivial, durable-atomic, chain-default, chain-reuse, durable-long",
     )
     parser.add_argument("--quick", action="store_true", help="a short smoke run: 60 workflows, 2 long ones, once")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait, before each measurement, for other processes to leave the CPUs mostly idle (30)",
+    )
     parser.add_argument("--idle-seconds", type=float, default=4.0, help="uptime of the idle-worker measurement")
-    parser.add_argument("--profile", action="store_true", help="profile worker processes instead (see --help)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: time a workflow in-process, and profile the pool processes (cProfile, SQL statements per step)",
+    )
     parser.add_argument(
         "--database-url",
         default="postgres://postgres@127.0.0.1:5432/durable_bench",
@@ -172,7 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         admin.recreate_database()
         call_command("migrate", verbosity=0)
-        bench = Bench(admin, args.database_url, args.broker_url, args.out / "logs" / stamp, args.concurrency)
+        bench = Bench(
+            admin,
+            args.database_url,
+            args.broker_url,
+            args.out / "logs" / stamp,
+            args.concurrency,
+            quiet_timeout=args.quiet_wait,
+        )
         if args.profile:
             from .profiling import profile
 

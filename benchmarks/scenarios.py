@@ -65,7 +65,7 @@ class Bench:
     #: Wait before each measurement until less than this fraction of the CPUs is busy...
     quiet_below: float = 0.15
     #: ...but no longer than this many seconds.
-    quiet_timeout: float = 120.0
+    quiet_timeout: float = 30.0
 
 
 @dataclass(slots=True)
