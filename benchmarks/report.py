@@ -154,7 +154,19 @@ def _ratios(summary: dict[str, dict[str, Any]], steps: int) -> list[str]:
                 verdict(ratio <= 1.2),
             )
         )
-    return [f"  {name:<52} {value:>7}   {target:<8} {outcome}" for name, value, target, outcome in rows]
+    lines = [f"  {name:<52} {value:>7}   {target:<8} {outcome}" for name, value, target, outcome in rows]
+    exact = [
+        summary[key]
+        for key in ("durable-trivial", "durable-atomic")
+        if summary.get(key, {}).get("write_transactions_exact")
+    ]
+    if exact:
+        read_only = exact[0]["commits_per_workflow"] - exact[0]["write_transactions_per_workflow"]
+        lines.append(
+            f"  (of the durable commits, {read_only:.2f}/wf are read-only: 2 per connection opened and the sweeper's "
+            "polls, a fixed cost per run, not per workflow)"
+        )
+    return lines
 
 
 def render(
