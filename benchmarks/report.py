@@ -54,6 +54,9 @@ def medians(results: Iterable[Result]) -> dict[str, dict[str, Any]]:
             run.write_transactions / (run.workflows + run.solo) for run in exact
         )
         row["write_transactions_exact"] = exact[0].write_transactions_exact
+        # The fastest repetition: on a shared machine, the one least slowed down by other work.
+        row["best_steps_per_second"] = max(run.steps_per_second for run in runs)
+        row["best_ms_per_step"] = min(run.ms_per_step for run in runs)
         row["connections_per_workflow"] = statistics.median(
             run.connections_opened / count for run, count in zip(runs, counted, strict=True)
         )
@@ -129,29 +132,32 @@ def _ratios(summary: dict[str, dict[str, Any]], steps: int) -> list[str]:
                 verdict(writes <= budget) if exact else "not exact: other databases were written to",
             )
         )
-    atomic = figure("durable-atomic", "steps_per_second")
-    trivial = figure("durable-trivial", "steps_per_second")
     for chain_key, chain_label in (("chain-default", "Celery default"), ("chain-reuse", "conn. reused")):
-        chain = figure(chain_key, "steps_per_second")
-        if chain is None:
-            continue
-        if atomic is not None:
-            ratio = atomic / chain
+        for durable_key, label, target in (("durable-atomic", "atomic", ">= 1.00"), ("durable-trivial", "trivial", "")):
+            durable, chain = figure(durable_key, "steps_per_second"), figure(chain_key, "steps_per_second")
+            if durable is None or chain is None:
+                continue
+            ratio = durable / chain
+            best = figure(durable_key, "best_steps_per_second") / figure(chain_key, "best_steps_per_second")
             rows.append(
-                (f"steps/s durable atomic / chain ({chain_label})", f"{ratio:.2f}", ">= 1.00", verdict(ratio >= 1))
+                (
+                    f"steps/s durable {label} / chain ({chain_label})",
+                    f"{ratio:.2f}",
+                    target,
+                    (verdict(ratio >= 1) if target else "reference") + f" (best repetitions: {best:.2f})",
+                )
             )
-        if trivial is not None:
-            rows.append((f"steps/s durable trivial / chain ({chain_label})", f"{trivial / chain:.2f}", "", "reference"))
     long_ms, short_ms = figure("durable-long", "ms_per_step"), figure("durable-trivial", "ms_per_step")
     if long_ms is not None and short_ms is not None:
         ratio = long_ms / short_ms
+        best = figure("durable-long", "best_ms_per_step") / figure("durable-trivial", "best_ms_per_step")
         long_steps = summary["durable-long"]["steps"]
         rows.append(
             (
                 f"worker ms/step at {long_steps:,} steps / at {steps} ({long_ms:.2f} / {short_ms:.2f})",
                 f"{ratio:.2f}",
                 "<= 1.20",
-                verdict(ratio <= 1.2),
+                verdict(ratio <= 1.2) + f" (best repetitions: {best:.2f})",
             )
         )
     lines = [f"  {name:<52} {value:>7}   {target:<8} {outcome}" for name, value, target, outcome in rows]
