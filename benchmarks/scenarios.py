@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,31 +25,14 @@ from django.db import connection, connections
 from durable_django.models import StepRecord, WorkflowRun, WorkItem
 from example_project.processes import CeleryWorker
 
-from .benchapp import tasks, workflows
 from .benchapp.models import Row
 from .machine import CpuWatch, wait_quiet
 from .pgstats import Admin, Counters, Poller
+from .workload import Scenario, driver_for, wait_for
 
 __all__ = ["Bench", "Result", "Scenario", "measure", "measure_idle"]
 
 CELERY_APP = "benchmarks.celery_app"
-RUNS = WorkflowRun._meta.db_table
-ROWS = Row._meta.db_table
-
-
-@dataclass(frozen=True, slots=True)
-class Scenario:
-    """What to run: durable workflows (by name) or plain Celery chains, and how many."""
-
-    key: str
-    title: str
-    kind: str  # "durable" or "chain"
-    workflows: int
-    steps: int
-    workflow: str = ""
-    worker_env: dict[str, str] = field(default_factory=dict)
-    #: Workflows run one at a time after the burst, for the latency of one workflow on an idle worker.
-    solo: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,125 +120,10 @@ def _settle(bench: Bench, *, before: bool) -> tuple[Counters, int]:
     return counters, _vacuums()
 
 
-def _wait(check: Callable[[], bool], *, timeout: float, interval: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
-
-
 def _percentile(values: list[float], fraction: float) -> float:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[round(fraction * 100) - 1]
-
-
-class _Durable:
-    """Starts durable workflows through the public API and watches their runs."""
-
-    def __init__(self, scenario: Scenario, poller: Poller, interval: float) -> None:
-        self.scenario = scenario
-        self.poller = poller
-        self.interval = interval
-        self.definition = {"bench.trivial": workflows.trivial, "bench.atomic": workflows.atomic}[scenario.workflow]
-
-    def start(self, workflow_id: str, index: int) -> None:
-        if self.scenario.workflow == "bench.atomic":
-            self.definition.start(index, self.scenario.steps, workflow_id=workflow_id)
-        else:
-            self.definition.start(self.scenario.steps, workflow_id=workflow_id)
-
-    def burst(self) -> None:
-        for index in range(self.scenario.workflows):
-            self.start(f"burst-{index}", index)
-
-    def finished(self, pattern: str, expected: int) -> bool:
-        """Whether ``expected`` runs whose workflow_id is LIKE ``pattern`` completed; fails fast on a failed run."""
-        done, broken = self.poller.row(
-            f"SELECT count(*) FILTER (WHERE status = 'completed'),"
-            f" count(*) FILTER (WHERE status IN ('failed', 'cancelled', 'blocked'))"
-            f" FROM {RUNS} WHERE workflow_id LIKE %s",
-            (pattern,),
-        )
-        if broken:
-            raise RuntimeError(f"{broken} run(s) failed or blocked; see the worker log")
-        return bool(done >= expected)
-
-    def burst_done(self) -> bool:
-        return self.finished("burst-%", self.scenario.workflows)
-
-    def solo(self, timeout: float) -> None:
-        for index in range(self.scenario.solo):
-            workflow_id = f"solo-{index}"
-            self.start(workflow_id, self.scenario.workflows + index)
-            _wait(lambda w=workflow_id: self.finished(w, 1), timeout=timeout, interval=0.005, what=workflow_id)
-
-    def timings(self, t0: float) -> tuple[list[tuple[float, float]], list[float]]:
-        """(start, end) of each burst run by the database clock, and the solo runs' latencies."""
-        rows = list(
-            WorkflowRun.objects.filter(status=WorkflowRun.Status.COMPLETED).values_list(
-                "workflow_id", "created_at", "finished_at"
-            )
-        )
-        burst = [(created.timestamp(), done.timestamp()) for wid, created, done in rows if wid.startswith("burst-")]
-        solo = [(done - created).total_seconds() * 1000 for wid, created, done in rows if wid.startswith("solo-")]
-        return burst, solo
-
-    def check(self) -> None:
-        if self.scenario.workflow == "bench.atomic":
-            expected = (self.scenario.workflows + self.scenario.solo) * self.scenario.steps
-            inserted = Row.objects.count()
-            if inserted != expected:
-                raise RuntimeError(f"atomic steps inserted {inserted} rows, expected exactly {expected}")
-
-
-class _Chains:
-    """Sends plain Celery chains and watches for each chain's last insert."""
-
-    def __init__(self, scenario: Scenario, poller: Poller, interval: float) -> None:
-        self.scenario = scenario
-        self.poller = poller
-        self.interval = interval
-        self.sent: dict[int, float] = {}
-
-    def start(self, series: int) -> None:
-        self.sent[series] = time.time()
-        tasks.start_chain(series, self.scenario.steps)
-
-    def burst(self) -> None:
-        for series in range(self.scenario.workflows):
-            self.start(series)
-
-    def finished(self, first: int, expected: int) -> bool:
-        (done,) = self.poller.row(
-            f"SELECT count(*) FROM {ROWS} WHERE seq = %s AND series >= %s", (self.scenario.steps - 1, first)
-        )
-        return bool(done >= expected)
-
-    def burst_done(self) -> bool:
-        return self.finished(0, self.scenario.workflows)
-
-    def solo(self, timeout: float) -> None:
-        for index in range(self.scenario.solo):
-            series = self.scenario.workflows + index
-            self.start(series)
-            _wait(lambda s=series: self.finished(s, 1), timeout=timeout, interval=0.005, what=f"chain {series}")
-
-    def timings(self, t0: float) -> tuple[list[tuple[float, float]], list[float]]:
-        last = dict(Row.objects.filter(seq=self.scenario.steps - 1).values_list("series", "created_at"))
-        burst = [(self.sent[s], last[s].timestamp()) for s in range(self.scenario.workflows)]
-        solo = [
-            (last[s].timestamp() - self.sent[s]) * 1000
-            for s in range(self.scenario.workflows, self.scenario.workflows + self.scenario.solo)
-        ]
-        return burst, solo
-
-    def check(self) -> None:
-        expected = (self.scenario.workflows + self.scenario.solo) * self.scenario.steps
-        inserted = Row.objects.count()
-        if inserted != expected:
-            raise RuntimeError(f"chains inserted {inserted} rows, expected {expected}")
 
 
 def _worker(bench: Bench, scenario: Scenario, repetition: int) -> CeleryWorker:
@@ -311,12 +179,12 @@ def measure(
     try:
         worker.start()
         poller = Poller(bench.database_url)
-        driver = (_Durable if scenario.kind == "durable" else _Chains)(scenario, poller, bench.poll_interval)
+        driver = driver_for(scenario, poller)
         watch = CpuWatch(bench.admin.dbname, worker.pid)
         t0 = time.time()
         driver.burst()
         connections.close_all()
-        _wait(
+        wait_for(
             driver.burst_done,
             timeout=timeout,
             interval=bench.poll_interval,
@@ -337,7 +205,7 @@ def measure(
         connections.close_all()
     after, vacuums_after = _settle(bench, before=False)
     delta = after - before
-    burst, solo = driver.timings(t0)
+    burst, solo = driver.timings()
     driver.check()
     connections.close_all()
     result = _result(scenario, repetition, bench, t0, burst, solo, delta, poller.queries, worker, uptime)
