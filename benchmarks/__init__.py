@@ -1,0 +1,4 @@
+"""Benchmarks for durable_django against a plain Celery chain, on PostgreSQL and Redis.
+
+Run them with ``make bench`` (or ``python -m benchmarks.run --help``); see docs/performance.md.
+"""

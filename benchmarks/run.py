@@ -1,0 +1,234 @@
+"""``make bench``: durable_django against a plain Celery chain, on PostgreSQL and Redis.
+
+Creates (or resets) a dedicated database, starts a real prefork Celery worker for every
+measurement, and prints medians, ratios against the baselines measured in the same run,
+and where the raw numbers went. ``python -m benchmarks.run --help`` lists the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description="Throughput, latency and PostgreSQL commits per step: durable_django vs a Celery chain.",
+        epilog="Through make: make bench BENCH_ARGS='--quick'. What is measured and how: docs/performance.md.",
+    )
+    parser.add_argument("--workflows", type=int, default=200, help="workflows (and chains) per burst (default 200)")
+    parser.add_argument("--steps", type=int, default=10, help="steps per workflow and tasks per chain (default 10)")
+    parser.add_argument("--long-workflows", type=int, default=4, help="long workflows in the per-step test (4)")
+    parser.add_argument("--long-steps", type=int, default=1000, help="steps of each long workflow (default 1000)")
+    parser.add_argument("--solo", type=int, default=10, help="workflows run one at a time after a burst (10)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions; the table shows medians (default 3)")
+    parser.add_argument("--concurrency", type=int, default=2, help="prefork worker processes (default 2)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated scenarios: durable-trivial, durable-atomic, chain-default, chain-reuse, durable-long",
+    )
+    parser.add_argument("--quick", action="store_true", help="a short smoke run: 60 workflows, 2 long ones, once")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait, before each measurement, for other processes to leave the CPUs mostly idle (30)",
+    )
+    parser.add_argument("--idle-seconds", type=float, default=4.0, help="uptime of the idle-worker measurement")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: time a workflow in-process, and profile the pool processes (cProfile, SQL statements per step)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default="postgres://postgres@127.0.0.1:5432/durable_bench",
+        help="dropped and recreated; its name must contain 'bench'",
+    )
+    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/14", help="only this index is flushed")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results", help="where the JSON results go")
+    parser.add_argument("--report", type=Path, metavar="JSON", help="print the table of an earlier run's JSON file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.workflows, args.long_workflows, args.solo, args.repeat = 60, 2, 3, 1
+    if not urlsplit(args.broker_url).path.strip("/").isdigit():
+        parser.error("--broker-url must name a Redis database index, such as redis://127.0.0.1:6379/14")
+    return args
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM unwinds like Ctrl-C, so every ``finally`` stops the worker it started."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _setup_django(args: argparse.Namespace) -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+    os.environ["BENCH_DATABASE_URL"] = args.database_url
+    os.environ["BENCH_BROKER_URL"] = args.broker_url
+    import django
+
+    django.setup()
+    # Importing example_project (for its processes helper) creates that project's Celery app,
+    # which would become the current app; the driver must send through the benchmark's app.
+    import example_project  # noqa: F401
+
+    from .celery_app import app
+
+    app.set_current()
+    app.set_default()
+
+
+def machine_facts(server: dict[str, str]) -> dict[str, Any]:
+    from importlib.metadata import version
+
+    cpu = ""
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "django": version("django"),
+        "celery": version("celery"),
+        "kombu": version("kombu"),
+        "psycopg": version("psycopg"),
+        "redis_py": version("redis"),
+        "postgresql": server,
+    }
+
+
+def scenarios_for(args: argparse.Namespace) -> list[Any]:
+    from .scenarios import Scenario
+
+    plain = {"BENCH_SWEEPER": "0"}
+    scenarios = [
+        Scenario("durable-trivial", "durable, trivial steps", "durable", args.workflows, args.steps,
+                 "bench.trivial", solo=args.solo),
+        Scenario("durable-atomic", "durable, atomic steps (1 insert)", "durable", args.workflows,
+                 args.steps, "bench.atomic", solo=args.solo),
+        Scenario("chain-default", "chain, 1 insert/task, Celery default", "chain", args.workflows,
+                 args.steps, worker_env=plain, solo=args.solo),
+        Scenario("chain-reuse", "chain, 1 insert/task, conn. reused", "chain", args.workflows,
+                 args.steps, worker_env={**plain, "CELERY_DB_REUSE_MAX": "1000000"}, solo=args.solo),
+        Scenario("durable-long", f"durable, trivial, {args.long_steps:,} steps/wf", "durable",
+                 args.long_workflows, args.long_steps, "bench.trivial"),
+    ]  # fmt: skip
+    if args.only:
+        wanted = {key.strip() for key in args.only.split(",")}
+        unknown = wanted - {scenario.key for scenario in scenarios}
+        if unknown:
+            raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+        scenarios = [scenario for scenario in scenarios if scenario.key in wanted]
+    return scenarios
+
+
+def rerender(path: Path) -> int:
+    """Print the table of an earlier run again, from its JSON file."""
+    from . import report
+    from .scenarios import Result
+
+    document = json.loads(path.read_text())
+    config = document["config"]
+    args = argparse.Namespace(**{**config, "only": ""})
+    seen = {run["scenario"] for run in document["runs"]}
+    scenarios = [scenario for scenario in scenarios_for(args) if scenario.key in seen]
+    results = [Result(**run) for run in document["runs"]]
+    print(_describe(document["machine"]))
+    print(report.render(scenarios, report.medians(results), config, document["idle_worker"]))
+    return 0
+
+
+def _describe(machine: dict[str, Any]) -> str:
+    return (
+        f"{machine['cpus']} CPUs ({machine['cpu_model']}), PostgreSQL {machine['postgresql']['server_version']}, "
+        f"Python {machine['python']}, Django {machine['django']}, Celery {machine['celery']}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    _setup_django(args)
+    if args.report:
+        return rerender(args.report)
+
+    from django.core.management import call_command
+
+    from . import report
+    from .pgstats import Admin
+    from .scenarios import Bench, measure, measure_idle
+
+    began = time.monotonic()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    scenarios = scenarios_for(args)
+    admin = Admin(args.database_url)
+    try:
+        admin.recreate_database()
+        call_command("migrate", verbosity=0)
+        bench = Bench(
+            admin,
+            args.database_url,
+            args.broker_url,
+            args.out / "logs" / stamp,
+            args.concurrency,
+            quiet_timeout=args.quiet_wait,
+        )
+        if args.profile:
+            from .profiling import profile
+
+            return profile(bench, args)
+
+        machine = machine_facts(admin.server_facts())
+        print(_describe(machine), flush=True)
+        results = []
+        for repetition in range(1, args.repeat + 1):
+            for scenario in scenarios:
+                timeout = 120 + scenario.workflows * scenario.steps / 20
+                result = measure(bench, scenario, repetition, timeout)
+                results.append(result)
+                print(
+                    f"  [{repetition}/{args.repeat}] {scenario.key:<16} {result.steps_per_second:7.0f} steps/s  "
+                    f"p50 {result.latency_p50_ms:6.0f} ms  {result.commits_per_workflow:5.1f} commits/wf  "
+                    f"other CPU {result.other_cpu:4.0%}  ({time.monotonic() - began:.0f} s)",
+                    flush=True,
+                )
+        idle = measure_idle(bench, args.idle_seconds) if args.idle_seconds > 0 else None
+        summary = report.medians(results)
+        config = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
+        config["started"] = stamp
+        print(report.render(scenarios, summary, config, idle))
+        path = report.write_json(args.out, stamp, config, machine, results, summary, idle)
+        print(f"\nRaw numbers: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+        print(f"Total time: {time.monotonic() - began:.0f} s")
+        return 0
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        admin.close()
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted: the worker was stopped, nothing is left running", file=sys.stderr)
+        sys.exit(130)
