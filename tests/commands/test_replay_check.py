@@ -51,7 +51,7 @@ def test_runs_the_new_code_would_block_are_listed_and_the_exit_status_fails(comm
 def test_the_workflow_filter_checks_only_its_runs(command, runs, monkeypatch):
     monkeypatch.setitem(registry._workflows, "tests.inspectable", charges_more)
     result = command("durable_replay_check", "--workflow", "tests.collect")
-    assert (result.status, result.out) == (0, "1 runs checked, 0 would be blocked by non-determinism\n")
+    assert (result.status, result.out) == (0, "1 run checked, 0 would be blocked by non-determinism\n")
 
 
 def test_a_blocked_run_the_code_now_replays_is_named_as_resumable(command, runs):

@@ -44,7 +44,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"{run.workflow_id} ({run.workflow_name}, blocked): {resumable}")
             if options["verbosity"] >= 1 and (checked % 100 == 0 or checked == total) and total >= 100:
                 self.stderr.write(f"checked {checked} of {total} runs")
-        summary = f"{checked} runs checked, {problems} would be blocked by non-determinism"
+        summary = f"{checked} run{'' if checked == 1 else 's'} checked, {problems} would be blocked by non-determinism"
         if problems:
             raise CommandError(summary)
         self.stdout.write(summary)
