@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -55,3 +58,12 @@ def test_no_broker_keeps_messages_that_committed_work_would_send(sent):
 def test_time_passes_forward_only():
     with pytest.raises(ValueError, match="only passes forward"):
         pass_time(timedelta(seconds=-1))
+
+
+def test_the_toolkit_does_not_need_pytest():
+    code = (
+        "import sys, django; django.setup(); import durable_django.testing; "
+        "assert 'pytest' not in sys.modules, 'durable_django.testing imported pytest'"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
