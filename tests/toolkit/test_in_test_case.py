@@ -10,9 +10,9 @@ import durable_django as durable
 from durable_django.models import HistoryEntry, WorkItem
 from durable_django.testing import assert_history, pass_time, run_until_idle, run_workflow, send_signal
 from tests.testapp.models import Counter
-from tests.testapp.workflows import adder, collect, echo_workflow, flaky_workflow, parent, saga
+from tests.testapp.workflows import adder, collect, echo_workflow, parent, saga
 
-from .workflows import month, shipping
+from .workflows import month, retried, shipping
 
 
 def counter(name: str) -> int:
@@ -68,11 +68,15 @@ class RunningWorkflowsInATestCase(TestCase):
         self.assertEqual(run.result, ["a", "b", "c"])
 
     def test_step_retries_wait_for_time_to_pass(self):
-        run = run_workflow(flaky_workflow, 2)
-        self.assertEqual(run.status, "running")  # the second attempt waits for its backoff
+        run = run_workflow(retried)  # waits 30 s, then 60 s, between attempts
+        self.assertEqual(run.status, "running")
+        pass_time(timedelta(seconds=29))
+        self.assertEqual(HistoryEntry.objects.get(run=run).attempts, 1)
         pass_time(timedelta(seconds=1))
+        self.assertEqual(HistoryEntry.objects.get(run=run).attempts, 2)
+        pass_time(timedelta(seconds=60))
         run.refresh_from_db()
-        self.assertEqual(run.result, {"succeeded_on": 3})
+        self.assertEqual(run.result, 3)
 
     def test_a_child_workflow_wakes_its_parent(self):
         run = run_workflow(parent, 4)

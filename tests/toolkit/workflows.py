@@ -26,3 +26,19 @@ def shipping(order_id: int):
         return {"charged": charged, "shipped": False}
     both = yield durable.all_of(double(1), double(2))
     return {"charged": charged, "shipped": note, "both": both}
+
+
+@durable.step(
+    name="tests.toolkit.fails_twice",
+    retry=durable.RetryPolicy(max_attempts=3, initial_interval=timedelta(seconds=30)),
+)
+def fails_twice() -> int:
+    attempt = durable.step_context().attempt
+    if attempt <= 2:
+        raise RuntimeError(f"attempt {attempt} failed")
+    return attempt
+
+
+@durable.workflow(name="tests.toolkit.retried")
+def retried():
+    return (yield fails_twice())
