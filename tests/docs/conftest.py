@@ -20,13 +20,15 @@ PAGES = (
     "versioning.md",
 )
 CAPABILITY_PAGES = [DOCS / name for name in PAGES]
+#: "Testing your workflows": followed last, by test_testing.py, which also counts the tests it ran.
+TESTING_PAGE = DOCS / "testing.md"
 
 
 @pytest.fixture(scope="session")
 def docs_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     """The quickstart followed as written, with every page's code added before its worker starts."""
     project = Project(tmp_path_factory.mktemp("docs"))
-    project.pages_to_add = CAPABILITY_PAGES
+    project.pages_to_add = [*CAPABILITY_PAGES, TESTING_PAGE]
     try:
         project.follow(QUICKSTART)
         yield project

@@ -141,6 +141,11 @@ class Project:
         if not words:
             return
         self.ran.append(shlex.join(words))
+        if len(words) > 2 and words[-2] == ">":  # `python manage.py ... > file`
+            assert words[:2] == ["python", "manage.py"], f"{page.name}: only manage.py output is redirected: {line!r}"
+            output = self.run(sys.executable, "manage.py", *words[2:-2]).stdout
+            (self.project / words[-1]).write_text(output)
+            return
         match words:
             case ["python", "-m", "venv", _] | ["source", _]:
                 pass  # this test runs in the suite's virtualenv
@@ -158,6 +163,10 @@ class Project:
                 pass  # the admin is checked with Django's test client instead: no port to bind
             case ["python", "manage.py", *arguments]:
                 self.run(sys.executable, "manage.py", *arguments)
+            case ["pytest", *arguments]:
+                self.run(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *arguments)
+            case ["mkdir", "-p", folder]:
+                (self.project / folder).mkdir(parents=True, exist_ok=True)
             case ["celery", "-A", app, "worker", "--loglevel=INFO"]:
                 assert self.worker is None, f"{page.name} starts a second worker"
                 for other in self.pages_to_add:

@@ -1,0 +1,1 @@
+"""Management commands: each parses its arguments and calls a library function."""

@@ -1,0 +1,111 @@
+"""Work runs in the test's own process, as a worker would, with no broker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import transaction
+
+from .. import dispatch, runner
+from ..definitions import WorkflowDefinition
+from ..leases import claimable, database
+from ..models import WorkflowRun, WorkItem
+from ..runs import get_run, signal
+
+__all__ = ["no_broker", "run_until_idle", "run_workflow", "send_signal"]
+
+
+def run_until_idle(*, max_items: int = 10_000) -> int:
+    """Work every due work item in this process, as a worker would, until none is left due.
+
+    Needs no Celery: steps, advances and due timers run right here, inline, in the
+    calling thread (also inside a ``TestCase``'s transaction). Timers and retries that
+    are not due yet stay pending; let time pass with :func:`~durable_django.testing.pass_time`.
+    Returns how many work items were taken; stops after ``max_items``.
+    """
+    using = database()
+    worked = 0
+    while worked < max_items:
+        _forget_stale_wakes(using)
+        due = list(
+            WorkItem.objects.using(using)
+            .filter(claimable())
+            .order_by("available_at", "pk")
+            .values_list("pk", flat=True)
+        )
+        if not due:
+            return worked
+        for item_id in due[: max_items - worked]:
+            runner.work(item_id)
+            _forget_stale_wakes(using)
+            worked += 1
+    return worked
+
+
+def _forget_stale_wakes(using: str) -> None:
+    """Drop the on-commit wake-ups whose advance item was already worked, inside an open transaction.
+
+    ``dispatch.wake`` adds no second advance item for a run that has a wake-up pending in
+    the same transaction, taking that item to be still there. In a ``TestCase`` nothing
+    commits, so a wake-up stays pending after its item was worked, and a later signal,
+    cancel or child's end would wake nobody.
+    """
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
+        return
+    wakes = {callback.item_id for _, callback, _ in connection.run_on_commit if isinstance(callback, dispatch._Wake)}
+    if not wakes:
+        return
+    alive = set(WorkItem.objects.using(using).filter(pk__in=wakes).values_list("pk", flat=True))
+    connection.run_on_commit = [
+        entry
+        for entry in connection.run_on_commit
+        if not (isinstance(entry[1], dispatch._Wake) and entry[1].item_id not in alive)
+    ]
+
+
+def run_workflow(
+    workflow: WorkflowDefinition[Any], /, *args: Any, workflow_id: str | None = None, **kwargs: Any
+) -> WorkflowRun:
+    """Start ``workflow(*args, **kwargs)`` and run it until it finishes or waits; return the run, fresh.
+
+    A run that sleeps, waits for a signal or waits to retry a step comes back ``waiting``
+    or ``running``: go on with :func:`pass_time` or :func:`send_signal`.
+    """
+    run = workflow.start(*args, workflow_id=workflow_id, **kwargs)
+    run_until_idle()
+    run.refresh_from_db()
+    return run
+
+
+def send_signal(run: WorkflowRun | str, name: str, payload: Any = None) -> WorkflowRun:
+    """Send signal ``name`` to ``run`` (or the run with this ``workflow_id``), run until idle; return it fresh."""
+    run = get_run(run)
+    signal(run, name, payload)
+    run_until_idle()
+    run.refresh_from_db()
+    return run
+
+
+@contextmanager
+def no_broker() -> Iterator[None]:
+    """Inside, wake-up messages are dropped instead of sent to Celery, and no broker is asked anything.
+
+    Only transactional tests need it: a ``TestCase`` never commits, so it never sends
+    any. Nothing is lost: the work waits in the database for :func:`run_until_idle`.
+    """
+    saved = dispatch.publish, dispatch.queue_length
+
+    def publish(item_id: int, queue: str, countdown: float | None = None) -> bool:
+        return True
+
+    def queue_length(queue: str) -> int | None:
+        return 0
+
+    dispatch.publish, dispatch.queue_length = publish, queue_length
+    try:
+        yield
+    finally:
+        dispatch.publish, dispatch.queue_length = saved
