@@ -88,7 +88,11 @@ def wake(using: str, run_id: uuid.UUID) -> None:
     # Django keeps the callbacks of the open transaction here, and drops those of a
     # rolled-back savepoint together with that savepoint's rows.
     pending = getattr(connection, "run_on_commit", ()) if connection.in_atomic_block else ()
-    if any(isinstance(callback, _Wake) and callback.run_id == run_id for _, callback, _ in pending):
+    earlier = [
+        callback.item_id for _, callback, _ in pending if isinstance(callback, _Wake) and callback.run_id == run_id
+    ]
+    # Its item may already have been worked in this same transaction (run_until_idle in a test).
+    if earlier and WorkItem.objects.using(using).filter(pk__in=earlier, lease_expires_at__isnull=True).exists():
         return
     item = WorkItem.objects.using(using).create(run_id=run_id, kind=WorkItem.Kind.ADVANCE, dispatched_at=Now())
     transaction.on_commit(_Wake(run_id, item.pk), using=using, robust=True)

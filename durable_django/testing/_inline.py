@@ -6,8 +6,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import transaction
-
 from .. import dispatch, runner
 from ..definitions import WorkflowDefinition
 from ..leases import claimable, database
@@ -28,7 +26,6 @@ def run_until_idle(*, max_items: int = 10_000) -> int:
     using = database()
     worked = 0
     while worked < max_items:
-        _forget_stale_wakes(using)
         due = list(
             WorkItem.objects.using(using)
             .filter(claimable())
@@ -39,31 +36,8 @@ def run_until_idle(*, max_items: int = 10_000) -> int:
             return worked
         for item_id in due[: max_items - worked]:
             runner.work(item_id)
-            _forget_stale_wakes(using)
             worked += 1
     return worked
-
-
-def _forget_stale_wakes(using: str) -> None:
-    """Drop the on-commit wake-ups whose advance item was already worked, inside an open transaction.
-
-    ``dispatch.wake`` adds no second advance item for a run that has a wake-up pending in
-    the same transaction, taking that item to be still there. In a ``TestCase`` nothing
-    commits, so a wake-up stays pending after its item was worked, and a later signal,
-    cancel or child's end would wake nobody.
-    """
-    connection = transaction.get_connection(using)
-    if not connection.in_atomic_block:
-        return
-    wakes = {callback.item_id for _, callback, _ in connection.run_on_commit if isinstance(callback, dispatch._Wake)}
-    if not wakes:
-        return
-    alive = set(WorkItem.objects.using(using).filter(pk__in=wakes).values_list("pk", flat=True))
-    connection.run_on_commit = [
-        entry
-        for entry in connection.run_on_commit
-        if not (isinstance(entry[1], dispatch._Wake) and entry[1].item_id not in alive)
-    ]
 
 
 def run_workflow(

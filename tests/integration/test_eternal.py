@@ -31,7 +31,9 @@ def test_ten_thousand_signals_are_each_added_once_with_a_bounded_history(worker)
     def finished_adding() -> WorkflowRun | None:
         nonlocal largest_history
         largest_history = max(largest_history, HistoryEntry.objects.filter(run=run).count())
-        return WorkflowRun.objects.filter(pk=run.pk, state_json=str(expected)).first()
+        return WorkflowRun.objects.filter(
+            pk=run.pk, state_json=str(expected), status=WorkflowRun.Status.WAITING
+        ).first()
 
     run = wait_for(finished_adding, timeout=240, interval=0.5, what="all 10,000 signals added")
     assert run.generation == SIGNALS // EVERY

@@ -1,4 +1,4 @@
-"""Library behaviour the toolkit works around; each test fails until the library is fixed."""
+"""Library behaviour the toolkit once worked around, now fixed in the library."""
 
 from __future__ import annotations
 
@@ -12,15 +12,6 @@ from tests.testapp.workflows import collect
 pytestmark = [pytest.mark.django_db]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "dispatch.wake() adds no advance item for a run that has a wake-up pending in the open transaction, "
-        "assuming that wake-up's item still exists; once the item was worked in the same transaction (a "
-        "TestCase, or run_until_idle() inside atomic()), a signal, cancel or child's end wakes nobody. "
-        "testing.run_until_idle() drops such stale wake-ups to work around it."
-    ),
-)
 def test_a_signal_after_the_run_advanced_in_the_same_transaction_wakes_it_again():
     with transaction.atomic():
         run = collect.start(1)
