@@ -1,6 +1,9 @@
 """The checkout: charge the card, let a cooling-off period pass, then wait for the warehouse to ship.
 
-Cancelled at any point after the charge, or not shipped in time, the order is refunded.
+Cancelled once the charge is recorded, or not shipped in time, the order is refunded. Known gap:
+a cancel raises at once even while a step runs and that step's result is dropped, so a cancel
+that lands while charge_card (or the timeout's refund_charge) runs leaves a charge (or a refund)
+made at the provider that this workflow never records (see tests/integration/test_checkout.py).
 """
 
 from __future__ import annotations
