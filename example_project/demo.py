@@ -2,9 +2,11 @@
 
 This process plays the web process: it creates orders and starts a durable ``checkout`` for
 each in the same transaction. A ``celery worker`` (prefork, 2 pool processes, Celery's
-filesystem broker) runs the steps. The demo SIGKILLs pool processes, and once the whole
-worker, while they hold a step's lease, restarts the worker, then checks the database and
-the payment provider's ledger: every order paid, every card charged exactly once.
+filesystem broker) runs the steps. The demo SIGKILLs pool processes while they hold a step's
+lease (the last time, the whole worker) and restarts the worker. Once every order is paid,
+the web process ships most orders, cancels a few, and leaves a few unshipped until their
+timeout. Then it checks the database and the payment provider's ledger: every card charged
+exactly once, shipped orders shipped, the others refunded exactly once.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ import argparse
 import os
 import random
 import shutil
-import socket
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from functools import partial
+from itertools import zip_longest
 from pathlib import Path
 
+from example_project.demo_kills import kill_steps_in_flight
+from example_project.demo_report import DemoFailed, Plan, report
 from example_project.processes import CeleryWorker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,21 +39,24 @@ DEMO_ENV = {
     "DURABLE_REPUBLISH_AFTER": "2",
     "DURABLE_SWEEP_INTERVAL": "0.5",
 }
-
-
-class DemoFailed(Exception):
-    """An invariant is broken, or the runs did not finish in time."""
+COOLING_OFF_SECONDS = 5  # the checkout's cooling-off period (an hour by default), short enough to watch
+SHIP_WITHIN_DAYS = 7  # how long the checkout waits for "shipped" before it refunds (its default)
+CARRIERS = ("UPS", "DHL", "FedEx", "GLS")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m example_project.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=24, help="checkouts to start (default 24)")
     parser.add_argument("--kills", type=int, default=4, help="mid-step kills, the last of the whole worker (default 4)")
+    parser.add_argument("--cancel", type=int, default=3, help="paid orders to cancel (default 3)")
+    parser.add_argument("--unshipped", type=int, default=2, help="paid orders never shipped (default 2)")
     parser.add_argument("--seed", type=int, default=None, help="seed for when and whom to kill")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the runs (default 60)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait at each stage (default 60)")
     args = parser.parse_args(argv)
-    if args.orders < 1 or args.kills < 0:
-        parser.error("--orders must be at least 1 and --kills at least 0")
+    if args.orders < 1 or min(args.kills, args.cancel, args.unshipped) < 0:
+        parser.error("--orders must be at least 1, and the other counts at least 0")
+    if args.cancel + args.unshipped > args.orders:
+        parser.error("--cancel plus --unshipped must not exceed --orders")
     started = time.monotonic()
     var_dir = Path(os.environ.get("DEMO_VAR_DIR") or ROOT / "var").resolve()
     reset(var_dir)
@@ -70,8 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"worker started: pid {worker.pid}, pool {worker.children()} (celery -A example_project worker)")
         start_checkouts(args.orders)
         kills = kill_steps_in_flight(worker, args.kills, random.Random(args.seed))
-        wait_finished(worker, args.timeout)
-        report(args.orders, kills, time.monotonic() - started)
+        wait = partial(wait_until, worker, args.timeout)
+        wait("every order to be paid (a killed step is taken over once its lease expires)", paid)
+        plan = ship_and_cancel(args.cancel, args.unshipped)
+        wait("the shipped and cancelled orders' checkouts to finish", lambda: finished(but=plan.unshipped))
+        if plan.unshipped:
+            let_a_week_pass(wait, plan.unshipped)
+        wait("every checkout to finish", finished)
+        report(args.orders, plan, kills, time.monotonic() - started)
     except DemoFailed as error:
         failure = error
     finally:
@@ -107,130 +123,82 @@ def start_checkouts(count: int) -> None:
     for number in range(count):
         with transaction.atomic():
             order = Order.objects.create(amount_cents=1000 + 25 * number)
-            checkout.start(order.pk, order.amount_cents, workflow_id=f"order-{order.pk}")
+            checkout.start(order.pk, order.amount_cents, COOLING_OFF_SECONDS, workflow_id=f"order-{order.pk}")
     print(f"web process: {count} orders created, each with its checkout started in the same transaction")
+    print(f"  each charges the card, then a cooling-off period: {COOLING_OFF_SECONDS} s here, an hour by default")
 
 
-def steps_held(pids: list[int]) -> list[tuple[int, str, bool]]:
-    """(pid, step, card already charged?) for each step these processes hold a live lease on."""
-    from django.db.models import OuterRef, Subquery
-    from django.db.models.functions import Now
+def paid() -> bool:
+    from example_project.shop.models import Order
 
-    from durable_django.models import HistoryEntry, WorkItem, idempotency_key
-    from example_project.shop import payments
-
-    owners = {f"{socket.gethostname()}:{pid}": pid for pid in pids}  # WorkItem.owner is "host:pid"
-    name = HistoryEntry.objects.filter(run=OuterRef("run"), seq=OuterRef("seq")).values("name")[:1]
-    items = WorkItem.objects.filter(kind=WorkItem.Kind.STEP, owner__in=owners, lease_expires_at__gt=Now())
-    rows = list(
-        items.annotate(step=Subquery(name)).values_list(
-            "owner", "step", "run__workflow_id", "run_id", "run__generation", "seq"
-        )
-    )
-    charged = {charge["idempotency_key"] for charge in payments.ledger()} if rows else set()
-    return [
-        (owners[owner], f"{step.rsplit('.', 1)[-1]} of {workflow_id}", idempotency_key(run, gen, seq) in charged)
-        for owner, step, workflow_id, run, gen, seq in rows
-    ]
+    return not Order.objects.filter(status=Order.Status.NEW).exists()
 
 
-def kill_steps_in_flight(worker: CeleryWorker, kills: int, rng: random.Random) -> Counter[str]:
-    """SIGKILL pool processes while they run a step (the last kill takes the whole worker); count what landed.
+def finished(but: list[str] | None = None) -> bool:
+    """Every run has finished (but those with these workflow ids)."""
+    from durable_django.models import WorkflowRun
 
-    It aims at a charge_card that the provider already charged, before the reply is recorded.
+    runs = WorkflowRun.objects.exclude(workflow_id__in=but or [])
+    return not runs.exclude(status__in=WorkflowRun.FINISHED).exists()
+
+
+def ship_and_cancel(cancels: int, unshipped: int) -> Plan:
+    """The web process ships most paid orders, cancels a few and leaves the last few unshipped.
+
+    It cancels orders in both stages when it can, and ships some that are still cooling off:
+    their "shipped" signal waits in the run's inbox until the sleep ends.
     """
     from durable_django.models import WorkflowRun
 
-    landed: Counter[str] = Counter()
-    deadline = time.monotonic() + 30
-    while landed.total() < kills and time.monotonic() < deadline:
-        if not WorkflowRun.objects.exclude(status__in=WorkflowRun.FINISHED).exists():
-            break
-        busy = sorted({pid for pid, _, charged in steps_held(worker.children()) if charged})
-        if not busy:
-            time.sleep(0.02)
-            continue
-        if landed.total() < kills - 1:
-            victims, kind = [rng.choice(busy)], "pool process"
-            what = f"pool process {victims[0]}"
-            if not worker.kill_child(victims[0]):
-                continue
-        else:
-            victims, kind = [worker.pid, *worker.children()], "whole worker"
-            what = f"the whole worker (main {victims[0]}, pool {', '.join(map(str, victims[1:]))})"
-            worker.kill()
-        held = steps_held(victims)  # they are dead now: a lease one still holds was cut mid-step
-        if held:
-            landed[kind] += 1
-            steps = "; ".join(step + (" (card charged, reply not recorded)" if paid else "") for _, step, paid in held)
-            print(f"  kill {landed.total()}: SIGKILL {what} while it ran {steps}")
-        else:
-            print(f"  missed: SIGKILL {what} landed just after its step finished; not counted")
-        if worker.process is None:
-            worker.start()
-            print(f"  worker restarted: pid {worker.pid}, pool {worker.children()}")
-        time.sleep(rng.uniform(0.2, 0.6))
-    if landed.total() < kills:
-        print(f"  only {landed.total()} of {kills} kills landed mid-step: the work finished first (try more --orders)")
-    return landed
+    runs = sorted(WorkflowRun.objects.all(), key=lambda run: int(run.workflow_id.removeprefix("order-")))
+    cooling = [run for run in runs if run.state != "awaiting shipment"]  # the latest paid are still cooling off
+    awaiting = [run for run in runs if run.state == "awaiting shipment"]
+    print(f"web process: every order is paid; {len(cooling)} cooling off, {len(awaiting)} awaiting shipment")
+    to_cancel = [run for pair in zip_longest(cooling[::-1], awaiting) for run in pair if run is not None][:cancels]
+    rest = [run for run in runs if run not in to_cancel]
+    to_ship, left = rest[: len(rest) - unshipped], rest[len(rest) - unshipped :]
+    plan = Plan({}, [run.workflow_id for run in to_cancel], [run.workflow_id for run in left])
+    for number, run in enumerate(to_ship):
+        plan.shipped[run.workflow_id] = carrier = CARRIERS[number % len(CARRIERS)]
+        run.signal("shipped", {"carrier": carrier})
+    print(f'  shipped {len(to_ship)} orders: run.signal("shipped", {{"carrier": ...}})')
+    for run in to_cancel:
+        run.cancel()
+    print(f"  cancelled: {', '.join(plan.cancelled) or 'none'} (run.cancel())")
+    print(f"  left unshipped: {', '.join(plan.unshipped) or 'none'}")
+    return plan
 
 
-def wait_finished(worker: CeleryWorker, timeout: float) -> None:
+def let_a_week_pass(wait: Callable[[str, Callable[[], bool]], None], unshipped: list[str]) -> None:
+    """The unshipped checkouts wait for "shipped" for up to a week, then refund.
+
+    The demo compresses days into seconds: advance_time() moves every pending timer (by now only
+    these orders' shipping timeouts) a week closer, as if the week had passed, and wakes them.
+    """
+    from durable_django.models import HistoryEntry
+    from durable_django.testing import advance_time
+
+    waits = HistoryEntry.objects.filter(run__workflow_id__in=unshipped, kind="signal", status="scheduled")
+    wait(
+        f"{', '.join(unshipped)} to wait for shipment (up to {SHIP_WITHIN_DAYS} days)",
+        lambda: waits.count() == len(unshipped),
+    )
+    advance_time(timedelta(days=SHIP_WITHIN_DAYS))
+    print(f"a week passes: advance_time(timedelta(days={SHIP_WITHIN_DAYS})), days compressed into seconds")
+
+
+def wait_until(worker: CeleryWorker, timeout: float, what: str, done: Callable[[], bool]) -> None:
     from durable_django.models import WorkflowRun
 
-    print("waiting for every run to finish (a killed step is taken over once its lease expires)...")
+    print(f"waiting for {what}...", flush=True)
     deadline = time.monotonic() + timeout
-    while WorkflowRun.objects.exclude(status__in=WorkflowRun.FINISHED).exists():
+    while not done():
         if worker.process is None or worker.process.poll() is not None:
             raise DemoFailed("the worker process exited on its own")
         if time.monotonic() > deadline:
             counts = Counter(WorkflowRun.objects.values_list("status", flat=True))
-            raise DemoFailed(f"runs not finished after {timeout:g} s: {dict(counts)}")
+            raise DemoFailed(f"waited {timeout:g} s for {what}; runs: {dict(counts)}")
         time.sleep(0.2)
-
-
-def report(n: int, kills: Counter[str], elapsed: float) -> None:
-    """Check the invariants from the database and the provider's own ledger; raise DemoFailed if one is broken."""
-    from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
-    from example_project.shop import payments
-    from example_project.shop.models import Order
-
-    orders = {f"order-{order.pk}": order for order in Order.objects.all()}
-    runs = {run.workflow_id: run for run in WorkflowRun.objects.all()}
-    ledger = payments.ledger()
-    charges = Counter(charge["reference"] for charge in ledger)
-    charge_id = {charge["reference"]: charge["charge_id"] for charge in ledger}
-    run_charge = {ref: (run.result or {}).get("charge") for ref, run in runs.items() if run.status == "completed"}
-
-    def agree(ref: str, order: Order) -> bool:
-        return bool(order.charge_id) and order.charge_id == charge_id.get(ref) == run_charge.get(ref)
-
-    checks = [
-        ("orders", len(orders), n),
-        ("checkout runs completed", sum(run.status == WorkflowRun.Status.COMPLETED for run in runs.values()), n),
-        ("orders paid", sum(order.status == Order.Status.PAID for order in orders.values()), n),
-        ("cards charged exactly once (provider's ledger)", sum(charges[ref] == 1 for ref in orders), n),
-        ("charges in the provider's ledger", len(ledger), n),
-        ("mark_paid wrote exactly once (paid_writes == 1)", sum(o.paid_writes == 1 for o in orders.values()), n),
-        ("order, run result and ledger agree on the charge", sum(agree(ref, o) for ref, o in orders.items()), n),
-        ("work items left over", WorkItem.objects.count(), 0),
-    ]
-    print("\nreport")
-    broken = []
-    for label, value, expected in checks:
-        if value == expected:
-            print(f"  ok  {label:50} {value}")
-        else:
-            print(f"  BAD {label:50} {value} (expected {expected})")
-            broken.append(f"{label}: {value}, expected {expected}")
-    retried = sum(charge["requests"] > 1 for charge in ledger)
-    print(f"      {'charges requested more than once':50} {retried}  (same idempotency key: no double charge)")
-    print(f"      {'steps that ran more than once':50} {HistoryEntry.objects.filter(attempts__gt=1).count()}")
-    kinds = ", ".join(f"{kind}: {count}" for kind, count in kills.items())
-    print(f"      {'kills that landed mid-step':50} {kills.total()}" + f" ({kinds})" * bool(kinds))
-    print(f"      {'elapsed':50} {elapsed:.1f} s")
-    if broken:
-        raise DemoFailed("; ".join(broken))
 
 
 if __name__ == "__main__":
