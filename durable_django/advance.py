@@ -88,10 +88,12 @@ class _Advance:
         self.inbox = Inbox(using, run.pk, limit=MAX_ROUNDS)
 
     def drive(self) -> Claim | None:
-        cancel = self.run.cancel_requested
+        requested = self.run.cancel_requested
+        cancel = requested and not self._step_running()
         for _ in range(MAX_ROUNDS):
             decision = engine.decide(self.interpreter, self.history, cancel=cancel)
-            cancel = cancel and not decision.cancel_delivered
+            if decision.cancel_delivered:
+                requested = cancel = False
             unknown = _unknown_code(decision.commands)
             if unknown is not None:
                 self._end(Status.BLOCKED, error_json=unknown.as_json())
@@ -105,12 +107,26 @@ class _Advance:
                 break
         else:  # more signals are waiting than one transaction should take
             self._wake()
-        self._save(decision.waiting, cancel)
+        self._save(decision.waiting, requested)
         crash_point("advance.before_commit")
         key = (self.run.pk, self.run.generation, self.history.next_seq)
         interpreter = self.interpreter
         transaction.on_commit(lambda: cache.put(*key, interpreter), using=self.using)
         return self.inline
+
+    def _step_running(self) -> bool:
+        """A step of this run is being run right now: the cancel waits until it reports.
+
+        Its external effect may already have happened; once its result is recorded, the
+        workflow gets it, and ``Cancelled`` comes at the next yield, where compensation
+        knows what to undo. Steps not started yet, sleeps, waits and children are
+        cancelled at once.
+        """
+        return (
+            WorkItem.objects.using(self.using)
+            .filter(run_id=self.run.pk, kind=WorkItem.Kind.STEP, lease_expires_at__gt=Now())
+            .exists()
+        )
 
     # Commands.
     def _apply(self, command: engine.Command) -> None:

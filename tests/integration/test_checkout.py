@@ -112,11 +112,6 @@ def test_a_cancel_while_awaiting_shipment_refunds_and_a_late_signal_is_refused(w
     assert not WorkItem.objects.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="durable_django discards the result of a step that a cancel interrupts and has no way to let it finish "
-    "first, so a cancel that lands while charge_card runs ends the run before its try: charged, never refunded",
-)
 def test_a_cancel_that_lands_while_the_card_is_being_charged_still_refunds_it(worker):
     worker.env["PAYMENTS_LATENCY"] = "2"  # a slow provider: the reply comes 1 s after the charge is made
     worker.kill()
