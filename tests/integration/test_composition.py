@@ -101,8 +101,8 @@ def test_cancelling_a_parent_cancels_its_child_and_both_compensate(worker):
     run = parent_of_sleeper.start("child-saga")
     wait_for(lambda: WorkflowRun.objects.filter(parent=run, status=Status.WAITING).exists(), timeout=20)
     run.cancel()
-    (run,) = wait_finished([run], timeout=20)
-    child = WorkflowRun.objects.get(parent=run)
+    # The parent ends without waiting for its child's compensation: wait for both.
+    run, child = wait_finished([run, WorkflowRun.objects.get(parent=run)], timeout=20)
     assert (run.status, child.status) == (Status.CANCELLED, Status.CANCELLED)
     assert counters("child-saga") == {"charged": 1, "reserved": 1, "refunded": 1}
 
