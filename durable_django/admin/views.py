@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import django
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.auth import get_permission_codename
@@ -231,6 +232,7 @@ class RunViews(_Base):
             "error": None if run.error_json is None else redact(display.loads(run.error_json), secrets),
             "state": None if run.state_json is None else display.json_block(run.state, secrets),
             "timeline": timeline.build(run, secrets),
+            "tools_in_content": django.VERSION < (6,),
             "urls": {name: self.url(run, name) for name in (*ACTIONS, "history")},
             "allowed": {
                 "cancel": self.can(request, "cancel")

@@ -84,6 +84,18 @@ def screenshot(driver: Any, name: str, tmp_path: Path) -> Path:
     return path
 
 
+def follow(driver: Any, click: Any) -> None:
+    """Click, then wait until the next page has replaced this one (a click does not wait for it)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    click()
+    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, 15).until(lambda driver: driver.execute_script("return document.readyState") == "complete")
+
+
 @override_settings(DEBUG=True)  # serve the admin's CSS from the app directories
 def test_an_operator_logs_in_filters_opens_a_run_cancels_it_and_sees_it_cancelled(
     browser, live_server, django_user_model, tmp_path
@@ -104,31 +116,31 @@ def test_an_operator_logs_in_filters_opens_a_run_cancels_it_and_sees_it_cancelle
     driver.get(f"{live_server.url}/admin/login/?next=/admin/durable_django/workflowrun/")
     driver.find_element(By.NAME, "username").send_keys("operator")
     driver.find_element(By.NAME, "password").send_keys("operator-pw")
-    driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    follow(driver, driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click)
     assert "order-1040-refund" in driver.find_element(By.ID, "result_list").text
     screenshot(driver, "admin-list.png", tmp_path)
 
     # filter the list down to the waiting runs,
-    driver.find_element(By.CSS_SELECTOR, ".durable-count.durable-status-waiting").click()
+    follow(driver, driver.find_element(By.CSS_SELECTOR, ".durable-count.durable-status-waiting").click)
     listed = driver.find_element(By.ID, "result_list").text
     assert "order-1042" in listed and "order-1040-refund" not in listed
 
     # open the run,
-    driver.find_element(By.PARTIAL_LINK_TEXT, "tests.fulfil_order").click()
+    follow(driver, driver.find_element(By.CSS_SELECTOR, "#result_list th.field-run a").click)
     page = driver.find_element(By.ID, "content-main").text
     assert "tests.charge_card" in page and "2 attempts" in page
     assert "4242424242424242" not in driver.page_source, "the card number is redacted"
     screenshot(driver, "admin-run.png", tmp_path)
 
     # and cancel it.
-    driver.find_element(By.LINK_TEXT, "CANCEL RUN").click()
+    follow(driver, driver.find_element(By.LINK_TEXT, "CANCEL RUN").click)
     assert "Cancel this run?" in driver.find_element(By.ID, "content").text
-    driver.find_element(By.CSS_SELECTOR, "input[type=submit][value='Yes, cancel the run']").click()
+    follow(driver, driver.find_element(By.CSS_SELECTOR, "input[type=submit][value='Yes, cancel the run']").click)
 
     # Then: the page says so, and once a worker has passed by, the run is cancelled.
     assert "will be cancelled at its current yield" in driver.find_element(By.CSS_SELECTOR, ".messagelist").text
     run_until_idle()
-    driver.refresh()
+    follow(driver, driver.refresh)
     headline = driver.find_element(By.CSS_SELECTOR, ".durable-headline").text
     assert headline.startswith("CANCELLED")
     assert "durable_django.exceptions.Cancelled" in driver.find_element(By.CSS_SELECTOR, ".durable-error").text
