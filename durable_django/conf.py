@@ -7,7 +7,22 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
-__all__ = ["settings"]
+__all__ = ["DEFAULT_ADMIN_REDACT", "settings"]
+
+#: Key fragments the admin redacts unless ``DURABLE_ADMIN_REDACT`` says otherwise.
+DEFAULT_ADMIN_REDACT = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "authorization",
+    "apikey",
+    "privatekey",
+    "credential",
+    "card",
+    "cvv",
+    "cookie",
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,9 @@ class _Defaults:
     WORKER_SWEEPER: bool = True
     #: Retry delays up to this many seconds are also sent as a Celery countdown hint.
     COUNTDOWN_HINT_MAX: float = 5.0
+    #: The admin hides values under keys containing one of these (compared in lower case,
+    #: letters and digits only, so ``apikey`` also matches ``api_key`` and ``API-Key``).
+    ADMIN_REDACT: tuple[str, ...] = DEFAULT_ADMIN_REDACT
 
 
 class _Settings:

@@ -59,6 +59,14 @@ class WorkflowRun(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "workflow run"
+        # What an operator may do to runs in the admin, beyond viewing them.
+        permissions = [
+            ("cancel_workflowrun", "Can cancel workflow runs"),
+            ("retry_workflowrun", "Can retry failed or blocked workflow runs"),
+            ("signal_workflowrun", "Can send signals to workflow runs"),
+            ("fork_workflowrun", "Can restart workflow runs from a chosen step"),
+            ("export_unredacted_workflowrun", "Can download workflow run history unredacted"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.workflow_name} {self.workflow_id} ({self.status})"

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import uuid
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 
 from . import dispatch
 from .advance import lock_run
 from .conf import settings
-from .exceptions import DurableError, RunNotFound, WorkflowNotRegistered
+from .exceptions import DurableError, RunNotFound, WorkflowIdConflict, WorkflowNotRegistered
 from .leases import database
 from .models import HistoryEntry, WorkflowRun, WorkItem
 from .registry import step as lookup_step
-from .runs import get_run, resume
+from .runs import check_workflow_id, get_run, resume
 
 __all__ = ["fork", "retry"]
 
@@ -106,9 +106,20 @@ def fork(run: WorkflowRun | str, from_seq: int, *, workflow_id: str | None = Non
     pending = [entry.seq for entry in entries if entry.status == Entry.SCHEDULED]
     if pending:
         raise DurableError(f"#{pending[0]} has no outcome yet; fork from a position after recorded outcomes only.")
+    new_id = check_workflow_id(workflow_id or f"{run.workflow_id[:200]}.fork-{uuid.uuid4().hex[:8]}")
+    taken = WorkflowIdConflict(f"workflow_id {new_id!r} is taken by another run; choose another for the fork.")
+    if WorkflowRun.objects.using(using).filter(workflow_id=new_id).exists():
+        raise taken
+    try:
+        return _copy(using, run, entries, from_seq, new_id)
+    except IntegrityError:  # started by someone else meanwhile
+        raise taken from None
+
+
+def _copy(using: str, run: WorkflowRun, entries: list[HistoryEntry], from_seq: int, workflow_id: str) -> WorkflowRun:
     with transaction.atomic(using=using):
         new = WorkflowRun.objects.using(using).create(
-            workflow_id=workflow_id or f"{run.workflow_id[:200]}.fork-{uuid.uuid4().hex[:8]}",
+            workflow_id=workflow_id,
             workflow_name=run.workflow_name,
             input_json=run.input_json,
             next_seq=from_seq,

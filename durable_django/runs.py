@@ -38,7 +38,7 @@ __all__ = ["cancel", "get_run", "query", "resume", "signal", "start"]
 Status = WorkflowRun.Status
 
 
-def _check_workflow_id(workflow_id: Any) -> str:
+def check_workflow_id(workflow_id: Any) -> str:
     if workflow_id is None:
         return str(uuid.uuid4())
     if not isinstance(workflow_id, str):
@@ -57,7 +57,7 @@ def start(
 ) -> WorkflowRun:
     """Create a run and its first work item in the caller's transaction (or a new one)."""
     input_json = encode_arguments(args, kwargs, f"workflow {definition.name!r}")
-    workflow_id = _check_workflow_id(workflow_id)
+    workflow_id = check_workflow_id(workflow_id)
     using = database()
     try:
         with transaction.atomic(using=using):

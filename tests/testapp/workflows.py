@@ -310,3 +310,66 @@ def long_holder(seconds: float):
 def spread(width: int):
     values = yield durable.all_of(*(bump(f"spread:{index}") for index in range(width)))
     return len(values)
+
+
+@durable.step(name="tests.sign_in")
+def sign_in(user: str, password: str) -> dict:
+    return {"user": user, "token": "tok-sekrit", "keys": [{"api_key": "key-sekrit", "label": "main"}]}
+
+
+@durable.workflow(name="tests.secretive")
+def secretive(user: str, password: str):
+    """Carries secrets in every place the admin shows: input, result, state, signal, locals."""
+    session = yield sign_in(user, password=password)
+    yield durable.set_state({"stage": "approval", "card": "4111111111111111"})
+    approval = yield durable.wait_signal("approve")
+    return {"session": session, "approval": approval}
+
+
+@durable.workflow(name="tests.tour")
+def tour(value: int):
+    """Yields one of every kind of request, so a page that shows history can show them all."""
+    doubled = yield double(value)
+    if (yield durable.patched("tour-v2")):
+        doubled = yield add_one(doubled)
+    yield durable.set_state({"doubled": doubled})
+    both = yield durable.all_of(double(1), echo_workflow(2))
+    first = yield durable.any_of(durable.wait_signal("go"), durable.sleep(timedelta(hours=1)))
+    late = yield durable.wait_signal("late", timeout=timedelta(minutes=5))
+    yield durable.sleep(timedelta(days=30))
+    return [doubled, both, first, late]
+
+
+@durable.step(name="tests.reserve_stock")
+def reserve_stock(order_id: int, skus: list) -> dict:
+    return {"reservation": f"res-{order_id}", "skus": skus}
+
+
+@durable.step(name="tests.charge_card", retry=durable.RetryPolicy(max_attempts=3, initial_interval=timedelta(0)))
+def charge_card(order_id: int, amount_cents: int, card: dict) -> dict:
+    if durable.step_context().attempt == 1:
+        raise ConnectionError("payment provider timed out after 10 s")
+    return {"charge_id": f"ch_{order_id}", "amount_cents": amount_cents, "card_last4": card["number"][-4:]}
+
+
+@durable.step(name="tests.send_email")
+def send_email(to: str, template: str) -> str:
+    return f"msg-{template}-{to.split('@')[0]}"
+
+
+@durable.workflow(name="tests.notify_warehouse")
+def notify_warehouse(order_id: int, skus: list):
+    return (yield add_one(order_id))
+
+
+@durable.workflow(name="tests.fulfil_order")
+def fulfil_order(order_id: int, amount_cents: int, email: str, card: dict):
+    """A realistic run for the admin's screenshots: retries, state, a group with a child, a signal."""
+    skus = ["BOOK-1984", "MUG-BLUE"]
+    reservation = yield reserve_stock(order_id, skus)
+    charge = yield charge_card(order_id, amount_cents, card=card)
+    yield durable.set_state({"stage": "paid", "charge": charge["charge_id"]})
+    receipt, picked = yield durable.all_of(send_email(email, "receipt"), notify_warehouse(order_id, skus))
+    yield durable.set_state({"stage": "awaiting shipment", "charge": charge["charge_id"]})
+    shipment = yield durable.wait_signal("shipped", timeout=timedelta(days=7))
+    return {"reservation": reservation["reservation"], "receipt": receipt, "shipment": shipment, "picked": picked}

@@ -1,0 +1,67 @@
+"""Forms of the run page's actions: what an operator types before a signal or a fork."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+
+from ..models import HistoryEntry, WorkflowRun
+
+__all__ = ["ForkForm", "SignalForm"]
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class SignalForm(forms.Form):
+    """A signal's name and its JSON payload, parsed here and checked by ``durable.signal``."""
+
+    name = forms.CharField(max_length=255, help_text="The name a <code>wait_signal()</code> waits for.")
+    payload = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 60, "class": "durable-code", "spellcheck": "false"}),
+        required=False,
+        initial="null",
+        help_text="JSON. Empty means <code>null</code>.",
+    )
+
+    def clean_payload(self) -> Any:
+        text = self.cleaned_data["payload"].strip() or "null"
+        try:
+            # Python's json module accepts NaN and Infinity; JSON (and PostgreSQL) do not.
+            return json.loads(text, parse_constant=_refuse_constant)
+        except ValueError as error:
+            raise forms.ValidationError(f"This is not valid JSON: {error}.") from None
+
+
+class ForkForm(forms.Form):
+    """Where the new run starts over: recorded outcomes before that position are reused."""
+
+    from_seq = forms.TypedChoiceField(
+        label="Restart from",
+        coerce=int,
+        help_text="Everything before this position is reused as recorded; it and what follows run again.",
+    )
+    workflow_id = forms.CharField(
+        label="New workflow id",
+        max_length=255,
+        required=False,
+        help_text="Empty: the original id with <code>.fork-</code> and a random suffix.",
+    )
+
+    def __init__(self, run: WorkflowRun, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Leaves of a group are not positions a fork can start from; the library says so too.
+        positions = HistoryEntry.objects.filter(run=run, group_seq__isnull=True).order_by("seq")
+        choices = [
+            (seq, f"#{seq} {kind} {name}".rstrip()) for seq, kind, name in positions.values_list("seq", "kind", "name")
+        ]
+        choices.append((run.next_seq, f"#{run.next_seq} (after the last recorded position)"))
+        field = self.fields["from_seq"]
+        assert isinstance(field, forms.TypedChoiceField)
+        field.choices = choices
+
+    def clean_workflow_id(self) -> str | None:
+        return self.cleaned_data["workflow_id"].strip() or None
