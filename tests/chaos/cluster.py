@@ -105,9 +105,10 @@ def _last_error(worker: CeleryWorker) -> str:
     if not logs:
         return ""
     lines = logs[-1].read_text(errors="replace").splitlines()
-    for line in reversed(lines):
-        if "CRITICAL" in line or "Unrecoverable" in line or "Error" in line:
-            return line[-300:]
+    for marker in ("Unrecoverable error", "CRITICAL", "Error"):
+        for line in reversed(lines):
+            if marker in line:
+                return line[-300:]
     return lines[-1][-300:] if lines else ""
 
 

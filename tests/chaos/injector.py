@@ -65,16 +65,20 @@ def make_schedule(profile: Profile, rng: random.Random) -> list[tuple[float, str
     start, end = profile.fault_start, profile.fault_end
     span = end - start
     schedule: list[tuple[float, str]] = []
-    for kind in ("kill_child", "kill_main", "terminate_backend", "pause_child"):
+    for kind in ("kill_child", "kill_main", "terminate_backend"):
         schedule += [(rng.uniform(start, end), kind) for _ in range(profile.faults.get(kind, 0))]
+    last_pause = max(start, end - Injector.PAUSE_SECONDS - 1.0)  # every paused process wakes before the faults end
+    schedule += [(rng.uniform(start, last_pause), "pause_child") for _ in range(profile.faults.get("pause_child", 0))]
     for _ in range(profile.faults.get("pg_restart", 0)):
         schedule.append((start + span * rng.uniform(0.35, 0.55), "pg_restart"))
     broker = ["broker_restart"] * profile.faults.get("broker_restart", 0)
     broker += ["broker_restart_lossy"] * profile.faults.get("broker_restart_lossy", 0)
     broker += ["broker_flush"] * profile.faults.get("broker_flush", 0)
     rng.shuffle(broker)
-    for index, kind in enumerate(broker):  # one per slot, so they never pile up
-        slot = span / len(broker)
+    # One per slot, so they never pile up; all while orders are still being started, so messages are in flight.
+    busy = max(1.0, min(end, profile.start_window - 1.0) - start)
+    for index, kind in enumerate(broker):
+        slot = busy / len(broker)
         schedule.append((start + slot * index + rng.uniform(0.2, 0.8) * slot, kind))
     return sorted(schedule)
 
@@ -106,7 +110,10 @@ class Injector:
         self.last_fault_wall = 0.0
         self.errors: list[str] = []
         self._publish_gate = run_dir / "publish-faults.off"
-        self.paused: set[int] = set()
+        #: Paused pids, with the step items (id: token) each held when it was stopped.
+        self.paused: dict[int, dict[int, int]] = {}
+        #: When each paused process was woken: it is left alone for a while, to show what it does next.
+        self.woken: dict[int, float] = {}
 
     # The thread.
     def run(self) -> None:
@@ -152,6 +159,10 @@ class Injector:
                 pass
         except OSError as error:
             self.errors.append(f"api control: {error}")
+
+    def _spared(self, pid: int) -> bool:
+        """Paused, or woken from a pause less than 5 s ago: not to be killed."""
+        return pid in self.paused or time.monotonic() - self.woken.get(pid, -1e9) < 5.0
 
     # Looking at the workers.
     def _sessions(self) -> dict[int, dict[str, Any]]:
@@ -213,7 +224,7 @@ class Injector:
             return [
                 (pid, worker, sessions.get(pid, {}).get("in_tx", False), leases[pid])
                 for pid, worker in pool.items()
-                if (leases[pid] or sessions.get(pid, {}).get("in_tx")) and pid not in self.paused
+                if (leases[pid] or sessions.get(pid, {}).get("in_tx")) and not self._spared(pid)
             ]
 
         candidates = self._poll(busy, seconds=3.0)
@@ -256,30 +267,67 @@ class Injector:
             except ProcessLookupError:
                 continue
             # Stopped: does it still hold a step's lease? (It may have finished between the look and the stop.)
-            holds = with_retries(self._leases, what="check pause", deadline=time.monotonic() + 10)[pid]
-            if not holds:
+            held = with_retries(lambda: self._leased_items(pid), what="check pause", deadline=time.monotonic() + 10)  # noqa: B023
+            if not held:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGCONT)
                 continue
-            self.paused.add(pid)
-            timer = threading.Timer(self.PAUSE_SECONDS, self._wake, args=(pid,))
+            self.paused[pid] = held
+            items = with_retries(lambda: self._describe(held), what="describe", deadline=time.monotonic() + 10)  # noqa: B023
+            timer = threading.Timer(self.PAUSE_SECONDS, self._wake, args=(pid, held))
             timer.daemon = True
             timer.start()
             self.counts["pauses_landed"] += 1
-            return {"pid": pid, "landed": True, "seconds": self.PAUSE_SECONDS, "tries": attempt}
+            return {"pid": pid, "landed": True, "seconds": self.PAUSE_SECONDS, "tries": attempt, "items": items}
         return {"landed": False, "why": "every paused process had just finished its step"}
 
-    #: Longer than a step's lease (its 5 s timeout plus the 1 s grace), so another worker takes it over.
-    PAUSE_SECONDS = 8.0
+    #: Longer than a step's lease (its 5 s timeout plus the 1 s grace) plus the sweeper's republish delay,
+    #: so another worker takes the step over while this one sleeps.
+    PAUSE_SECONDS = 15.0
 
-    def _wake(self, pid: int) -> None:
+    def _leased_items(self, pid: int) -> dict[int, int]:
+        from durable_django.models import WorkItem
+
+        return dict(
+            WorkItem.objects.filter(
+                kind=WorkItem.Kind.STEP, owner=Cluster.owner(pid), lease_expires_at__gt=Now()
+            ).values_list("pk", "token")
+        )
+
+    @staticmethod
+    def _describe(held: dict[int, int]) -> list[dict[str, Any]]:
+        from durable_django.models import HistoryEntry, WorkItem
+
+        described = []
+        for item in WorkItem.objects.filter(pk__in=list(held)).select_related("run"):
+            entry = HistoryEntry.objects.filter(run_id=item.run_id, seq=item.seq).values("name", "status").first()
+            described.append(
+                {"item": item.pk, "token": item.token, "run": item.run.workflow_id, "seq": item.seq, "entry": entry}
+            )
+        return described
+
+    def _wake(self, pid: int, held: dict[int, int]) -> None:
+        """SIGCONT; first note whether another worker took over what it held (the item went on without it)."""
+        from durable_django.models import WorkItem
+
+        try:
+            now = dict(WorkItem.objects.filter(pk__in=list(held)).values_list("pk", "token"))
+            taken_over = any(now.get(pk, token + 1) > token for pk, token in held.items())
+            items = self._describe(held)
+        except DatabaseError:
+            taken_over, items = None, []
+        finally:
+            connection.close()
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
-        self.paused.discard(pid)
+        if self.paused.pop(pid, None) is not None:
+            self.counts["pauses_taken_over"] += bool(taken_over)
+            self.woken[pid] = time.monotonic()
+            self.timeline.record("pause_child_woken", pid=pid, taken_over=taken_over, items=items)
 
     def wake_all(self) -> None:
-        for pid in list(self.paused):
-            self._wake(pid)
+        for pid, held in list(self.paused.items()):
+            self._wake(pid, held)
 
     def kill_main(self) -> dict[str, Any]:
         """SIGKILL a worker's main process with its pool (its reserved messages die with it), then restart it."""
@@ -293,10 +341,13 @@ class Injector:
                 worker
                 for worker in workers
                 if any(leases[pid] or sessions.get(pid, {}).get("in_tx") for pid in worker.children())
-                and not self.paused.intersection(worker.children())
+                and not any(self._spared(pid) for pid in worker.children())
             ]
 
-        candidates = self._poll(busy_worker, seconds=3.0) or workers
+        calm = [worker for worker in workers if not any(self._spared(pid) for pid in worker.children())]
+        candidates = self._poll(busy_worker, seconds=3.0) or calm
+        if not candidates:
+            return {"landed": False, "why": "every worker has a paused pool process"}
         worker = self.rng.choice(candidates)
         pool = worker.children()
         sessions = with_retries(self._sessions, what="sessions", deadline=time.monotonic() + 10)

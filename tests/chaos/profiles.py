@@ -52,6 +52,8 @@ FULL = Profile(
     },
     minimum={
         "pauses_landed": 2,
+        "pauses_taken_over": 1,
+        "late_writes_refused": 1,
         "worker_kills_landed": 50,
         "child_kills_landed": 1,
         "main_kills_landed": 1,

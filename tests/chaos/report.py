@@ -55,7 +55,8 @@ def summary(report: dict[str, Any]) -> str:
         f"(pool {faults.get('child_kills_landed', 0)}/{faults.get('child_kills', 0)}, "
         f"main {faults.get('main_kills_landed', 0)}/{faults.get('main_kills', 0)}; "
         f"{faults.get('kills_mid_step', 0)} mid-step, {faults.get('kills_mid_transaction', 0)} mid-transaction)",
-        f"  paused mid-step past the lease (zombies): {faults.get('pauses_landed', 0)}\n"
+        f"  paused mid-step past the lease (zombies): {faults.get('pauses_landed', 0)}, "
+        f"{faults.get('pauses_taken_over', 0)} taken over by another worker meanwhile\n"
         f"  backend terminations: {faults.get('terminations_landed', 0)} "
         f"({faults.get('terminations_mid_transaction', 0)} mid-transaction); "
         f"PostgreSQL restarts: {faults.get('pg_restarts', 0)}",

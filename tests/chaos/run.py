@@ -79,7 +79,11 @@ class Harness:
 
         from . import celery_app  # noqa: F401  (the app publishes the harness's own wake-up messages)
 
-        logging.getLogger("durable_django").setLevel(logging.WARNING)  # the harness's own starts are many
+        # The library's warnings in this process (publishes that failed while the broker was down...) go to a file.
+        library = logging.getLogger("durable_django")
+        library.handlers = [logging.FileHandler(self.run_dir / "harness-library.log")]
+        library.setLevel(logging.WARNING)
+        library.propagate = False
         call_command("migrate", verbosity=0)
         self._versions()
         from .cluster import Cluster, environment
@@ -268,6 +272,7 @@ class Harness:
             "early_signals": workload["early_signals"],
             "double_signals": workload["double_signals"],
             "cancels": workload["cancels"],
+            "late_writes_refused": self.cluster.logs().count("refused a late write"),
         }
         invariants = result["invariants"]
         if workload["duplicate_starts_new_run"]:
@@ -362,7 +367,6 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
         handlers=[logging.StreamHandler(sys.stdout), logging.FileHandler(run_dir / "harness.log")],
     )
-    logging.getLogger("durable_django").setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
     logger.info("chaos profile %s, seed %d, artifacts in %s", profile.name, seed, run_dir)
