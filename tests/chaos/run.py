@@ -346,6 +346,14 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+class Overtime(Exception):
+    """The whole run took longer than its hard limit."""
+
+
+def _overtime(signum: int, frame: Any) -> None:
+    raise Overtime("the run exceeded its hard time limit")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="smoke")
@@ -369,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
+    signal.signal(signal.SIGALRM, _overtime)
+    # A hard limit on the whole run, whatever hangs: the start window, the faults, the drain and ten minutes.
+    signal.alarm(int(profile.start_window + profile.fault_end + profile.drain_timeout + 600))
     logger.info("chaos profile %s, seed %d, artifacts in %s", profile.name, seed, run_dir)
     harness = Harness(profile, seed, run_dir)
     began = time.monotonic()
@@ -382,7 +393,10 @@ def main(argv: list[str] | None = None) -> int:
         logger.exception("the harness failed")
         return 3
     finally:
-        with contextlib.suppress(KeyboardInterrupt):
+        signal.alarm(0)
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C must not cut the cleanup short
+            signal.signal(number, signal.SIG_IGN)
+        with contextlib.suppress(KeyboardInterrupt, Overtime):
             harness.shutdown()
         if report is not None:
             report["seconds"]["total"] = round(time.monotonic() - began, 2)
