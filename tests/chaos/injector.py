@@ -67,10 +67,17 @@ def make_schedule(profile: Profile, rng: random.Random) -> list[tuple[float, str
     schedule: list[tuple[float, str]] = []
     for kind in ("kill_child", "kill_main", "terminate_backend"):
         schedule += [(rng.uniform(start, end), kind) for _ in range(profile.faults.get(kind, 0))]
-    last_pause = max(start, end - Injector.PAUSE_SECONDS - 1.0)  # every paused process wakes before the faults end
-    schedule += [(rng.uniform(start, last_pause), "pause_child") for _ in range(profile.faults.get("pause_child", 0))]
-    for _ in range(profile.faults.get("pg_restart", 0)):
-        schedule.append((start + span * rng.uniform(0.35, 0.55), "pg_restart"))
+    restarts = [start + span * rng.uniform(0.35, 0.55) for _ in range(profile.faults.get("pg_restart", 0))]
+    schedule += [(at, "pg_restart") for at in restarts]
+    # A paused process wakes before the faults end, and not across a PostgreSQL restart (which would end its
+    # session: it could then write nothing at all, and the late write the pause is for would not be tried).
+    last_pause = max(start, end - Injector.PAUSE_SECONDS - 1.0)
+    for _ in range(profile.faults.get("pause_child", 0)):
+        for _ in range(100):
+            at = rng.uniform(start, last_pause)
+            if not any(restart - Injector.PAUSE_SECONDS - 3.0 < at < restart + 3.0 for restart in restarts):
+                break
+        schedule.append((at, "pause_child"))
     broker = ["broker_restart"] * profile.faults.get("broker_restart", 0)
     broker += ["broker_restart_lossy"] * profile.faults.get("broker_restart_lossy", 0)
     broker += ["broker_flush"] * profile.faults.get("broker_flush", 0)
@@ -248,13 +255,20 @@ class Injector:
         """SIGSTOP a pool process mid-step for longer than its lease, then SIGCONT it: a zombie executor.
 
         Its step is taken over by another worker once the lease runs out; when the paused
-        process wakes up and reports, its write must be refused (the fencing token).
+        process wakes up and reports, its write must be refused (the fencing token). One at
+        a time, and only a process running an external step outside any transaction (one
+        inside a transaction holds its rows locked: nobody could take over). Its database
+        session is spared by the other faults, so it wakes up able to try its late write.
         """
+        if self.paused:
+            return {"landed": False, "why": "another process is paused"}
 
         def mid_step() -> list[tuple[int, Any]]:
-            leases = self._leases()
+            leases, sessions = self._leases(), self._sessions()
             return [
-                (pid, worker) for pid, worker in self.cluster.pool().items() if leases[pid] and pid not in self.paused
+                (pid, worker)
+                for pid, worker in self.cluster.pool().items()
+                if leases[pid] and not sessions.get(pid, {}).get("in_tx") and not self._spared(pid)
             ]
 
         for attempt in range(1, 6):
@@ -266,9 +280,10 @@ class Injector:
                 os.kill(pid, signal.SIGSTOP)
             except ProcessLookupError:
                 continue
-            # Stopped: does it still hold a step's lease? (It may have finished between the look and the stop.)
+            # Stopped: does it still hold a step's lease, outside a transaction? (It may have moved on meanwhile.)
             held = with_retries(lambda: self._leased_items(pid), what="check pause", deadline=time.monotonic() + 10)  # noqa: B023
-            if not held:
+            sessions = with_retries(self._sessions, what="check pause", deadline=time.monotonic() + 10)
+            if not held or sessions.get(pid, {}).get("in_tx"):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGCONT)
                 continue
@@ -384,7 +399,7 @@ class Injector:
                 (backend, pid, state)
                 for pid, session in self._sessions().items()
                 for backend, state, in_tx in session["backends"]
-                if in_tx
+                if in_tx and not self._spared(pid)
             ]
 
         candidates = self._poll(in_transaction, seconds=2.0)

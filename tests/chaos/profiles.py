@@ -41,7 +41,7 @@ FULL = Profile(
     fault_start=3.0,
     fault_end=160.0,
     faults={
-        "kill_child": 44,
+        "kill_child": 46,
         "kill_main": 12,
         "terminate_backend": 34,
         "pg_restart": 1,
