@@ -71,10 +71,14 @@ def make_schedule(profile: Profile, rng: random.Random) -> list[tuple[float, str
     schedule += [(at, "pg_restart") for at in restarts]
     # A paused process wakes before the faults end, and not across a PostgreSQL restart (which would end its
     # session: it could then write nothing at all, and the late write the pause is for would not be tried).
-    last_pause = max(start, end - Injector.PAUSE_SECONDS - 1.0)
-    for _ in range(profile.faults.get("pause_child", 0)):
+    # One pause per slot, so one wakes before the next begins (one zombie at a time).
+    pauses = profile.faults.get("pause_child", 0)
+    slot = (max(start + 1.0, end - Injector.PAUSE_SECONDS - 1.0) - start) / max(1, pauses)
+    for index in range(pauses):
+        low = start + slot * index
+        high = max(low, low + slot - Injector.PAUSE_SECONDS - 1.0)
         for _ in range(100):
-            at = rng.uniform(start, last_pause)
+            at = rng.uniform(low, high)
             if not any(restart - Injector.PAUSE_SECONDS - 3.0 < at < restart + 3.0 for restart in restarts):
                 break
         schedule.append((at, "pause_child"))
