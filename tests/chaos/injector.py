@@ -425,7 +425,17 @@ class Injector:
         return {"backend": backend, "pid": pid, "state": state, "landed": landed, "mid_transaction": mid_transaction}
 
     def pg_restart(self) -> dict[str, Any]:
-        """Restart PostgreSQL in ``immediate`` mode: every session dies, the server recovers from its WAL."""
+        """Restart PostgreSQL in ``immediate`` mode: every session dies, the server recovers from its WAL.
+
+        Not while a process is paused: it would wake up with a dead session and never try the
+        late write the pause is for. The restart waits for it (and a second more).
+        """
+        deadline = time.monotonic() + self.PAUSE_SECONDS + 2.0
+        waited = bool(self.paused)
+        while self.paused and not self.stop.is_set() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if waited:
+            time.sleep(1.0)
         sessions = with_retries(self._sessions, what="sessions", deadline=time.monotonic() + 10)
         connection.close()
         seconds = self.postgres.restart("immediate")
