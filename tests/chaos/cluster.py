@@ -108,7 +108,7 @@ def _last_error(worker: CeleryWorker) -> str:
     for marker in ("Unrecoverable error", "CRITICAL", "Error"):
         for line in reversed(lines):
             if marker in line:
-                return line[-300:]
+                return line[line.index(marker) :][:300]
     return lines[-1][-300:] if lines else ""
 
 
