@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-next test-sqlite bench clean
+.PHONY: demo test test-next test-sqlite bench chaos chaos-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,15 @@ test-sqlite: $(STAMP)
 ## Throughput and commits per step on PostgreSQL with a real Celery worker.
 bench: $(STAMP)
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+## The chaos harness: order workflows under worker kills, database and broker faults (docs/chaos.md).
+## Its own PostgreSQL, Redis, fake payment API and workers on loopback ports; about 5 minutes.
+chaos: $(STAMP)
+	$(PY) -m tests.chaos --profile full $(CHAOS_ARGS)
+
+## The same, short (about 200 workflows, a minute or two): CI runs it on every submission.
+chaos-smoke: $(STAMP)
+	$(PY) -m tests.chaos --profile smoke $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV_NEXT) var

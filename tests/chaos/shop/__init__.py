@@ -1,0 +1,1 @@
+"""The chaos harness's shop: orders, the order workflow, and the harness's own receipts."""
