@@ -276,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
         idle = measure_idle(bench, args.idle_seconds) if args.idle_seconds > 0 and results else None
+        summary = report.medians(results)
+        config = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
+        config["started"] = stamp
+        # Written now and again at the end, so an interrupted sleepers measurement loses nothing else.
+        report.write_json(args.out, stamp, config, machine, results, summary, idle)
         sleepers = None
         if args.sleepers > 0 and (not args.only or "sleepers" in args.only.split(",")):
             from .sleepers import measure_sleepers
@@ -292,9 +297,6 @@ def main(argv: list[str] | None = None) -> int:
                 )
             except Exception as error:  # the other scenarios' figures are still worth printing
                 print(f"  sleepers failed: {error!r}", flush=True)
-        summary = report.medians(results)
-        config = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
-        config["started"] = stamp
         print(report.render(scenarios, summary, config, idle, sleepers))
         path = report.write_json(args.out, stamp, config, machine, results, summary, idle, sleepers)
         print(f"\nRaw numbers: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")

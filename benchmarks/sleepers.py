@@ -71,9 +71,18 @@ def _wait_count(
     return time.monotonic(), now
 
 
-def _start(first: int, count: int, chunk: int, due: Callable[[int], datetime], prefix: str, deadline: float) -> None:
+def _start(
+    first: int,
+    count: int,
+    chunk: int,
+    due: Callable[[int], datetime],
+    prefix: str,
+    deadline: float,
+    throttle: Callable[[int], None] = lambda started: None,
+) -> None:
     """Start runs ``first`` to ``first + count - 1`` through the public API, ``chunk`` per transaction."""
     for low in range(first, first + count, chunk):
+        throttle(low)
         with transaction.atomic():
             for index in range(low, min(low + chunk, first + count)):
                 sleeper.start(due(index).isoformat(), workflow_id=f"{prefix}-{index}")
@@ -177,7 +186,7 @@ def measure_sleepers(
     """Start ``count`` sleepers, measure them asleep, let them fire, and return the figures.
 
     A pilot of ``pilot`` sleepers first measures how fast runs are started and put to
-    sleep on this machine now; the first wake-up is planned that long (with a 25 % margin)
+    sleep on this machine now; the first wake-up is planned that long (with a 50 % margin)
     plus ``idle_window`` after the first start. If starting is slower than planned, the
     idle window shrinks (the result says so).
     """
@@ -192,15 +201,24 @@ def measure_sleepers(
         worker.start()
         poller = Poller(bench.database_url)
         rate = _pilot(bench, poller, min(pilot, count), chunk, timeout=120.0)
-        settle = count / rate * 1.3 + idle_window + 5.0
+        settle = count / rate * 1.5 + idle_window + 5.0
         say(f"    pilot: {rate:,.0f} runs/s started and asleep; first wake-up planned in {settle:.0f} s")
         first_due = datetime.now(UTC) + timedelta(seconds=settle)
         deadline = time.monotonic() + 3 * settle + 120.0  # bounds the start and the wait for sleep
         t0 = time.monotonic()
         step = max(chunk, count // 5 // chunk * chunk)
+        # The worker's backlog stays under about 2 minutes of work: an advance item waiting
+        # longer than DURABLE_REPUBLISH_AFTER_BUSY (300 s) would be published again by the
+        # sweeper, and the duplicates would slow the start down further.
+        backlog = max(chunk, int(rate * 120))
+
+        def throttle(started: int) -> None:
+            while started - _count(poller, WAITING, COMPLETED) > backlog and time.monotonic() < deadline:
+                time.sleep(0.5)
+
         for low in range(0, count, step):
             _start(low, min(step, count - low), chunk, lambda i: first_due + timedelta(seconds=i / fire_rate),
-                   "sleep", deadline)  # fmt: skip
+                   "sleep", deadline, throttle)  # fmt: skip
             if low + step < count:
                 say(f"    started {low + step:,} ({(low + step) / (time.monotonic() - t0):,.0f}/s)")
         started = time.monotonic()
