@@ -1,8 +1,9 @@
-"""``make bench``: durable_django against a plain Celery chain, on PostgreSQL and Redis.
+"""``make bench``: durable_django against a plain Celery chain and DBOS Transact, on PostgreSQL and Redis.
 
-Creates (or resets) a dedicated database, starts a real prefork Celery worker for every
-measurement, and prints medians, ratios against the baselines measured in the same run,
-and where the raw numbers went. ``python -m benchmarks.run --help`` lists the options.
+Creates (or resets) dedicated databases, starts a real prefork Celery worker (or DBOS's
+processes) for every measurement, then many sleeping workflows, and prints medians, ratios
+against the baselines measured in the same run, and where the raw numbers went.
+``python -m benchmarks.run --help`` lists the options.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run",
-        description="Throughput, latency and PostgreSQL commits per step: durable_django vs a Celery chain.",
+        description="Throughput, latency and PostgreSQL commits per step: durable_django vs a Celery chain and DBOS.",
         epilog="Through make: make bench BENCH_ARGS='--quick'. What is measured and how: docs/performance.md.",
     )
     parser.add_argument("--workflows", type=int, default=200, help="workflows (and chains) per burst (default 200)")
