@@ -108,11 +108,16 @@ def _ratios(summary: dict[str, dict[str, Any]], steps: int) -> list[str]:
     def verdict(ok: bool) -> str:
         return "met" if ok else "MISSED"
 
-    budget = steps + 2
-    for key, label in (("durable-trivial", "trivial"), ("durable-atomic", "atomic")):
+    for key, label in (
+        ("durable-trivial", "trivial"),
+        ("durable-atomic", "atomic"),
+        ("durable-100", "100 steps"),
+        ("durable-long", "1,000 steps"),
+    ):
         row = summary.get(key)
         if row is None:
             continue
+        budget = row["steps"] + 2
         per_workflow = row["commits_per_workflow"]
         rows.append(
             (
@@ -147,11 +152,40 @@ def _ratios(summary: dict[str, dict[str, Any]], steps: int) -> list[str]:
                     (verdict(ratio >= 1) if target else "reference") + f" (best repetitions: {best:.2f})",
                 )
             )
-    long_ms, short_ms = figure("durable-long", "ms_per_step"), figure("durable-trivial", "ms_per_step")
-    if long_ms is not None and short_ms is not None:
+    for dbos_key, dbos_label in (("dbos-2proc", "2 processes"), ("dbos-1proc", "1 process")):
+        durable, dbos = figure("durable-trivial", "steps_per_second"), figure(dbos_key, "steps_per_second")
+        if durable is None or dbos is None:
+            continue
+        ratio = durable / dbos
+        best = figure("durable-trivial", "best_steps_per_second") / figure(dbos_key, "best_steps_per_second")
+        rows.append(
+            (
+                f"steps/s durable trivial / DBOS ({dbos_label})",
+                f"{ratio:.2f}",
+                ">= 1.50",
+                verdict(ratio >= 1.5) + f" (best repetitions: {best:.2f})",
+            )
+        )
+    for dbos_key, dbos_label in (("dbos-2proc", "2 processes"), ("dbos-1proc", "1 process")):
+        durable, dbos = figure("durable-trivial", "cpu_ms_per_step"), figure(dbos_key, "cpu_ms_per_step")
+        if durable is None or dbos is None:
+            continue
+        rows.append(
+            (
+                f"CPU ms/step durable trivial / DBOS ({dbos_label})",
+                f"{durable / dbos:.2f}",
+                "",
+                "reference (lower wins)",
+            )
+        )
+    short_ms = figure("durable-trivial", "ms_per_step")
+    for key in ("durable-100", "durable-long"):
+        long_ms = figure(key, "ms_per_step")
+        if long_ms is None or short_ms is None:
+            continue
         ratio = long_ms / short_ms
-        best = figure("durable-long", "best_ms_per_step") / figure("durable-trivial", "best_ms_per_step")
-        long_steps = summary["durable-long"]["steps"]
+        best = figure(key, "best_ms_per_step") / figure("durable-trivial", "best_ms_per_step")
+        long_steps = summary[key]["steps"]
         rows.append(
             (
                 f"worker ms/step at {long_steps:,} steps / at {steps} ({long_ms:.2f} / {short_ms:.2f})",
@@ -176,7 +210,11 @@ def _ratios(summary: dict[str, dict[str, Any]], steps: int) -> list[str]:
 
 
 def render(
-    scenarios: list[Scenario], summary: dict[str, dict[str, Any]], config: dict[str, Any], idle: dict[str, Any] | None
+    scenarios: list[Scenario],
+    summary: dict[str, dict[str, Any]],
+    config: dict[str, Any],
+    idle: dict[str, Any] | None,
+    sleepers: dict[str, Any] | None = None,
 ) -> str:
     steps = config["steps"]
     repetitions = max((row["repetitions"] for row in summary.values()), default=0)
@@ -208,12 +246,21 @@ def render(
         "  other CPU      share of the machine's CPU other processes used during the burst (a lower bound); above",
         "                 a few percent, that row's throughput and latency are too low",
         "  worker ms/step burst wall time x worker processes / steps (the pool is busy throughout a burst)",
+        "  DBOS rows      DBOS Transact in programs of its own against its own database on the same server: one",
+        "                 process starting workflows with DBOS.start_workflow, or 2 worker processes serving a queue",
+        f"                 (worker_concurrency {config.get('dbos_worker_concurrency', 10)}, polling every "
+        f"{config.get('dbos_polling_interval', 0.05):g} s) fed by DBOSClient.enqueue; same counters, from",
+        "                 dbos.workflow_status and pg_stat_database",
     ]
     if idle is not None:
         lines.append(
             f"  an idle durable worker made {idle['commits']} commits in {idle['uptime_seconds']:.1f} s of uptime "
             f"({idle['connections_opened']} connections: start-up, a sweep every 2 s, shutdown)"
         )
+    if sleepers is not None:
+        from .sleepers import summary_lines
+
+        lines += ["", *summary_lines(sleepers)]
     return "\n".join(lines)
 
 
@@ -225,6 +272,7 @@ def write_json(
     results: list[Result],
     summary: dict[str, dict[str, Any]],
     idle: dict[str, Any] | None,
+    sleepers: dict[str, Any] | None = None,
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{stamp}.json"
@@ -232,6 +280,7 @@ def write_json(
         "config": config,
         "machine": machine,
         "idle_worker": idle,
+        "sleepers": sleepers,
         "medians": summary,
         "runs": [asdict(result) for result in results],
     }

@@ -1,8 +1,9 @@
-"""``make bench``: durable_django against a plain Celery chain, on PostgreSQL and Redis.
+"""``make bench``: durable_django against a plain Celery chain and DBOS Transact, on PostgreSQL and Redis.
 
-Creates (or resets) a dedicated database, starts a real prefork Celery worker for every
-measurement, and prints medians, ratios against the baselines measured in the same run,
-and where the raw numbers went. ``python -m benchmarks.run --help`` lists the options.
+Creates (or resets) dedicated databases, starts a real prefork Celery worker (or DBOS's
+processes) for every measurement, then many sleeping workflows, and prints medians, ratios
+against the baselines measured in the same run, and where the raw numbers went.
+``python -m benchmarks.run --help`` lists the options.
 """
 
 from __future__ import annotations
@@ -26,22 +27,48 @@ ROOT = Path(__file__).resolve().parent.parent
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run",
-        description="Throughput, latency and PostgreSQL commits per step: durable_django vs a Celery chain.",
+        description="Throughput, latency and PostgreSQL commits per step: durable_django vs a Celery chain and DBOS.",
         epilog="Through make: make bench BENCH_ARGS='--quick'. What is measured and how: docs/performance.md.",
     )
     parser.add_argument("--workflows", type=int, default=200, help="workflows (and chains) per burst (default 200)")
     parser.add_argument("--steps", type=int, default=10, help="steps per workflow and tasks per chain (default 10)")
+    parser.add_argument("--mid-workflows", type=int, default=20, help="workflows of the 100-step scenario (20)")
+    parser.add_argument("--mid-steps", type=int, default=100, help="steps of each of those (default 100)")
     parser.add_argument("--long-workflows", type=int, default=4, help="long workflows in the per-step test (4)")
     parser.add_argument("--long-steps", type=int, default=1000, help="steps of each long workflow (default 1000)")
+    parser.add_argument(
+        "--sleepers", type=int, default=100_000, help="sleeping workflows started at the end (100000; 0: none)"
+    )
+    parser.add_argument("--sleeper-chunk", type=int, default=500, help="sleeper starts per transaction (500)")
+    parser.add_argument(
+        "--sleeper-fire-rate", type=float, default=200.0, help="sleepers coming due per second, evenly spread (200)"
+    )
+    parser.add_argument(
+        "--sleeper-idle-window", type=float, default=30.0, help="seconds of CPU measurement while all sleep (30)"
+    )
+    parser.add_argument(
+        "--dbos-database-url",
+        default="postgres://postgres@127.0.0.1:5432/dbos_bench",
+        help="DBOS's own database on the same server; dropped and recreated; its name must contain 'bench'",
+    )
+    parser.add_argument(
+        "--dbos-worker-concurrency", type=int, default=10, help="DBOS queue worker_concurrency per process (10)"
+    )
+    parser.add_argument(
+        "--dbos-polling-interval", type=float, default=0.05, help="DBOS queue polling interval, s (0.05; DBOS: 1)"
+    )
     parser.add_argument("--solo", type=int, default=10, help="workflows run one at a time after a burst (10)")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions; the table shows medians (default 3)")
     parser.add_argument("--concurrency", type=int, default=2, help="prefork worker processes (default 2)")
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated scenarios: durable-trivial, durable-atomic, chain-default, chain-reuse, durable-long",
+        help="comma-separated scenarios: durable-trivial, durable-atomic, chain-default, chain-reuse, dbos-1proc, "
+        "dbos-2proc, durable-100, durable-long, sleepers",
     )
-    parser.add_argument("--quick", action="store_true", help="a short smoke run: 60 workflows, 2 long ones, once")
+    parser.add_argument(
+        "--quick", action="store_true", help="a short smoke run: 60 workflows, 2 long ones, 2,000 sleepers, once"
+    )
     parser.add_argument(
         "--quiet-wait",
         type=float,
@@ -64,7 +91,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--report", type=Path, metavar="JSON", help="print the table of an earlier run's JSON file")
     args = parser.parse_args(argv)
     if args.quick:
-        args.workflows, args.long_workflows, args.solo, args.repeat = 60, 2, 3, 1
+        args.workflows, args.long_workflows, args.mid_workflows, args.solo, args.repeat = 60, 2, 6, 3, 1
+        args.sleepers, args.sleeper_idle_window = min(args.sleepers, 2000), 5.0
     if not urlsplit(args.broker_url).path.strip("/").isdigit():
         parser.error("--broker-url must name a Redis database index, such as redis://127.0.0.1:6379/14")
     return args
@@ -128,16 +156,44 @@ def scenarios_for(args: argparse.Namespace) -> list[Any]:
                  args.steps, worker_env=plain, solo=args.solo),
         Scenario("chain-reuse", "chain, 1 insert/task, conn. reused", "chain", args.workflows,
                  args.steps, worker_env={**plain, "CELERY_DB_REUSE_MAX": "1000000"}, solo=args.solo),
+        Scenario("dbos-1proc", "DBOS 3.4, trivial, 1 process", "dbos", args.workflows, args.steps, "inproc",
+                 solo=args.solo),
+        Scenario("dbos-2proc", "DBOS 3.4, trivial, 2 worker processes", "dbos", args.workflows, args.steps,
+                 "queue", solo=args.solo),
+        Scenario("durable-100", f"durable, trivial, {args.mid_steps:,} steps/wf", "durable",
+                 args.mid_workflows, args.mid_steps, "bench.trivial"),
         Scenario("durable-long", f"durable, trivial, {args.long_steps:,} steps/wf", "durable",
                  args.long_workflows, args.long_steps, "bench.trivial"),
     ]  # fmt: skip
     if args.only:
-        wanted = {key.strip() for key in args.only.split(",")}
+        wanted = {key.strip() for key in args.only.split(",")} - {"sleepers"}
         unknown = wanted - {scenario.key for scenario in scenarios}
         if unknown:
             raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
         scenarios = [scenario for scenario in scenarios if scenario.key in wanted]
     return scenarios
+
+
+def _dbos_bench(args: argparse.Namespace, bench: Any, scenarios: list[Any]) -> Any:
+    """DBOS's database, ready, if a DBOS scenario is wanted and DBOS is installed; else None."""
+    if not any(scenario.kind == "dbos" for scenario in scenarios):
+        return None
+    from .peer import DbosBench, available, prepare
+
+    if not available():
+        print("  DBOS is not installed: its rows are left out (make bench installs it: pip install -e '.[bench]')")
+        return None
+    from .pgstats import Admin
+
+    dbos = DbosBench(
+        Admin(args.dbos_database_url),
+        args.dbos_database_url,
+        bench.log_dir / "dbos",
+        worker_concurrency=args.dbos_worker_concurrency,
+        polling_interval=args.dbos_polling_interval,
+    )
+    prepare(dbos)
+    return dbos
 
 
 def rerender(path: Path) -> int:
@@ -147,12 +203,13 @@ def rerender(path: Path) -> int:
 
     document = json.loads(path.read_text())
     config = document["config"]
-    args = argparse.Namespace(**{**config, "only": ""})
+    args = parse_args([])
+    vars(args).update({**config, "only": ""})  # files written before an option existed keep its default
     seen = {run["scenario"] for run in document["runs"]}
     scenarios = [scenario for scenario in scenarios_for(args) if scenario.key in seen]
     results = [Result(**run) for run in document["runs"]]
     print(_describe(document["machine"]))
-    print(report.render(scenarios, report.medians(results), config, document["idle_worker"]))
+    print(report.render(scenarios, report.medians(results), config, document["idle_worker"], document.get("sleepers")))
     return 0
 
 
@@ -198,11 +255,20 @@ def main(argv: list[str] | None = None) -> int:
 
         machine = machine_facts(admin.server_facts())
         print(_describe(machine), flush=True)
+        dbos = _dbos_bench(args, bench, scenarios)
+        if dbos is None:
+            scenarios = [scenario for scenario in scenarios if scenario.kind != "dbos"]
         results = []
         for repetition in range(1, args.repeat + 1):
             for scenario in scenarios:
                 timeout = 120 + scenario.workflows * scenario.steps / 20
-                result = measure(bench, scenario, repetition, timeout)
+                if scenario.kind == "dbos":
+                    from .peer import measure_dbos
+
+                    assert dbos is not None
+                    result = measure_dbos(bench, dbos, scenario, repetition, timeout)
+                else:
+                    result = measure(bench, scenario, repetition, timeout)
                 results.append(result)
                 print(
                     f"  [{repetition}/{args.repeat}] {scenario.key:<16} {result.steps_per_second:7.0f} steps/s  "
@@ -210,12 +276,30 @@ def main(argv: list[str] | None = None) -> int:
                     f"other CPU {result.other_cpu:4.0%}  ({time.monotonic() - began:.0f} s)",
                     flush=True,
                 )
-        idle = measure_idle(bench, args.idle_seconds) if args.idle_seconds > 0 else None
+        idle = measure_idle(bench, args.idle_seconds) if args.idle_seconds > 0 and results else None
         summary = report.medians(results)
         config = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
         config["started"] = stamp
-        print(report.render(scenarios, summary, config, idle))
-        path = report.write_json(args.out, stamp, config, machine, results, summary, idle)
+        # Written now and again at the end, so an interrupted sleepers measurement loses nothing else.
+        report.write_json(args.out, stamp, config, machine, results, summary, idle)
+        sleepers = None
+        if args.sleepers > 0 and (not args.only or "sleepers" in args.only.split(",")):
+            from .sleepers import measure_sleepers
+
+            print(f"  sleepers: {args.sleepers:,} sleeping workflows ({time.monotonic() - began:.0f} s)", flush=True)
+            try:
+                sleepers = measure_sleepers(
+                    bench,
+                    args.sleepers,
+                    chunk=args.sleeper_chunk,
+                    fire_rate=args.sleeper_fire_rate,
+                    idle_window=args.sleeper_idle_window,
+                    say=lambda text: print(text, flush=True),
+                )
+            except Exception as error:  # the other scenarios' figures are still worth printing
+                print(f"  sleepers failed: {error!r}", flush=True)
+        print(report.render(scenarios, summary, config, idle, sleepers))
+        path = report.write_json(args.out, stamp, config, machine, results, summary, idle, sleepers)
         print(f"\nRaw numbers: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
         print(f"Total time: {time.monotonic() - began:.0f} s")
         return 0

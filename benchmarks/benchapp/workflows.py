@@ -6,6 +6,7 @@ Names are explicit so that the driver can start them by name and so that they su
 from __future__ import annotations
 
 from collections.abc import Generator
+from datetime import datetime
 from typing import Any
 
 import durable_django as durable
@@ -38,3 +39,9 @@ def atomic(series: int, steps: int) -> Generator[Any, Any, int]:
     for seq in range(steps):
         yield insert_row(series, seq)
     return steps
+
+
+@durable.workflow(name="bench.sleeper")
+def sleeper(until: str) -> Generator[Any, Any, None]:
+    """Sleeps once, until the ISO time ``until``, then ends: the 100,000-sleepers scenario."""
+    yield durable.sleep_until(datetime.fromisoformat(until))

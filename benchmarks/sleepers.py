@@ -1,0 +1,316 @@
+"""Many sleeping workflows: what they cost while they sleep, and how late they fire.
+
+``N`` runs of ``bench.sleeper`` (one ``durable.sleep_until(t)``, then the end) are started
+through the public API, ``chunk`` starts per transaction, with a real Celery worker
+running. Their wake-up times are spread evenly, ``fire_rate`` per second, starting once
+all of them should be asleep. Measured:
+
+- the start: starts per second in the driver, and until every run is asleep (``waiting``);
+- the database size per run: ``pg_total_relation_size`` of durable_django's tables (heap,
+  indexes, TOAST) while every run sleeps, divided by ``N``;
+- the CPU the worker (main process and pool) and its PostgreSQL backends use while every
+  run sleeps, from ``/proc/<pid>/stat`` (utime + stime) over a window;
+- fire lateness: ``HistoryEntry.finished_at - fire_at`` of each sleep (when the timer was
+  taken, by the database's clock), and the same to the run's completion.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.db import connections, transaction
+
+from durable_django.models import HistoryEntry, Signal, WorkflowRun, WorkItem
+
+from .benchapp.workflows import sleeper
+from .machine import TICKS, CpuWatch, wait_quiet
+from .pgstats import Poller
+from .scenarios import Bench, Scenario, _log_counts, _reset, _stop, _worker
+
+__all__ = ["measure_sleepers"]
+
+TABLES = [model._meta.db_table for model in (WorkflowRun, HistoryEntry, WorkItem, Signal)]
+RUNS = WorkflowRun._meta.db_table
+WAITING, COMPLETED = WorkflowRun.Status.WAITING, WorkflowRun.Status.COMPLETED
+ENTRIES = HistoryEntry._meta.db_table
+
+
+def _ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _count(poller: Poller, *statuses: str) -> int:
+    (value,) = poller.row(f"SELECT count(*) FROM {RUNS} WHERE status = ANY(%s)", (list(statuses),))
+    return int(value)
+
+
+def _wait_count(
+    poller: Poller, statuses: tuple[str, ...], expected: int, deadline: float, what: str, *, stall: float = 120.0
+) -> tuple[float, int]:
+    """Poll every 0.2 s until ``expected`` runs have one of ``statuses``; returns when (monotonic) and how many.
+
+    Stops early at ``deadline``, or once the count has not moved for ``stall`` seconds,
+    and says so: a partial result is still a result.
+    """
+    last, moved = -1, time.monotonic()
+    while (now := _count(poller, *statuses)) < expected:
+        if now != last:
+            last, moved = now, time.monotonic()
+        if time.monotonic() > deadline or time.monotonic() - moved > stall:
+            print(f"    gave up waiting for {what}: {now:,} of {expected:,} (see the worker log)", flush=True)
+            return time.monotonic(), now
+        time.sleep(0.2)
+    return time.monotonic(), now
+
+
+def _start(
+    first: int,
+    count: int,
+    chunk: int,
+    due: Callable[[int], datetime],
+    prefix: str,
+    deadline: float,
+    throttle: Callable[[int], None] = lambda started: None,
+) -> None:
+    """Start runs ``first`` to ``first + count - 1`` through the public API, ``chunk`` per transaction."""
+    for low in range(first, first + count, chunk):
+        throttle(low)
+        with transaction.atomic():
+            for index in range(low, min(low + chunk, first + count)):
+                sleeper.start(due(index).isoformat(), workflow_id=f"{prefix}-{index}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"starting {count:,} sleepers took too long")
+
+
+def _pilot(bench: Bench, poller: Poller, count: int, chunk: int, timeout: float) -> float:
+    """Runs per second from the first start until all are asleep, measured on ``count`` sleepers.
+
+    They sleep for an hour; once measured, the tables and the broker are emptied again
+    (the worker is idle by then), so the measured runs start from empty tables.
+    """
+    began = time.monotonic()
+    wake = datetime.now(UTC) + timedelta(hours=1)
+    _start(0, count, chunk, lambda index: wake, "pilot", began + timeout)
+    connections.close_all()
+    asleep, done = _wait_count(poller, (WAITING,), count, began + timeout, f"{count} pilot sleepers")
+    if done < count:
+        raise RuntimeError(f"only {done} of {count} pilot sleepers went to sleep; see the worker log")
+    _reset(bench)
+    connections.close_all()
+    return count / (asleep - began)
+
+
+def _sizes(poller: Poller) -> dict[str, int]:
+    return {table: int(poller.row("SELECT pg_total_relation_size(%s)", (table,))[0]) for table in TABLES}
+
+
+def _backends(poller: Poller, dbname: str) -> list[int]:
+    """PostgreSQL backends of the benchmark database, other than the poller's own."""
+    rows = poller.connection.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)
+    ).fetchall()
+    poller.queries += 1
+    return [int(row[0]) for row in rows]
+
+
+def _idle_cpu(worker_pids: list[int], backend_pids: list[int], seconds: float) -> dict[str, float]:
+    """CPU seconds per second used by the worker's processes and by its backends over ``seconds``."""
+    before = {pid: _ticks(pid) for pid in worker_pids + backend_pids}
+    started = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - started
+    after = {pid: _ticks(pid) for pid in worker_pids + backend_pids}
+    worker = sum(after[pid] - before[pid] for pid in worker_pids) / TICKS
+    backends = sum(after[pid] - before[pid] for pid in backend_pids) / TICKS
+    return {
+        "window_seconds": elapsed,
+        "worker_cpu_seconds": worker,
+        "backend_cpu_seconds": backends,
+        "worker_cpu_share": worker / elapsed,
+        "backend_cpu_share": backends / elapsed,
+    }
+
+
+def _lateness(poller: Poller) -> dict[str, Any]:
+    """Seconds from each sleep's fire_at to its timer being taken, and to its run completing."""
+    fractions = [0.5, 0.9, 0.99, 0.999]
+    row = poller.row(
+        f"""
+        SELECT count(*),
+               count(*) FILTER (WHERE e.finished_at < e.fire_at),
+               min(extract(epoch FROM e.finished_at - e.fire_at)),
+               percentile_cont(%s::float8[]) WITHIN GROUP (ORDER BY extract(epoch FROM e.finished_at - e.fire_at)),
+               max(extract(epoch FROM e.finished_at - e.fire_at)),
+               percentile_cont(%s::float8[]) WITHIN GROUP (ORDER BY extract(epoch FROM r.finished_at - e.fire_at)),
+               max(extract(epoch FROM r.finished_at - e.fire_at)),
+               extract(epoch FROM min(e.fire_at)), extract(epoch FROM max(e.fire_at)),
+               extract(epoch FROM max(e.finished_at))
+          FROM {ENTRIES} e JOIN {RUNS} r ON r.id = e.run_id
+         WHERE e.kind = 'sleep' AND e.status = 'completed'
+        """,
+        (fractions, fractions),
+    )
+    count, early, low, fired, high, completed, completed_max, first_due, last_due, last_fired = row
+    names = ["p50", "p90", "p99", "p99.9"]
+    fire = {"min": float(low), **{n: float(v) for n, v in zip(names, fired, strict=True)}, "max": float(high)}
+    done = {**{n: float(v) for n, v in zip(names, completed, strict=True)}, "max": float(completed_max)}
+    due_window = float(last_due) - float(first_due)
+    return {
+        "fired": int(count),
+        "fired_early": int(early),
+        "fire_lateness_seconds": fire,
+        "completion_lateness_seconds": done,
+        "due_window_seconds": due_window,
+        "fire_window_seconds": float(last_fired) - float(first_due),
+    }
+
+
+def measure_sleepers(
+    bench: Bench,
+    count: int,
+    *,
+    chunk: int = 500,
+    fire_rate: float = 200.0,
+    idle_window: float = 30.0,
+    pilot: int = 1000,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Start ``count`` sleepers, measure them asleep, let them fire, and return the figures.
+
+    A pilot of ``pilot`` sleepers first measures how fast runs are started and put to
+    sleep on this machine now; the first wake-up is planned that long (with a 50 % margin)
+    plus ``idle_window`` after the first start. If starting is slower than planned, the
+    idle window shrinks (the result says so).
+    """
+    _reset(bench)
+    connections.close_all()
+    wait_quiet(bench.quiet_below, bench.quiet_timeout, say=say)
+    worker = _worker(bench, Scenario("sleepers", "sleepers", "durable", count, 1), 1)
+    poller: Poller | None = None
+    began = time.monotonic()
+    sizes: dict[str, int] = {}
+    try:
+        worker.start()
+        poller = Poller(bench.database_url)
+        rate = _pilot(bench, poller, min(pilot, count), chunk, timeout=120.0)
+        settle = count / rate * 1.5 + idle_window + 5.0
+        say(f"    pilot: {rate:,.0f} runs/s started and asleep; first wake-up planned in {settle:.0f} s")
+        first_due = datetime.now(UTC) + timedelta(seconds=settle)
+        deadline = time.monotonic() + 3 * settle + 120.0  # bounds the start and the wait for sleep
+        t0 = time.monotonic()
+        step = max(chunk, count // 5 // chunk * chunk)
+        # The worker's backlog stays under about 2 minutes of work: an advance item waiting
+        # longer than DURABLE_REPUBLISH_AFTER_BUSY (300 s) would be published again by the
+        # sweeper, and the duplicates would slow the start down further.
+        backlog = max(chunk, int(rate * 120))
+
+        def throttle(started: int) -> None:
+            while started - _count(poller, WAITING, COMPLETED) > backlog and time.monotonic() < deadline:
+                time.sleep(0.5)
+
+        for low in range(0, count, step):
+            _start(low, min(step, count - low), chunk, lambda i: first_due + timedelta(seconds=i / fire_rate),
+                   "sleep", deadline, throttle)  # fmt: skip
+            if low + step < count:
+                say(f"    started {low + step:,} ({(low + step) / (time.monotonic() - t0):,.0f}/s)")
+        started = time.monotonic()
+        connections.close_all()
+        # Asleep, or already fired if starting was slower than planned (then there is no idle window).
+        asleep_at, _ = _wait_count(poller, (WAITING, COMPLETED), count, deadline, f"{count:,} sleepers to sleep")
+        early_fired = _count(poller, COMPLETED)
+        say(
+            f"    {count:,} started in {started - t0:.0f} s, all asleep after {asleep_at - t0:.0f} s; "
+            f"first wake-up in {(first_due - datetime.now(UTC)).total_seconds():.0f} s"
+        )
+        sizes = _sizes(poller)
+        # The worker's processes and backends while everything sleeps, until 1 s before the first wake-up.
+        window = min(idle_window, (first_due - datetime.now(UTC)).total_seconds() - 1.0)
+        idle: dict[str, Any] | None = None
+        if window >= 1.0 and not early_fired:
+            idle = _idle_cpu([worker.pid, *worker.children()], _backends(poller, bench.admin.dbname), window)
+        else:
+            say("    no idle window: starting took longer than the pilot predicted")
+        delay = (first_due - datetime.now(UTC)).total_seconds()
+        if delay > 0:
+            time.sleep(delay)
+        watch = CpuWatch(bench.admin.dbname, worker.pid)
+        fire_deadline = time.monotonic() + 2 * count / fire_rate + 120.0
+        fired_at, fired = _wait_count(poller, (COMPLETED,), count, fire_deadline, f"{count:,} sleepers to fire")
+        usage = watch.read()
+        lateness = _lateness(poller)
+    except BaseException:
+        worker.kill()
+        raise
+    finally:
+        _stop(worker)
+        if poller is not None:
+            poller.close()
+        connections.close_all()
+    republished, refused = _log_counts(worker)
+    return {
+        "count": count,
+        "chunk": chunk,
+        "pilot_runs_per_second": rate,
+        "start_seconds": started - t0,
+        "starts_per_second": count / (started - t0),
+        "asleep_after_seconds": asleep_at - t0,
+        "asleep_per_second": count / (asleep_at - t0),
+        "bytes_per_run": sum(sizes.values()) / count,
+        "table_bytes": sizes,
+        "idle": idle,
+        "fire_rate_planned": fire_rate,
+        "fired_per_second": count / max(lateness["fire_window_seconds"], 1e-9),
+        "firing_seconds": fired_at - t0 - settle,
+        "fired_in_time": fired,
+        "fired_before_all_asleep": early_fired,
+        "firing_machine_busy": usage.busy,
+        "firing_other_cpu": usage.other,
+        "sweeper_republished": republished,
+        "stale_writes_refused": refused,
+        **lateness,
+        "total_seconds": time.monotonic() - began,
+    }
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """The sleepers' figures, for the printed report."""
+    fire = result["fire_lateness_seconds"]
+    done = result["completion_lateness_seconds"]
+    idle = result["idle"]
+    sizes = ", ".join(f"{table.removeprefix('durable_django_')} {size / result['count']:.0f}"
+                      for table, size in result["table_bytes"].items())  # fmt: skip
+    lines = [
+        f"{result['count']:,} sleeping workflows (sleep_until, {result['chunk']:,} starts per transaction):",
+        f"  start           {result['starts_per_second']:,.0f} starts/s in the driver "
+        f"({result['start_seconds']:.0f} s); all asleep after {result['asleep_after_seconds']:.0f} s "
+        f"({result['asleep_per_second']:,.0f} runs/s; the pilot predicted {result['pilot_runs_per_second']:,.0f})",
+        f"  database        {result['bytes_per_run']:,.0f} bytes per sleeping run ({sizes})",
+    ]
+    if result["fired_in_time"] < result["count"]:
+        lines.append(f"  INCOMPLETE      only {result['fired_in_time']:,} fired within the time allowed")
+    if idle is None:
+        lines.append(
+            f"  asleep CPU      not measured: no idle window ({result['fired_before_all_asleep']:,} fired "
+            "before the last one was asleep)"
+        )
+    else:
+        lines.append(
+            f"  asleep CPU      worker processes {idle['worker_cpu_share']:.2%} of a core, their PostgreSQL backends "
+            f"{idle['backend_cpu_share']:.2%}, over {idle['window_seconds']:.0f} s"
+        )
+    lines += [
+        f"  fire lateness   p50 {fire['p50']:.2f} s, p90 {fire['p90']:.2f}, p99 {fire['p99']:.2f}, "
+        f"max {fire['max']:.2f} (min {fire['min']:.3f}; {result['fired_early']} early)",
+        f"  to completion   p50 {done['p50']:.2f} s, p99 {done['p99']:.2f}, max {done['max']:.2f}",
+        f"  due rate        {result['fire_rate_planned']:,.0f}/s planned over {result['due_window_seconds']:.0f} s; "
+        f"fired {result['fired_per_second']:,.0f}/s (other CPU while firing {result['firing_other_cpu']:.0%})",
+    ]
+    return lines
