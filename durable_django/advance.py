@@ -41,8 +41,10 @@ _RUN_FIELDS = (
 MAX_ROUNDS = 100
 
 
-def lock_run(using: str, run_id: uuid.UUID) -> WorkflowRun | None:
-    return WorkflowRun.objects.using(using).select_for_update(no_key=True).only(*_RUN_FIELDS).filter(pk=run_id).first()
+def lock_run(using: str, run_id: uuid.UUID, *, with_input: bool = False) -> WorkflowRun | None:
+    """Lock the run's row for this transaction; ``with_input`` when a replay is likely (a fresh run)."""
+    fields = (*_RUN_FIELDS, "input_json") if with_input else _RUN_FIELDS
+    return WorkflowRun.objects.using(using).select_for_update(no_key=True).only(*fields).filter(pk=run_id).first()
 
 
 def advance(
@@ -62,8 +64,7 @@ def advance(
         except WorkflowNotRegistered as error:
             lifecycle.finish(using, run, Status.BLOCKED, error_json=error_info(error).as_json())
             return None
-        input_json = WorkflowRun.objects.using(using).values_list("input_json", flat=True).get(pk=run.pk)
-        args, kwargs = decode_arguments(input_json)
+        args, kwargs = decode_arguments(run.input_json)  # loaded now if the lock did not fetch it
         interpreter = Interpreter(run.workflow_name, definition.func, args, kwargs)
     history = History(using, run.pk, run.next_seq, start=interpreter.position)
     if known is not None:

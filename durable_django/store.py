@@ -43,19 +43,26 @@ def take(item_id: int) -> Claim | None:
             return None
         if item["kind"] == WorkItem.Kind.STEP:
             return _claim_step(using, item_id, item["run_id"])
-        run = lock_run(using, item["run_id"])  # the run first: the lock order every writer keeps
-        row = _lock_claimable(using, item_id)
-        if run is None or row is None:
+        # The run first, the lock order every writer keeps.
+        run = lock_run(using, item["run_id"], with_input=item["kind"] == WorkItem.Kind.ADVANCE)
+        if run is None:
             return None
         if item["kind"] == WorkItem.Kind.TIMER:
+            row = _lock_claimable(using, item_id)
+            if row is None:
+                return None
             WorkItem.objects.using(using).filter(pk=item_id).delete()
             if not _fire(using, run.pk, row["seq"]):
                 return None
-        else:  # this advance reads every committed signal, so it stands for all the run's waiting advances
-            WorkItem.objects.using(using).filter(
-                run_id=run.pk, kind=WorkItem.Kind.ADVANCE, lease_expires_at__isnull=True
-            ).delete()
-        return advance(using, run, row["queue"])
+        # An advance reads every committed signal, so it stands for all the run's waiting
+        # advances; with the run locked, none left means another worker did this one.
+        elif (
+            not WorkItem.objects.using(using)
+            .filter(run_id=run.pk, kind=WorkItem.Kind.ADVANCE, lease_expires_at__isnull=True)
+            .delete()[0]
+        ):
+            return None
+        return advance(using, run, "")
 
 
 def _lock_claimable(using: str, item_id: int) -> Mapping[str, Any] | None:

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from django.db import connections, router, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 
 from . import dispatch
@@ -25,6 +25,8 @@ __all__ = ["Sweeper", "reclaim_dead_owners", "sweep"]
 
 logger = logging.getLogger("durable_django")
 _PROC = Path("/proc/self/stat").exists()
+#: Sweeps in a row at most while each one fills its batch.
+_CATCH_UP_ROUNDS = 20
 
 
 def reclaim_dead_owners() -> int:
@@ -64,31 +66,47 @@ def _alive(owner: str) -> bool:
 
 
 def sweep() -> int:
-    """Publish every claimable item that has no message on its way; returns how many.
+    """Publish claimable items that have no message on its way; returns how many.
 
-    An item never published (a due timer, a retry) always goes. An item whose message
-    looks late is republished only if its queue is empty in the broker, since a busy
-    queue most likely still holds that message; past ``REPUBLISH_AFTER_BUSY`` it goes
-    anyway. So a backlog does not multiply its own messages.
+    An item never published (a due timer, a retry, a reclaimed step) always goes. An
+    item whose message looks late goes at once if its queue is empty in the broker; if
+    the queue is busy it most likely still holds that message, so past
+    ``REPUBLISH_AFTER_BUSY`` only as many go as the queue holds fewer messages than it
+    has such items. So a backlog does not multiply its own messages.
     """
     using = router.db_for_write(WorkItem)
-    late = Q(dispatched_at__lte=db_now_plus(-float(settings.REPUBLISH_AFTER)))
-    very_late = Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=db_now_plus(-float(settings.REPUBLISH_AFTER_BUSY)))
-    candidates = WorkItem.objects.using(using).filter(claimable()).filter(very_late | late)
-    busy = {queue for queue in candidates.values_list("queue", flat=True).distinct() if dispatch.queue_length(queue)}
+    items = WorkItem.objects.using(using).filter(claimable())
+    never_sent = Q(dispatched_at__isnull=True)
+    stale = items.filter(never_sent | Q(dispatched_at__lte=db_now_plus(-float(settings.REPUBLISH_AFTER))))
+    published = 0
+    for queue in stale.values_list("queue", flat=True).distinct():
+        waiting = dispatch.queue_length(queue)
+        batch = stale.filter(queue=queue)
+        if waiting:
+            in_flight = items.filter(queue=queue, dispatched_at__isnull=False).count()
+            very_late = Q(dispatched_at__lte=db_now_plus(-float(settings.REPUBLISH_AFTER_BUSY)))
+            published += _publish(using, batch.filter(never_sent))
+            published += _publish(using, batch.filter(very_late), limit=max(0, in_flight - waiting))
+        else:
+            published += _publish(using, batch)
+    if published:
+        logger.info("durable_django: sweeper published %d work item(s)", published)
+    return published
+
+
+def _publish(using: str, items: QuerySet[WorkItem], limit: int | None = None) -> int:
+    """Stamp and publish the oldest ``items`` (at most a batch), skipping rows another sweeper holds."""
+    limit = int(settings.SWEEP_BATCH) if limit is None else min(limit, int(settings.SWEEP_BATCH))
+    if limit <= 0:
+        return 0
     with transaction.atomic(using=using):
         due = list(
-            candidates.filter(very_late | ~Q(queue__in=busy))
-            .select_for_update(skip_locked=True)
-            .order_by("available_at")
-            .values_list("pk", "queue")[: int(settings.SWEEP_BATCH)]
+            items.select_for_update(skip_locked=True).order_by("available_at").values_list("pk", "queue")[:limit]
         )
         if due:
             WorkItem.objects.using(using).filter(pk__in=[pk for pk, _ in due]).update(dispatched_at=Now())
     for pk, queue in due:
         dispatch.publish(pk, queue)
-    if due:
-        logger.info("durable_django: sweeper published %d work item(s)", len(due))
     return len(due)
 
 
@@ -104,7 +122,9 @@ class Sweeper(threading.Thread):
             try:
                 if settings.RECLAIM_DEAD_OWNERS:
                     reclaim_dead_owners()
-                sweep()
+                for _ in range(_CATCH_UP_ROUNDS):  # a full batch means more are due: go on at once
+                    if sweep() < int(settings.SWEEP_BATCH):
+                        break
             except Exception:
                 logger.warning("durable_django: sweep failed; retrying next interval", exc_info=True)
             finally:

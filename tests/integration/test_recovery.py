@@ -102,3 +102,31 @@ def test_runs_complete_when_the_worker_loses_half_its_messages_and_doubles_other
     runs = wait_finished(runs, timeout=60)
     assert {run.result for run in runs} == {5}
     assert sorted(Counter.objects.filter(name__startswith="spread:").values_list("value", flat=True)) == [20] * 5
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "in_queue,expected",
+    [(0, {"late": 6, "never sent": 2}), (4, {"late": 2, "never sent": 2}), (9, {"late": 0, "never sent": 2})],
+)
+def test_the_sweeper_resends_only_what_a_busy_queue_cannot_be_holding(monkeypatch, settings, in_queue, expected):
+    from datetime import timedelta
+
+    from durable_django import sweeper
+
+    settings.DURABLE_REPUBLISH_AFTER = 1
+    settings.DURABLE_REPUBLISH_AFTER_BUSY = 60
+    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
+    runs = [echo_workflow.start(index) for index in range(8)]
+    items = WorkItem.objects.filter(run__in=runs).order_by("pk")
+    late, never_sent = [item.pk for item in items[:6]], [item.pk for item in items[6:]]
+    WorkItem.objects.filter(pk__in=late).update(dispatched_at=Now() - timedelta(minutes=2))
+    WorkItem.objects.filter(pk__in=never_sent).update(dispatched_at=None)
+    published: list[int] = []
+    monkeypatch.setattr(dispatch, "publish", lambda item_id, queue, countdown=None: published.append(item_id))
+    monkeypatch.setattr(dispatch, "queue_length", lambda queue: in_queue)
+    sweeper.sweep()
+    assert {
+        "late": len(set(published) & set(late)),
+        "never sent": len(set(published) & set(never_sent)),
+    } == expected

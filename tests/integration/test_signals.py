@@ -105,3 +105,30 @@ def test_continue_as_new_keeps_signals_not_yet_consumed(worker):
     assert HistoryEntry.objects.filter(run=run).count() == 5  # 2 waits + 2 states + the wait now pending
     # The first generation's signals went with its history; 4 and 5 were taken by the second one.
     assert sorted(Signal.objects.filter(run=run).values_list("payload_json", "consumed_seq")) == [("4", 0), ("5", 2)]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("no_messages")
+def test_one_transaction_of_signals_wakes_its_run_once_and_a_rolled_back_wake_is_redone():
+    from durable_django.models import WorkItem
+    from durable_django.testing import run_until_idle
+
+    run = collect.start(3)
+    run_until_idle()
+    with transaction.atomic():
+        for value in range(500):
+            run.signal("item", value)
+    assert WorkItem.objects.filter(run=run, kind=WorkItem.Kind.ADVANCE).count() == 1
+    run_until_idle()
+
+    other = collect.start(1)
+    run_until_idle()
+    with transaction.atomic():
+        with pytest.raises(ZeroDivisionError), transaction.atomic():
+            other.signal("item", "rolled back")
+            1 / 0  # noqa: B018
+        other.signal("item", "kept")
+    assert WorkItem.objects.filter(run=other, kind=WorkItem.Kind.ADVANCE).count() == 1
+    run_until_idle()
+    other.refresh_from_db()
+    assert other.result == ["kept"]
