@@ -22,18 +22,17 @@ import importlib.util
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
 from .machine import CpuWatch, wait_quiet
 from .pgstats import Admin
-from .scenarios import Bench, Result, _percentile
+from .scenarios import Bench, Result, build_result
 from .workload import Scenario
 
 __all__ = ["DbosBench", "available", "measure_dbos", "prepare"]
@@ -200,41 +199,9 @@ def measure_dbos(bench: Bench, dbos: DbosBench, scenario: Scenario, repetition: 
     delta = after - before
     burst, solo, vacuums_after = _timings(dbos)
     # _timings opened a connection after the window closed; it does not count.
-    wall = max(end for _, end in burst) - t0
-    total_steps = scenario.workflows * scenario.steps
-    counted_workflows = scenario.workflows + scenario.solo
-    counted_steps = counted_workflows * scenario.steps
-    latencies = sorted((end - start) * 1000 for start, end in burst)
-    commits = delta.xact_commit - queries
     processes = 2 if scenario.workflow == "queue" else 1
-    return Result(
-        scenario=scenario.key,
-        repetition=repetition,
-        workflows=scenario.workflows,
-        steps=scenario.steps,
-        solo=scenario.solo,
-        wall_seconds=wall,
-        workflows_per_second=scenario.workflows / wall,
-        steps_per_second=total_steps / wall,
-        ms_per_step=wall * processes / total_steps * 1000,
-        latency_ms=[round(value, 2) for value in latencies],
-        latency_p50_ms=_percentile(latencies, 0.50),
-        latency_p95_ms=_percentile(latencies, 0.95),
-        solo_latency_p50_ms=statistics.median(solo) if solo else None,
-        commits=commits,
-        progress_queries=queries,
-        commits_per_step=commits / counted_steps,
-        commits_per_workflow=commits / counted_workflows,
-        write_transactions=delta.next_xid,
-        write_transactions_exact=delta.others_written == 0,
-        rows_written_per_step=(delta.tup_inserted + delta.tup_updated + delta.tup_deleted) / counted_steps,
-        worker_uptime_seconds=uptime,
-        connections_opened=delta.sessions,
-        autovacuum_runs=vacuums_after - vacuums_before,
-        machine_busy=usage.busy,
-        other_cpu=usage.other,
-        cpu_ms_per_step=usage.own_seconds * 1000 / total_steps,
-        sweeper_republished=0,
-        stale_writes_refused=0,
-        counters=asdict(delta),
-    )
+    result = build_result(scenario, repetition, processes, t0, burst, solo, delta, queries, uptime)
+    result.machine_busy, result.other_cpu = usage.busy, usage.other
+    result.autovacuum_runs = vacuums_after - vacuums_before
+    result.cpu_ms_per_step = usage.own_seconds * 1000 / (scenario.workflows * scenario.steps)
+    return result

@@ -30,7 +30,7 @@ from .machine import CpuWatch, wait_quiet
 from .pgstats import Admin, Counters, Poller
 from .workload import Scenario, driver_for, wait_for
 
-__all__ = ["Bench", "Result", "Scenario", "measure", "measure_idle"]
+__all__ = ["Bench", "Result", "Scenario", "build_result", "measure", "measure_idle"]
 
 CELERY_APP = "benchmarks.celery_app"
 
@@ -227,13 +227,30 @@ def _result(
     worker: CeleryWorker,
     uptime: float,
 ) -> Result:
+    republished, refused = _log_counts(worker)
+    result = build_result(scenario, repetition, bench.concurrency, t0, burst, solo, delta, queries, uptime)
+    result.sweeper_republished, result.stale_writes_refused = republished, refused
+    return result
+
+
+def build_result(
+    scenario: Scenario,
+    repetition: int,
+    concurrency: int,
+    t0: float,
+    burst: list[tuple[float, float]],
+    solo: list[float],
+    delta: Counters,
+    queries: int,
+    uptime: float,
+) -> Result:
+    """One repetition's figures from its timings and counters; shared by every system measured."""
     wall = max(end for _, end in burst) - t0
     total_steps = scenario.workflows * scenario.steps
     counted_workflows = scenario.workflows + scenario.solo
     counted_steps = counted_workflows * scenario.steps
     latencies = sorted((end - start) * 1000 for start, end in burst)
     commits = delta.xact_commit - queries
-    republished, refused = _log_counts(worker)
     return Result(
         scenario=scenario.key,
         repetition=repetition,
@@ -243,7 +260,7 @@ def _result(
         wall_seconds=wall,
         workflows_per_second=scenario.workflows / wall,
         steps_per_second=total_steps / wall,
-        ms_per_step=wall * bench.concurrency / total_steps * 1000,
+        ms_per_step=wall * concurrency / total_steps * 1000,
         latency_ms=[round(value, 2) for value in latencies],
         latency_p50_ms=_percentile(latencies, 0.50),
         latency_p95_ms=_percentile(latencies, 0.95),
@@ -261,8 +278,8 @@ def _result(
         machine_busy=0.0,
         other_cpu=0.0,
         cpu_ms_per_step=0.0,
-        sweeper_republished=republished,
-        stale_writes_refused=refused,
+        sweeper_republished=0,
+        stale_writes_refused=0,
         counters=asdict(delta),
     )
 

@@ -12,11 +12,11 @@ import logging
 import threading
 from pathlib import Path
 
-from django.db import connections, router, transaction
+from django.db import router, transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 
-from . import dispatch
+from . import dispatch, upkeep
 from .conf import settings
 from .leases import HOST, claimable, db_now_plus
 from .models import WorkItem
@@ -128,8 +128,7 @@ class Sweeper(threading.Thread):
             except Exception:
                 logger.warning("durable_django: sweep failed; retrying next interval", exc_info=True)
             finally:
-                # Forked pool children must not inherit an open connection from this thread.
-                connections.close_all()
+                upkeep.release_after_sweep()
 
     def stop(self) -> None:
         self._stopped.set()

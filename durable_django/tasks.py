@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import runner, worker
+from . import runner, upkeep, worker
 
 __all__ = ["execute"]
 
@@ -19,5 +19,5 @@ def execute(item_id: int) -> int:
     """Claim work item ``item_id`` and work on its run; a stale or duplicate message is a no-op."""
     if not isinstance(item_id, int) or isinstance(item_id, bool):
         return 0
-    worker.discard_broken_connections()
+    upkeep.discard_broken_connections()
     return runner.work(item_id)

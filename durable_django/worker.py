@@ -7,29 +7,15 @@ import weakref
 from typing import Any
 
 from celery import signals
-from django.db import connections
 
 from .conf import settings
 from .sweeper import Sweeper
 
-__all__ = ["connect_signals", "discard_broken_connections"]
+__all__ = ["connect_signals"]
 
 logger = logging.getLogger("durable_django")
 _sweeper: Sweeper | None = None
 _TASK_PREFIX = "durable_django."
-
-
-def discard_broken_connections() -> None:
-    """Close only connections that failed and no longer answer (Django's health check).
-
-    Celery closes Django's connections around every task (celery/celery#9824), which
-    costs a reconnect per task; our tasks keep theirs and drop only broken ones.
-    """
-    for connection in connections.all(initialized_only=True):
-        if connection.connection is not None and connection.errors_occurred and not connection.is_usable():
-            connection.close()
-        elif connection.connection is not None:
-            connection.errors_occurred = False
 
 
 def _start_sweeper(**_: Any) -> None:
