@@ -255,7 +255,8 @@ def render(
     if idle is not None:
         lines.append(
             f"  an idle durable worker made {idle['commits']} commits in {idle['uptime_seconds']:.1f} s of uptime "
-            f"({idle['connections_opened']} connections: start-up, a sweep every 2 s, shutdown)"
+            f"({idle['connections_opened']} connection{'' if idle['connections_opened'] == 1 else 's'} opened; "
+            "its commits: start-up, a sweep every 2 s, shutdown)"
         )
     if sleepers is not None:
         from .sleepers import summary_lines
