@@ -83,7 +83,7 @@ class CeleryWorker:
         for task in Path(f"/proc/{self.pid}/task").glob("*"):  # children of every thread of the main process
             with contextlib.suppress(OSError):
                 pids.update(int(pid) for pid in (task / "children").read_text().split())
-        return sorted(pid for pid in pids if _alive(pid))
+        return sorted(pid for pid in pids if alive(pid))
 
     def kill_child(self, pid: int) -> bool:
         """SIGKILL one pool process of this worker (only one of ours); returns once it is dead."""
@@ -119,7 +119,7 @@ class CeleryWorker:
         return "\n".join(path.read_text(errors="replace") for path in sorted(self.log_dir.glob("worker-*.log")))
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """True while ``pid`` runs: neither gone nor a zombie waiting to be reaped."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -131,5 +131,5 @@ def _alive(pid: int) -> bool:
 def _wait_dead(pids: list[int], timeout: float = 5.0) -> None:
     """Wait until each pid is gone or a zombie: a SIGKILLed process may run on briefly."""
     deadline = time.monotonic() + timeout
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -34,6 +34,20 @@ class Profile:
     drain_timeout: float = 120.0
 
 
+#: What each profile must see at least once, whatever else it asks for.
+EVERY_KIND_ONCE = {
+    "messages_lost": 1,
+    "publishes_dropped": 1,
+    "publishes_duplicated": 1,
+    "api_applied_then_dropped": 1,
+    "api_unavailable": 1,
+    "rolled_back_starts": 1,
+    "duplicate_starts": 1,
+    "early_signals": 1,
+    "double_signals": 1,
+    "cancels": 1,
+}
+
 FULL = Profile(
     name="full",
     workflows=1000,
@@ -63,16 +77,7 @@ FULL = Profile(
         "pg_restarts": 1,
         "broker_restarts": 5,
         "broker_restarts_lossy": 2,
-        "messages_lost": 1,
-        "publishes_dropped": 1,
-        "publishes_duplicated": 1,
-        "api_applied_then_dropped": 1,
-        "api_unavailable": 1,
-        "rolled_back_starts": 1,
-        "duplicate_starts": 1,
-        "early_signals": 1,
-        "double_signals": 1,
-        "cancels": 1,
+        **EVERY_KIND_ONCE,
     },
 )
 
@@ -103,16 +108,7 @@ SMOKE = Profile(
         "pg_restarts": 1,
         "broker_restarts": 2,
         "broker_restarts_lossy": 1,
-        "messages_lost": 1,
-        "publishes_dropped": 1,
-        "publishes_duplicated": 1,
-        "api_applied_then_dropped": 1,
-        "api_unavailable": 1,
-        "rolled_back_starts": 1,
-        "duplicate_starts": 1,
-        "early_signals": 1,
-        "double_signals": 1,
-        "cancels": 1,
+        **EVERY_KIND_ONCE,
     },
     publish_faults="drop=0.1,duplicate=0.1",
 )

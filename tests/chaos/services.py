@@ -22,6 +22,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from example_project.processes import alive
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -43,14 +45,6 @@ def wait_until(check, *, timeout: float, interval: float = 0.05, what: str):
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def _kill(process: subprocess.Popen[bytes] | None, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
@@ -157,7 +151,7 @@ class Postgres:
             except (RuntimeError, subprocess.TimeoutExpired):
                 continue
         else:  # pg_ctl could not stop it: end the postmaster we started, by its pid
-            if pid is not None and _alive(pid):
+            if pid is not None and alive(pid):
                 os.kill(pid, signal.SIGKILL)
         self.started = False
 
