@@ -200,8 +200,16 @@ def measure_dbos(bench: Bench, dbos: DbosBench, scenario: Scenario, repetition: 
     burst, solo, vacuums_after = _timings(dbos)
     # _timings opened a connection after the window closed; it does not count.
     processes = 2 if scenario.workflow == "queue" else 1
-    result = build_result(scenario, repetition, processes, t0, burst, solo, delta, queries, uptime)
-    result.machine_busy, result.other_cpu = usage.busy, usage.other
-    result.autovacuum_runs = vacuums_after - vacuums_before
-    result.cpu_ms_per_step = usage.own_seconds * 1000 / (scenario.workflows * scenario.steps)
-    return result
+    return build_result(
+        scenario,
+        repetition,
+        processes,
+        t0,
+        burst,
+        solo,
+        delta,
+        queries,
+        uptime,
+        usage,
+        autovacuum_runs=vacuums_after - vacuums_before,
+    )

@@ -26,7 +26,7 @@ from durable_django.models import HistoryEntry, Signal, WorkflowRun, WorkItem
 from example_project.processes import CeleryWorker
 
 from .benchapp.models import Row
-from .machine import CpuWatch, wait_quiet
+from .machine import CpuWatch, Usage, wait_quiet
 from .pgstats import Admin, Counters, Poller
 from .workload import Scenario, driver_for, wait_for
 
@@ -208,29 +208,22 @@ def measure(
     burst, solo = driver.timings()
     driver.check()
     connections.close_all()
-    result = _result(scenario, repetition, bench, t0, burst, solo, delta, poller.queries, worker, uptime)
-    result.machine_busy, result.other_cpu = usage.busy, usage.other
-    result.autovacuum_runs = vacuums_after - vacuums_before
-    result.cpu_ms_per_step = usage.own_seconds * 1000 / (scenario.workflows * scenario.steps)
-    return result
-
-
-def _result(
-    scenario: Scenario,
-    repetition: int,
-    bench: Bench,
-    t0: float,
-    burst: list[tuple[float, float]],
-    solo: list[float],
-    delta: Counters,
-    queries: int,
-    worker: CeleryWorker,
-    uptime: float,
-) -> Result:
     republished, refused = _log_counts(worker)
-    result = build_result(scenario, repetition, bench.concurrency, t0, burst, solo, delta, queries, uptime)
-    result.sweeper_republished, result.stale_writes_refused = republished, refused
-    return result
+    return build_result(
+        scenario,
+        repetition,
+        bench.concurrency,
+        t0,
+        burst,
+        solo,
+        delta,
+        poller.queries,
+        uptime,
+        usage,
+        autovacuum_runs=vacuums_after - vacuums_before,
+        sweeper_republished=republished,
+        stale_writes_refused=refused,
+    )
 
 
 def build_result(
@@ -243,6 +236,11 @@ def build_result(
     delta: Counters,
     queries: int,
     uptime: float,
+    usage: Usage,
+    *,
+    autovacuum_runs: int,
+    sweeper_republished: int = 0,
+    stale_writes_refused: int = 0,
 ) -> Result:
     """One repetition's figures from its timings and counters; shared by every system measured."""
     wall = max(end for _, end in burst) - t0
@@ -274,12 +272,12 @@ def build_result(
         rows_written_per_step=(delta.tup_inserted + delta.tup_updated + delta.tup_deleted) / counted_steps,
         worker_uptime_seconds=uptime,
         connections_opened=delta.sessions,
-        autovacuum_runs=0,
-        machine_busy=0.0,
-        other_cpu=0.0,
-        cpu_ms_per_step=0.0,
-        sweeper_republished=0,
-        stale_writes_refused=0,
+        autovacuum_runs=autovacuum_runs,
+        machine_busy=usage.busy,
+        other_cpu=usage.other,
+        cpu_ms_per_step=usage.own_seconds * 1000 / total_steps,
+        sweeper_republished=sweeper_republished,
+        stale_writes_refused=stale_writes_refused,
         counters=asdict(delta),
     )
 
