@@ -99,19 +99,22 @@ class _WaitClock:
 
 
 def in_process(workflows: int, steps: int) -> list[str]:
-    """Run workflows one after the other in this process (Celery eager mode, no broker, no pool).
+    """Run workflows one after the other in this process (no broker, no pool).
 
-    ``start()`` commits, its on-commit hook runs the ``durable_django.execute`` task right
-    here, and the task runs every step inline: exactly a pool process's code path, minus
+    ``start()`` commits, its on-commit hook hands the wake-up message to the task's body
+    right here, and that runs every step inline: exactly a pool process's code path, minus
     Celery's messaging, and without competing with other workflows.
     """
     from django.db import connection
 
+    from durable_django.store import outbox
+    from durable_django.tasks import execute
+
     from .benchapp.workflows import atomic, trivial
-    from .celery_app import app
 
     lines = [f"{'workflow':<9} {'ms/step':>7} {'waiting on PostgreSQL':>22} {'rest (Python)':>14}"]
-    app.conf.task_always_eager = True
+    sending = outbox.send_message
+    outbox.send_message = lambda item_id, options: execute(item_id)
     try:
         for name, start in (("trivial", lambda i: trivial.start(steps)), ("atomic", lambda i: atomic.start(i, steps))):
             for index in range(3):
@@ -131,7 +134,7 @@ def in_process(workflows: int, steps: int) -> list[str]:
                 f"({1 - waiting / total:>4.0%})"
             )
     finally:
-        app.conf.task_always_eager = False
+        outbox.send_message = sending
         connection.close()
     return lines
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .context import StepContext, step_context
+from .core.context import StepContext, step_context
+from .core.policy import RetryPolicy
+from .core.requests import all_of, any_of, continue_as_new, patched, set_state, sleep, sleep_until, wait_signal
 from .definitions import StepDefinition, WorkflowDefinition, step, workflow
 from .exceptions import (
     Cancelled,
@@ -27,12 +29,10 @@ from .exceptions import (
     WorkflowIdConflict,
     WorkflowNotRegistered,
 )
-from .policy import RetryPolicy
-from .requests import all_of, any_of, continue_as_new, patched, set_state, sleep, sleep_until, wait_signal
 
 if TYPE_CHECKING:
     from .models import WorkflowRun
-    from .repair import fork, retry
+    from .ops.repair import fork, retry
     from .runs import cancel, get_run, query, resume, signal
 
 __all__ = [
@@ -80,11 +80,11 @@ __all__ = [
 _NEED_MODELS = {
     "WorkflowRun": "models",
     "cancel": "runs",
-    "fork": "repair",
+    "fork": "ops.repair",
     "get_run": "runs",
     "query": "runs",
     "resume": "runs",
-    "retry": "repair",
+    "retry": "ops.repair",
     "signal": "runs",
 }
 

@@ -9,7 +9,9 @@ class DurableDjangoConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, registry
+        from django.utils.module_loading import autodiscover_modules
+
+        from . import checks
 
         checks.register()
-        registry.autodiscover()
+        autodiscover_modules("workflows")  # as the admin discovers its admin modules

@@ -8,31 +8,23 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from . import codec, registry
+from .core import registry
+from .core.interpreter import in_workflow
+from .core.policy import RetryPolicy
+from .core.requests import ChildCall, StepCall, encode_arguments
 from .exceptions import WorkflowDefinitionError
-from .interpreter import in_workflow
-from .policy import RetryPolicy
-from .requests import ChildCall, StepCall, encode_arguments
 
 if TYPE_CHECKING:
     from .models import WorkflowRun
 
-__all__ = ["ENQUEUE_PREFIX", "StepDefinition", "WorkflowDefinition", "decode_arguments", "step", "workflow"]
+__all__ = ["StepDefinition", "WorkflowDefinition", "step", "workflow"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: Runs started by ``step.enqueue()`` use a one-step workflow named with this prefix.
-ENQUEUE_PREFIX = "durable_django.enqueue:"
-
 
 def _default_name(func: Callable[..., Any]) -> str:
     return f"{func.__module__}.{func.__qualname__}"
-
-
-def decode_arguments(text: str) -> tuple[list[Any], dict[str, Any]]:
-    data = codec.decode(text)
-    return data["args"], data["kwargs"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,7 +52,7 @@ class StepDefinition(Generic[P, R]):
         """
         from . import runs
 
-        return runs.start(enqueued_workflow(self), list(args), dict(kwargs), workflow_id=None)
+        return runs.start(registry.enqueued_workflow(self), list(args), dict(kwargs), workflow_id=None)
 
     @property
     def timeout_seconds(self) -> float:
@@ -189,19 +181,3 @@ def step(
         return definition
 
     return decorate if func is None else decorate(func)
-
-
-def enqueued_workflow(step_definition: StepDefinition[Any, Any]) -> WorkflowDefinition[Any]:
-    """The one-step workflow that runs ``step_definition`` for ``.enqueue()``."""
-
-    def run_step(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        return (yield step_definition(*args, **kwargs))
-
-    return WorkflowDefinition(func=run_step, name=ENQUEUE_PREFIX + step_definition.name)
-
-
-def resolve_workflow(name: str) -> WorkflowDefinition[Any]:
-    """Find the workflow a stored run names, including one-step ``enqueue`` runs."""
-    if name.startswith(ENQUEUE_PREFIX):
-        return enqueued_workflow(registry.step(name.removeprefix(ENQUEUE_PREFIX)))
-    return registry.workflow(name)

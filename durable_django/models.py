@@ -12,7 +12,7 @@ from typing import Any
 from django.db import models
 from django.db.models.functions import Now
 
-from . import codec
+from .core import codec
 
 __all__ = ["HistoryEntry", "Signal", "WorkItem", "WorkflowRun", "idempotency_key"]
 

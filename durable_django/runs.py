@@ -7,14 +7,15 @@ caller's rows or not at all, and wake-up messages go out only after that commit.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 
-from . import codec, dispatch, engine, observe
-from .advance import lock_run
-from .definitions import decode_arguments, resolve_workflow
+from .core import codec, engine
+from .core.interpreter import ErrorInfo, Interpreter
+from .core.registry import WorkflowCode, resolve_workflow
+from .core.requests import decode_arguments, encode_arguments
 from .exceptions import (
     DurableError,
     InvalidWorkflowId,
@@ -23,15 +24,12 @@ from .exceptions import (
     RunNotFound,
     WorkflowIdConflict,
 )
-from .history import History
-from .interpreter import ErrorInfo, Interpreter
-from .leases import database
-from .lifecycle import finish, request_cancel
 from .models import Signal, WorkflowRun, WorkItem
-from .requests import encode_arguments
-
-if TYPE_CHECKING:
-    from .definitions import WorkflowDefinition
+from .store import observe, outbox
+from .store.advance import lock_run
+from .store.history import History
+from .store.leases import database
+from .store.lifecycle import finish, request_cancel
 
 __all__ = ["cancel", "get_run", "query", "resume", "signal", "start"]
 
@@ -52,9 +50,7 @@ def check_workflow_id(workflow_id: Any) -> str:
     return workflow_id
 
 
-def start(
-    definition: WorkflowDefinition[Any], args: list[Any], kwargs: dict[str, Any], workflow_id: str | None
-) -> WorkflowRun:
+def start(definition: WorkflowCode, args: list[Any], kwargs: dict[str, Any], workflow_id: str | None) -> WorkflowRun:
     """Create a run and its first work item in the caller's transaction (or a new one)."""
     input_json = encode_arguments(args, kwargs, f"workflow {definition.name!r}")
     workflow_id = check_workflow_id(workflow_id)
@@ -64,7 +60,7 @@ def start(
             run = WorkflowRun.objects.using(using).create(
                 workflow_id=workflow_id, workflow_name=definition.name, input_json=input_json
             )
-            dispatch.wake(using, run.pk)
+            outbox.wake(using, run.pk)
             observe.run_started(using, run.pk, workflow_id, definition.name)
     except IntegrityError:
         existing = WorkflowRun.objects.using(using).filter(workflow_id=workflow_id).first()
@@ -111,7 +107,7 @@ def signal(run: WorkflowRun | str, name: str, payload: Any = None) -> None:
         _refuse_finished(run, status, f"signal {name!r} would never be read")
     with transaction.atomic(using=using, savepoint=False):  # nothing here fails but the database itself
         Signal.objects.using(using).create(run_id=run.pk, name=name, payload_json=payload_json)
-        dispatch.wake(using, run.pk)
+        outbox.wake(using, run.pk)
 
 
 def cancel(run: WorkflowRun | str) -> None:
@@ -148,7 +144,7 @@ def resume(run: WorkflowRun | str) -> None:
         WorkItem.objects.using(using).filter(run_id=run.pk, lease_expires_at__isnull=True).update(
             available_at=Now(), dispatched_at=None
         )
-        dispatch.wake(using, run.pk)
+        outbox.wake(using, run.pk)
 
 
 def query(run: WorkflowRun | str) -> dict[str, Any]:

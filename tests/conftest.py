@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from durable_django import cache
+from durable_django.store import generator_cache
 from example_project.processes import CeleryWorker
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -33,17 +33,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def _fresh_generator_cache() -> Iterator[None]:
-    cache.clear()
+    generator_cache.clear()
     yield
-    cache.clear()
+    generator_cache.clear()
 
 
 @pytest.fixture
 def no_messages(monkeypatch: pytest.MonkeyPatch) -> None:
     """Publishing succeeds and sends nothing: for tests that work items in this process."""
-    from durable_django import tasks
+    from durable_django.store import outbox
 
-    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
+    monkeypatch.setattr(outbox, "send_message", lambda item_id, options: None)
 
 
 @pytest.fixture

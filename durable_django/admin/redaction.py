@@ -15,9 +15,8 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .. import registry
 from ..conf import settings
-from ..definitions import ENQUEUE_PREFIX
+from ..core import registry
 from ..exceptions import WorkflowNotRegistered
 
 __all__ = ["REDACTED", "fragments", "is_call", "is_secret", "positional_names", "redact", "redact_call"]
@@ -70,8 +69,8 @@ def positional_names(kind: str, name: str) -> tuple[str, ...]:
     the code is not registered in this process.
     """
     try:
-        if kind == "step" or name.startswith(ENQUEUE_PREFIX):
-            func: Any = registry.step(name.removeprefix(ENQUEUE_PREFIX)).func
+        if kind == "step" or name.startswith(registry.ENQUEUE_PREFIX):
+            func: Any = registry.step(name.removeprefix(registry.ENQUEUE_PREFIX)).func
         else:
             func = registry.workflow(name).func
         parameters = inspect.signature(func).parameters.values()

@@ -25,8 +25,8 @@ from django.utils.text import slugify
 
 import durable_django as durable
 
-from .. import replay
 from ..models import WorkflowRun
+from ..ops import replay
 from . import display, timeline
 from .forms import ForkForm, SignalForm
 from .redaction import fragments, positional_names, redact, redact_call

@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import replay
 from ..models import HistoryEntry, WorkflowRun
+from ..ops import replay
 from ..runs import get_run
 
 __all__ = ["assert_history", "assert_replays", "describe"]
@@ -50,7 +50,7 @@ def assert_replays(history: WorkflowRun | Mapping[str, Any] | str | os.PathLike[
     """Fail with the non-determinism message unless this code replays ``history`` as recorded.
 
     ``history`` is a run, an export (``durable_runs <workflow_id> --json``, or
-    ``durable_django.replay.export(run)``) as a dict, or the path of such a JSON file.
+    the admin's *Download history JSON*) as a dict, or the path of such a JSON file.
     Replay runs workflow code only: no step runs and nothing is written.
     """
     where = ""

@@ -14,9 +14,9 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
-from .. import sweeper
-from ..leases import claimable, database
 from ..models import HistoryEntry, WorkItem
+from ..store.leases import claimable, database
+from ..worker import sweeper
 from ._inline import run_until_idle
 
 __all__ = ["advance_time", "pass_time"]

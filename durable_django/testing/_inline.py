@@ -6,11 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .. import dispatch, runner
 from ..definitions import WorkflowDefinition
-from ..leases import claimable, database
 from ..models import WorkflowRun, WorkItem
 from ..runs import get_run, signal
+from ..store import outbox
+from ..store.leases import claimable, database
+from ..worker import runner
 
 __all__ = ["no_broker", "run_until_idle", "run_workflow", "send_signal"]
 
@@ -70,7 +71,7 @@ def no_broker() -> Iterator[None]:
     Only transactional tests need it: a ``TestCase`` never commits, so it never sends
     any. Nothing is lost: the work waits in the database for :func:`run_until_idle`.
     """
-    saved = dispatch.publish, dispatch.queue_length
+    saved = outbox.publish, outbox.queue_length
 
     def publish(item_id: int, queue: str, countdown: float | None = None) -> bool:
         return True
@@ -78,8 +79,8 @@ def no_broker() -> Iterator[None]:
     def queue_length(queue: str) -> int | None:
         return 0
 
-    dispatch.publish, dispatch.queue_length = publish, queue_length
+    outbox.publish, outbox.queue_length = publish, queue_length
     try:
         yield
     finally:
-        dispatch.publish, dispatch.queue_length = saved
+        outbox.publish, outbox.queue_length = saved

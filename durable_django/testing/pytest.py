@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .. import cache
+from ..store import generator_cache
 from . import Toolkit, no_broker
 
 __all__ = ["durable_env"]
@@ -24,4 +24,4 @@ def durable_env(db: None) -> Iterator[Toolkit]:
     """The testing toolkit, with database access and no broker (add ``transactional_db`` to commit)."""
     with no_broker():
         yield Toolkit()
-    cache.clear()  # generators of runs whose rows the test rolled back
+    generator_cache.clear()  # generators of runs whose rows the test rolled back

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from durable_django import tasks
+from durable_django.store import outbox
 
 ALL_ACTIONS = ("cancel", "retry", "signal", "fork")
 
@@ -16,7 +16,7 @@ ALL_ACTIONS = ("cancel", "retry", "signal", "fork")
 @pytest.fixture(autouse=True)
 def no_messages(monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs are worked in the test's process by ``run_until_idle``; nothing goes to a broker."""
-    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
+    monkeypatch.setattr(outbox, "send_message", lambda item_id, options: None)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from durable_django import tasks
+from durable_django.store import outbox
 
 
 @dataclass
@@ -21,7 +21,7 @@ class Output:
 
 @pytest.fixture(autouse=True)
 def no_messages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
+    monkeypatch.setattr(outbox, "send_message", lambda item_id, options: None)
 
 
 @pytest.fixture

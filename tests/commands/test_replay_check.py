@@ -7,7 +7,7 @@ import json
 import pytest
 
 import durable_django as durable
-from durable_django import registry
+from durable_django.core import registry
 from durable_django.models import WorkflowRun
 from durable_django.testing import assert_replays, run_workflow
 from tests.testapp.workflows import collect, double, echo_workflow, inspectable

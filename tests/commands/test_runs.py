@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from durable_django import console, replay
 from durable_django.models import WorkflowRun
+from durable_django.ops import console, replay
 from durable_django.testing import run_workflow, send_signal
 from tests.testapp.workflows import collect, echo_workflow, inspectable, parent, repairable
 

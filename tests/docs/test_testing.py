@@ -12,7 +12,7 @@ from .harness import blocks
 CHANGED_CODE = """
 from datetime import timedelta
 import durable_django as durable
-from durable_django import registry
+from durable_django.core import registry
 from durable_django.testing import assert_replays
 
 @durable.workflow(name="shop.workflows.layaway_changed")

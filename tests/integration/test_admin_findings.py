@@ -6,8 +6,8 @@ import pytest
 from django.db import transaction
 
 import durable_django as durable
-from durable_django import repair
 from durable_django.models import WorkflowRun
+from durable_django.ops import repair
 from durable_django.testing import run_until_idle
 from tests.testapp.workflows import collect, echo_workflow, repairable
 

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 
 import durable_django as durable
-from durable_django import runner, store
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
+from durable_django.store import work_items
+from durable_django.worker import runner
 from tests.testapp.models import Counter
 from tests.testapp.workflows import echo_workflow, parent, saga
 
@@ -17,7 +18,7 @@ Status = WorkflowRun.Status
 
 def work_on(item: WorkItem) -> None:
     """What a worker does with one message: take the item, then run its steps inline."""
-    held = store.take(item.pk)
+    held = work_items.take(item.pk)
     for _ in range(20):
         if held is None:
             return
@@ -39,7 +40,7 @@ def test_a_second_cancel_during_compensation_does_not_cancel_the_compensation():
 
     run.cancel()
     (item,) = advance_items(run)
-    refund = store.take(item.pk)  # Cancelled is raised at the sleep; the refund step is claimed
+    refund = work_items.take(item.pk)  # Cancelled is raised at the sleep; the refund step is claimed
     assert refund is not None and refund.step == "tests.bump"
 
     run.cancel()  # an impatient second click while the refund runs

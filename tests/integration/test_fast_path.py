@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from durable_django import runner
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
+from durable_django.worker import runner
 from tests.testapp.workflows import chain, stages
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_messages")]

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 import pytest
 from django.db import transaction
 
-from durable_django import observe, signals
-from durable_django.leases import db_now_plus
+from durable_django import signals
 from durable_django.models import WorkflowRun, WorkItem
+from durable_django.store import observe
+from durable_django.store.leases import db_now_plus
 from durable_django.testing import run_until_idle
 from tests.testapp.workflows import echo_workflow, flaky_workflow, saga, uncaught_workflow
 

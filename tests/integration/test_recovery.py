@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.db.models.functions import Now
 
-from durable_django import dispatch, store, tasks
-from durable_django.interpreter import ErrorInfo
+from durable_django.core.interpreter import ErrorInfo
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
+from durable_django.store import outbox, work_items
 from tests.testapp.models import Counter
 from tests.testapp.workflows import bump_twice, echo_workflow, long_holder, spread
 
@@ -18,7 +18,7 @@ from .waiting import wait_finished, wait_for
 def test_a_dropped_wake_up_message_is_recovered_by_the_sweeper(worker, monkeypatch):
     dropped = []
     # The broker accepts the publish and loses it: the publisher cannot tell.
-    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: dropped.append(args))
+    monkeypatch.setattr(outbox, "send_message", lambda item_id, options: dropped.append((item_id,)))
     run = bump_twice.start("lost-message")
     assert len(dropped) == 1
     (run,) = wait_finished([run], timeout=20)
@@ -28,9 +28,9 @@ def test_a_dropped_wake_up_message_is_recovered_by_the_sweeper(worker, monkeypat
 
 @pytest.mark.broker
 def test_a_run_whose_worker_died_holding_the_lease_is_taken_over(worker, monkeypatch):
-    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
+    monkeypatch.setattr(outbox, "send_message", lambda item_id, options: None)
     run = echo_workflow.start(5)
-    held = store.take(WorkItem.objects.get(run=run).pk)  # this process "dies" holding step 0
+    held = work_items.take(WorkItem.objects.get(run=run).pk)  # this process "dies" holding step 0
     assert held is not None and held.step == "tests.double"
     WorkItem.objects.filter(pk=held.item_id).update(lease_expires_at=Now())  # its lease runs out
     (run,) = wait_finished([run], timeout=20)
@@ -40,38 +40,38 @@ def test_a_run_whose_worker_died_holding_the_lease_is_taken_over(worker, monkeyp
 
 @pytest.mark.django_db(transaction=True)
 def test_a_stale_lease_holders_late_completion_is_refused(monkeypatch):
-    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
+    monkeypatch.setattr(outbox, "send_message", lambda item_id, options: None)
     run = echo_workflow.start(5)
     advance = WorkItem.objects.get(run=run)
-    zombie = store.take(advance.pk)
+    zombie = work_items.take(advance.pk)
     assert zombie is not None
     WorkItem.objects.filter(pk=zombie.item_id).update(lease_expires_at=Now())
-    successor = store.take(zombie.item_id)
+    successor = work_items.take(zombie.item_id)
     assert successor is not None and successor.token == zombie.token + 1
 
-    refused_before = dispatch.stale_writes_refused
-    assert store.record_success(zombie, "999") is None
-    assert dispatch.stale_writes_refused == refused_before + 1
+    refused_before = outbox.stale_writes_refused
+    assert work_items.record_success(zombie, "999") is None
+    assert outbox.stale_writes_refused == refused_before + 1
     assert HistoryEntry.objects.get(run=run, seq=0).status == HistoryEntry.Status.SCHEDULED
 
-    store.record_success(successor, "10")
+    work_items.record_success(successor, "10")
     run.refresh_from_db()
     assert run.status == WorkflowRun.Status.COMPLETED
     assert run.result["doubled"] == 10
 
     # Even after the successor finished, the zombie's failure report changes nothing.
-    assert store.record_failure(zombie, ErrorInfo("x", "late"), retry_in=None) is None
+    assert work_items.record_failure(zombie, ErrorInfo("x", "late"), retry_in=None) is None
     assert HistoryEntry.objects.get(run=run, seq=0).result_json == "10"
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_duplicate_message_for_a_claimed_item_is_a_no_op(monkeypatch):
-    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
+    monkeypatch.setattr(outbox, "send_message", lambda item_id, options: None)
     run = echo_workflow.start(5)
     item = WorkItem.objects.get(run=run)
-    held = store.take(item.pk)
+    held = work_items.take(item.pk)
     assert held is not None
-    assert store.take(held.item_id) is None  # lease is live: a second delivery does nothing
+    assert work_items.take(held.item_id) is None  # lease is live: a second delivery does nothing
     assert WorkItem.objects.get(pk=held.item_id).token == held.token
 
 
@@ -112,19 +112,19 @@ def test_runs_complete_when_the_worker_loses_half_its_messages_and_doubles_other
 def test_the_sweeper_resends_only_what_a_busy_queue_cannot_be_holding(monkeypatch, settings, in_queue, expected):
     from datetime import timedelta
 
-    from durable_django import sweeper
+    from durable_django.worker import sweeper
 
     settings.DURABLE_REPUBLISH_AFTER = 1
     settings.DURABLE_REPUBLISH_AFTER_BUSY = 60
-    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: None)
+    monkeypatch.setattr(outbox, "send_message", lambda item_id, options: None)
     runs = [echo_workflow.start(index) for index in range(8)]
     items = WorkItem.objects.filter(run__in=runs).order_by("pk")
     late, never_sent = [item.pk for item in items[:6]], [item.pk for item in items[6:]]
     WorkItem.objects.filter(pk__in=late).update(dispatched_at=Now() - timedelta(minutes=2))
     WorkItem.objects.filter(pk__in=never_sent).update(dispatched_at=None)
     published: list[int] = []
-    monkeypatch.setattr(dispatch, "publish", lambda item_id, queue, countdown=None: published.append(item_id))
-    monkeypatch.setattr(dispatch, "queue_length", lambda queue: in_queue)
+    monkeypatch.setattr(outbox, "publish", lambda item_id, queue, countdown=None: published.append(item_id))
+    monkeypatch.setattr(outbox, "queue_length", lambda queue: in_queue)
     sweeper.sweep()
     assert {
         "late": len(set(published) & set(late)),

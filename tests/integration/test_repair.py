@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 import durable_django as durable
-from durable_django import repair, runner
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
+from durable_django.ops import repair
+from durable_django.worker import runner
 from tests.testapp.models import Counter
 from tests.testapp.workflows import repairable
 

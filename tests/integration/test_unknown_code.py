@@ -8,8 +8,10 @@ import pytest
 from django.db import transaction
 from django.db.models import F
 
-from durable_django import dispatch, registry, runner, store
+from durable_django.core import registry
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
+from durable_django.store import outbox, work_items
+from durable_django.worker import runner
 from tests.testapp.workflows import echo_workflow
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_messages")]
@@ -27,15 +29,15 @@ def test_a_run_of_an_unknown_workflow_blocks_and_resumes_once_the_code_exists(mo
     run = WorkflowRun.objects.create(workflow_id="ghost", workflow_name="tests.ghost", input_json=GHOST_INPUT)
 
     with transaction.atomic():
-        dispatch.wake("default", run.pk)
-    assert store.take(advance_item(run)) is None
+        outbox.wake("default", run.pk)
+    assert work_items.take(advance_item(run)) is None
     run.refresh_from_db()
     assert run.status == Status.BLOCKED
     assert "no workflow named 'tests.ghost' is registered" in run.error["message"]
 
     monkeypatch.setitem(registry._workflows, "tests.ghost", echo_workflow)  # the fix is deployed
     run.resume()
-    held = store.take(advance_item(run))
+    held = work_items.take(advance_item(run))
     assert held is not None and held.step == "tests.double"
     runner._run_step(held)
     run.refresh_from_db()
@@ -44,7 +46,7 @@ def test_a_run_of_an_unknown_workflow_blocks_and_resumes_once_the_code_exists(mo
 
 def test_a_step_this_worker_lacks_is_parked_without_an_attempt_then_blocks_after_the_grace(monkeypatch):
     run = echo_workflow.start(3)
-    held = store.take(advance_item(run))
+    held = work_items.take(advance_item(run))
     assert held is not None
     monkeypatch.delitem(registry._steps, "tests.double")  # this worker runs an older release
 
@@ -59,7 +61,7 @@ def test_a_step_this_worker_lacks_is_parked_without_an_attempt_then_blocks_after
 
     HistoryEntry.objects.filter(pk=entry.pk).update(scheduled_at=F("scheduled_at") - timedelta(hours=1))
     WorkItem.objects.filter(pk=item.pk).update(available_at=F("available_at") - timedelta(minutes=1))
-    again = store.take(item.pk)
+    again = work_items.take(item.pk)
     assert again is not None and again.attempt == 1
     runner._run_step(again)
     run.refresh_from_db()
@@ -69,7 +71,7 @@ def test_a_step_this_worker_lacks_is_parked_without_an_attempt_then_blocks_after
     run.resume()
     item.refresh_from_db()
     assert item.available_at <= run.updated_at + timedelta(seconds=1)
-    held = store.take(item.pk)
+    held = work_items.take(item.pk)
     assert held is not None
     runner._run_step(held)
     run.refresh_from_db()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.db import InterfaceError, OperationalError, connection, connections
 
-from durable_django import upkeep
+from durable_django.worker import connections as worker_connections
 
 Call = Callable[[Callable[[], Any]], Any]
 
@@ -31,7 +31,7 @@ def _backend_pid() -> int:
 @pytest.mark.postgres
 def test_a_healthy_postgresql_connection_is_kept_for_the_next_sweep(in_thread: Call):
     first = in_thread(_backend_pid)
-    in_thread(upkeep.release_after_sweep)
+    in_thread(worker_connections.release_after_sweep)
     assert in_thread(_backend_pid) == first  # no reconnect: no start-up, no extra commits
 
 
@@ -42,7 +42,7 @@ def test_a_terminated_connection_is_dropped_and_the_next_sweep_reconnects(in_thr
         cursor.execute("SELECT pg_terminate_backend(%s)", [first])
     with pytest.raises((OperationalError, InterfaceError)):
         in_thread(_backend_pid)
-    in_thread(upkeep.release_after_sweep)
+    in_thread(worker_connections.release_after_sweep)
     assert in_thread(lambda: connection.connection) is None
     assert in_thread(_backend_pid) != first
 
@@ -52,5 +52,5 @@ def test_a_sqlite_connection_is_closed_after_every_sweep(in_thread: Call):
         pytest.skip("the SQLite rule; this session runs on PostgreSQL (make test-sqlite runs it)")
     in_thread(lambda: connection.ensure_connection())  # resolved in the thread: its own connection
     assert in_thread(lambda: connection.connection) is not None
-    in_thread(upkeep.release_after_sweep)
+    in_thread(worker_connections.release_after_sweep)
     assert in_thread(lambda: connection.connection) is None

@@ -7,7 +7,8 @@ import json
 import pytest
 
 import durable_django as durable
-from durable_django import registry, replay
+from durable_django.core import registry
+from durable_django.ops import replay
 from durable_django.testing import assert_history, assert_replays, run_workflow
 from tests.testapp.workflows import double, echo_workflow, inspectable
 

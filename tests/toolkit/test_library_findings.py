@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from durable_django import runner
 from durable_django.models import WorkItem
+from durable_django.worker import runner
 from tests.testapp.workflows import collect
 
 pytestmark = [pytest.mark.django_db]

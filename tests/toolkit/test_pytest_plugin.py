@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from durable_django import tasks
+from durable_django.store import outbox
 from durable_django.testing import no_broker, pass_time, run_workflow
 from tests.testapp.workflows import collect, echo_workflow, nap
 
@@ -18,7 +18,7 @@ from tests.testapp.workflows import collect, echo_workflow, nap
 def sent(monkeypatch):
     """Wake-up messages that reach Celery."""
     messages = []
-    monkeypatch.setattr(tasks.execute, "apply_async", lambda args, **options: messages.append(args))
+    monkeypatch.setattr(outbox, "send_message", lambda item_id, options: messages.append((item_id,)))
     return messages
 
 

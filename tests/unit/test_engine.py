@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 
 import durable_django as durable
-from durable_django import codec, engine
-from durable_django.engine import CANCELLED, Decision, Note, Open, Recorded, Settle, Succeeded
-from durable_django.interpreter import Interpreter
-from durable_django.requests import AllOf, AnyOf, ChildCall, SetState, StepCall, encode_arguments
+from durable_django.core import codec, engine
+from durable_django.core.engine import CANCELLED, Decision, Note, Open, Recorded, Settle, Succeeded
+from durable_django.core.interpreter import Interpreter
+from durable_django.core.requests import AllOf, AnyOf, ChildCall, SetState, StepCall, encode_arguments
 
 
 @durable.step(name="unit.add")

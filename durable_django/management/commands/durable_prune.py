@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from ... import prune
+from ...ops import prune
 from ..arguments import at_least
 
 

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ... import preflight
+from ...ops import preflight
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...repair import retry
+from ...ops.repair import retry
 from ..each_run import EachRunCommand
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ... import console, replay
 from ...exceptions import RunNotFound
 from ...models import WorkflowRun
+from ...ops import console, replay
 from ...runs import get_run
 from ..arguments import at_least, positive_float, status
 

@@ -29,9 +29,9 @@ def _role() -> str:
 
 
 def observe_publish_faults(directory: str) -> None:
-    from durable_django import dispatch
+    from durable_django.store import outbox
 
-    original = dispatch.publish_copies
+    original = outbox.publish_copies
     if getattr(original, "chaos_observed", False):
         return
     log_path = os.path.join(directory, "publish-faults.log")
@@ -51,7 +51,7 @@ def observe_publish_faults(directory: str) -> None:
         return copies
 
     publish_copies.chaos_observed = True  # type: ignore[attr-defined]
-    dispatch.publish_copies = publish_copies
+    outbox.publish_copies = publish_copies
 
 
 class ShopConfig(AppConfig):

@@ -11,9 +11,9 @@ from typing import Any
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from . import codec
-from .leases import database
-from .models import HistoryEntry, WorkflowRun
+from ..core import codec
+from ..models import HistoryEntry, WorkflowRun
+from ..store.leases import database
 
 __all__ = ["follow", "run_detail", "run_table", "select_runs", "table"]
 

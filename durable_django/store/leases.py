@@ -16,7 +16,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, Q, Value
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 
-from .models import WorkflowRun, WorkItem, idempotency_key
+from ..models import WorkflowRun, WorkItem, idempotency_key
 
 __all__ = ["Claim", "claimable", "database", "db_now_plus", "fence", "lease_owner"]
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import codec, engine
-from .definitions import decode_arguments, resolve_workflow
-from .exceptions import DurableError, WorkflowNotRegistered
-from .history import outcome_of, recorded
-from .interpreter import Interpreter
-from .leases import database
-from .models import HistoryEntry, WorkflowRun
+from ..core import codec, engine
+from ..core.interpreter import Interpreter
+from ..core.registry import resolve_workflow
+from ..core.requests import decode_arguments
+from ..exceptions import DurableError, WorkflowNotRegistered
+from ..models import HistoryEntry, WorkflowRun
+from ..store.history import outcome_of, recorded
+from ..store.leases import database
 
 __all__ = ["FORMAT", "check", "check_export", "export"]
 

@@ -11,8 +11,8 @@ import threading
 from collections import OrderedDict
 from uuid import UUID
 
-from .conf import settings
-from .interpreter import Interpreter
+from ..conf import settings
+from ..core.interpreter import Interpreter
 
 __all__ = ["clear", "discard", "put", "take"]
 

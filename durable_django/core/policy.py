@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from .exceptions import WorkflowDefinitionError
+from ..exceptions import WorkflowDefinitionError
 
 __all__ = ["RetryPolicy"]
 

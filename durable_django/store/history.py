@@ -9,9 +9,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping
 
-from . import engine
-from .interpreter import ErrorInfo
-from .models import HistoryEntry
+from ..core import engine
+from ..core.interpreter import ErrorInfo
+from ..models import HistoryEntry
 
 __all__ = ["History", "outcome_of", "recorded"]
 

@@ -14,12 +14,13 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
-from . import cache, dispatch, engine, fastpath, lifecycle, observe
+from ..conf import settings
+from ..core import engine
+from ..core.interpreter import ErrorInfo
+from ..models import HistoryEntry, WorkflowRun, WorkItem
+from . import fastpath, generator_cache, lifecycle, observe, outbox
 from .advance import advance, lock_run
-from .conf import settings
-from .interpreter import ErrorInfo
 from .leases import Claim, claimable, database, db_now_plus, fence, lease_owner
-from .models import HistoryEntry, WorkflowRun, WorkItem
 
 __all__ = ["park", "record_failure", "record_success", "release", "take"]
 
@@ -140,7 +141,7 @@ def record_failure(held: Claim, error: ErrorInfo, retry_in: timedelta | None) ->
         entries = HistoryEntry.objects.using(using).filter(run_id=held.run_id, seq=held.seq)
         if retry_in is not None:
             delay = retry_in.total_seconds()
-            hint = dispatch.countdown_hint(delay)
+            hint = outbox.countdown_hint(delay)
             retried = (
                 WorkItem.objects.using(using)
                 .filter(pk=held.item_id, token=held.token)
@@ -156,7 +157,7 @@ def record_failure(held: Claim, error: ErrorInfo, retry_in: timedelta | None) ->
             entries.update(error_json=error.as_json())
             observe.step_failed(using, held, error.as_dict(), final=False)
             if hint is not None:
-                dispatch.after_commit(held.item_id, held.queue, using=using, countdown=hint)
+                outbox.after_commit(held.item_id, held.queue, using=using, countdown=hint)
             return None
         run = lock_run(using, held.run_id)
         if run is None or not fence(using, held):
@@ -170,8 +171,8 @@ def record_failure(held: Claim, error: ErrorInfo, retry_in: timedelta | None) ->
 
 def _refused(held: Claim) -> None:
     # A generator this process fed with the refused result must not be used again.
-    cache.discard(held.run_id)
-    dispatch.stale_write_refused(held)
+    generator_cache.discard(held.run_id)
+    outbox.stale_write_refused(held)
 
 
 def park(held: Claim, error: ErrorInfo) -> None:
@@ -210,4 +211,4 @@ def release(held: Claim) -> None:
             HistoryEntry.objects.using(using).filter(run_id=held.run_id, seq=held.seq).update(
                 attempts=F("attempts") - 1
             )
-            dispatch.after_commit(held.item_id, held.queue, using=using)
+            outbox.after_commit(held.item_id, held.queue, using=using)

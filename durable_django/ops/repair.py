@@ -13,14 +13,14 @@ import uuid
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 
-from . import dispatch
-from .advance import lock_run
-from .conf import settings
-from .exceptions import DurableError, RunNotFound, WorkflowIdConflict, WorkflowNotRegistered
-from .leases import database
-from .models import HistoryEntry, WorkflowRun, WorkItem
-from .registry import step as lookup_step
-from .runs import check_workflow_id, get_run, resume
+from ..conf import settings
+from ..core.registry import step as lookup_step
+from ..exceptions import DurableError, RunNotFound, WorkflowIdConflict, WorkflowNotRegistered
+from ..models import HistoryEntry, WorkflowRun, WorkItem
+from ..runs import check_workflow_id, get_run, resume
+from ..store import outbox
+from ..store.advance import lock_run
+from ..store.leases import database
 
 __all__ = ["fork", "retry"]
 
@@ -60,7 +60,7 @@ def _retry_locked(using: str, run: WorkflowRun) -> None:
     WorkflowRun.objects.using(using).filter(pk=run.pk).update(
         status=Status.RUNNING, result_json=None, error_json=None, finished_at=None, updated_at=Now()
     )
-    dispatch.wake(using, run.pk)
+    outbox.wake(using, run.pk)
 
 
 def _reopen(using: str, run: WorkflowRun, entry: HistoryEntry) -> None:
@@ -86,7 +86,7 @@ def _reopen(using: str, run: WorkflowRun, entry: HistoryEntry) -> None:
         lease_seconds=definition.timeout_seconds + float(settings.LEASE_GRACE),
         dispatched_at=Now(),
     )
-    dispatch.after_commit(item.pk, queue, using=using)
+    outbox.after_commit(item.pk, queue, using=using)
 
 
 def fork(run: WorkflowRun | str, from_seq: int, *, workflow_id: str | None = None) -> WorkflowRun:
@@ -129,5 +129,5 @@ def _copy(using: str, run: WorkflowRun, entries: list[HistoryEntry], from_seq: i
             entry.pk = None
             entry.run_id = new.pk
         HistoryEntry.objects.using(using).bulk_create(entries)
-        dispatch.wake(using, new.pk)
+        outbox.wake(using, new.pk)
     return new

@@ -10,7 +10,7 @@ import uuid
 
 from django.db.models import Case, IntegerField, Value, When
 
-from .models import Signal
+from ..models import Signal
 
 __all__ = ["Inbox"]
 

@@ -11,8 +11,8 @@ from typing import Any
 from django.db.models import F
 from django.db.models.functions import Now
 
-from . import dispatch, observe
-from .models import HistoryEntry, Signal, WorkflowRun, WorkItem
+from ..models import HistoryEntry, Signal, WorkflowRun, WorkItem
+from . import observe, outbox
 
 __all__ = ["child_workflow_id", "continue_as_new", "finish", "request_cancel"]
 
@@ -46,7 +46,7 @@ def notify_parent(using: str, run: WorkflowRun) -> None:
     """Wake the parent so it pulls this child's outcome (the child never locks its parent)."""
     if run.parent_id is None:
         return
-    dispatch.wake(using, run.parent_id)
+    outbox.wake(using, run.parent_id)
 
 
 def request_cancel(using: str, run_id: uuid.UUID) -> bool:
@@ -59,7 +59,7 @@ def request_cancel(using: str, run_id: uuid.UUID) -> bool:
     if live.filter(cancel_requested_at__isnull=True).update(
         cancel_requested=True, cancel_requested_at=Now(), updated_at=Now()
     ):
-        dispatch.wake(using, run_id)
+        outbox.wake(using, run_id)
         return True
     return live.exists()
 
@@ -79,7 +79,7 @@ def continue_as_new(using: str, run: WorkflowRun, args_json: str, state_json: st
         updated_at=Now(),
         **fields,
     )
-    dispatch.wake(using, run.pk)
+    outbox.wake(using, run.pk)
 
 
 def child_workflow_id(using: str, parent: WorkflowRun, seq: int) -> str:

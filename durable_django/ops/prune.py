@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
-from .leases import database, db_now_plus
-from .models import WorkflowRun
+from ..models import WorkflowRun
+from ..store.leases import database, db_now_plus
 
 __all__ = ["Batch", "candidates", "prune"]
 

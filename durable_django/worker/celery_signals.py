@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import signals
 
-from .conf import settings
+from ..conf import settings
 from .sweeper import Sweeper
 
 __all__ = ["connect_signals"]

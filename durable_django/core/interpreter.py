@@ -13,8 +13,8 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
+from ..exceptions import Cancelled, InvalidYield, SerializationError
 from . import codec
-from .exceptions import Cancelled, InvalidYield, SerializationError
 from .requests import Request, is_request
 
 __all__ = ["ErrorInfo", "Event", "Interpreter", "Raised", "Returned", "error_info", "in_workflow"]

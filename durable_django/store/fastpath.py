@@ -17,14 +17,15 @@ from typing import Any
 
 from django.db import connections, transaction
 
-from . import cache, engine, observe
-from .conf import settings
-from .exceptions import WorkflowNotRegistered
-from .interpreter import Interpreter
+from ..conf import settings
+from ..core import engine
+from ..core.interpreter import Interpreter
+from ..core.registry import step as lookup_step
+from ..core.requests import StepCall
+from ..exceptions import WorkflowNotRegistered
+from ..models import HistoryEntry, WorkflowRun, WorkItem
+from . import generator_cache, observe
 from .leases import Claim, database, lease_owner
-from .models import HistoryEntry, WorkflowRun, WorkItem
-from .registry import step as lookup_step
-from .requests import StepCall
 
 __all__ = ["NOT_TAKEN", "NotTaken", "record_success"]
 
@@ -89,7 +90,7 @@ def record_success(held: Claim, result_json: str, body: Any = None) -> Claim | N
     connection = connections[using]
     if not settings.FAST_PATH or connection.vendor != "postgresql" or connection.in_atomic_block:
         return NOT_TAKEN
-    interpreter = cache.take(held.run_id, held.generation, held.seq + 1)
+    interpreter = generator_cache.take(held.run_id, held.generation, held.seq + 1)
     if interpreter is None:
         return NOT_TAKEN
     if interpreter.position != held.seq:
@@ -145,7 +146,7 @@ def _go_on(
             cursor.execute(_NEXT_STEP, params)
             item_id = cursor.fetchone()[0]
             if item_id is not None:
-                cache.put(held.run_id, held.generation, held.seq + 2, interpreter)
+                generator_cache.put(held.run_id, held.generation, held.seq + 2, interpreter)
                 return Claim(
                     item_id=item_id,
                     token=1,
@@ -168,7 +169,7 @@ def _go_on(
     # can reuse the generator if that stopped right after the result, where the run will be;
     # not if it went on past a patch marker or a state, whose notes this decision alone holds.
     if keep_on_fallback and interpreter.position == held.seq + 1:
-        cache.put(held.run_id, held.generation, held.seq + 1, interpreter)
+        generator_cache.put(held.run_id, held.generation, held.seq + 1, interpreter)
     else:
         interpreter.close()
     return NOT_TAKEN

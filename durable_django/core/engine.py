@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..exceptions import Cancelled, ChildFailed, StepFailed
 from . import codec
-from .exceptions import Cancelled, ChildFailed, StepFailed
 from .interpreter import ErrorInfo, Event, Interpreter, Raised, Returned
 from .requests import AllOf, AnyOf, ChildCall, ContinueAsNew, Group, Leaf, Patched, SetState, describe
 

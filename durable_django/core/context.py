@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .exceptions import DurableError
+from ..exceptions import DurableError
 
 __all__ = ["StepContext", "step_context"]
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from ..models import WorkflowRun
+from ..store.leases import database
 from . import replay
-from .leases import database
-from .models import WorkflowRun
 
 __all__ = ["CHECKED", "Checked", "check_runs", "runs_to_check"]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..exceptions import InvalidRequest
 from . import codec
-from .exceptions import InvalidRequest
 
 __all__ = [
     "AllOf",
@@ -32,6 +32,7 @@ __all__ = [
     "all_of",
     "any_of",
     "continue_as_new",
+    "decode_arguments",
     "describe",
     "encode_arguments",
     "is_request",
@@ -51,6 +52,12 @@ def encode_arguments(args: Iterable[Any], kwargs: dict[str, Any], what: str) -> 
     for key, value in kwargs.items():
         codec.encode(value, f"{what}: kwargs[{key!r}]")
     return codec.encode({"args": args, "kwargs": kwargs})
+
+
+def decode_arguments(text: str) -> tuple[list[Any], dict[str, Any]]:
+    """The ``(args, kwargs)`` that :func:`encode_arguments` encoded."""
+    data = codec.decode(text)
+    return data["args"], data["kwargs"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,9 @@ from typing import Any
 
 from django.db import transaction
 
-from . import codec, signals
-from .models import WorkflowRun
+from .. import signals
+from ..core import codec
+from ..models import WorkflowRun
 
 __all__ = ["run_ended", "run_started", "step_attempt", "step_failed"]
 

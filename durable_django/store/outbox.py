@@ -12,16 +12,26 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from celery import current_app
 from django.db import transaction
 from django.db.models.functions import Now
 
-from .conf import settings
+from ..conf import settings
 from .faults import crash_point, publish_copies
 
 if TYPE_CHECKING:
     from .leases import Claim
 
-__all__ = ["after_commit", "countdown_hint", "publish", "queue_length", "stale_write_refused", "wake"]
+__all__ = [
+    "TASK_NAME",
+    "after_commit",
+    "countdown_hint",
+    "publish",
+    "queue_length",
+    "send_message",
+    "stale_write_refused",
+    "wake",
+]
 
 logger = logging.getLogger("durable_django")
 
@@ -29,10 +39,18 @@ logger = logging.getLogger("durable_django")
 stale_writes_refused = 0
 
 
+#: The Celery task every wake-up message names (registered by :mod:`durable_django.tasks`
+#: in worker processes). Messages go by this stable name, so the outbox knows no worker code.
+TASK_NAME = "durable_django.execute"
+
+
+def send_message(item_id: int, options: dict[str, Any]) -> None:
+    """Put one wake-up message on the broker through the project's Celery app."""
+    current_app.send_task(TASK_NAME, (item_id,), **options)
+
+
 def publish(item_id: int, queue: str, countdown: float | None = None) -> bool:
     """Send the wake-up message; a failure is logged, never raised (the sweeper recovers)."""
-    from .tasks import execute
-
     crash_point("publish.before")
     try:
         options: dict[str, Any] = {"retry": False}
@@ -41,7 +59,7 @@ def publish(item_id: int, queue: str, countdown: float | None = None) -> bool:
         if countdown is not None:
             options["countdown"] = countdown
         for _ in range(publish_copies()):
-            execute.apply_async((item_id,), **options)
+            send_message(item_id, options)
     except Exception:
         logger.warning(
             "durable_django: could not publish work item %s; the sweeper will resend it", item_id, exc_info=True
@@ -52,9 +70,7 @@ def publish(item_id: int, queue: str, countdown: float | None = None) -> bool:
 
 def queue_length(queue: str) -> int | None:
     """Messages waiting in ``queue`` ("" is Celery's default queue); None if the broker cannot say."""
-    from .tasks import execute
-
-    app = execute.app
+    app = current_app
     name = queue or app.conf.task_default_queue
     try:
         with app.connection_for_write() as connection:
@@ -82,7 +98,7 @@ def wake(using: str, run_id: uuid.UUID) -> None:
     One advance reads everything committed before it, so a transaction that already
     woke this run (say, sending many signals) adds no second item.
     """
-    from .models import WorkItem
+    from ..models import WorkItem
 
     connection = transaction.get_connection(using)
     pending = _pending_wakes(connection)

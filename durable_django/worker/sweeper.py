@@ -16,10 +16,11 @@ from django.db import router, transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 
-from . import dispatch, upkeep
-from .conf import settings
-from .leases import HOST, claimable, db_now_plus
-from .models import WorkItem
+from ..conf import settings
+from ..models import WorkItem
+from ..store import outbox
+from ..store.leases import HOST, claimable, db_now_plus
+from . import connections
 
 __all__ = ["Sweeper", "reclaim_dead_owners", "sweep"]
 
@@ -80,7 +81,7 @@ def sweep() -> int:
     stale = items.filter(never_sent | Q(dispatched_at__lte=db_now_plus(-float(settings.REPUBLISH_AFTER))))
     published = 0
     for queue in stale.values_list("queue", flat=True).distinct():
-        waiting = dispatch.queue_length(queue)
+        waiting = outbox.queue_length(queue)
         batch = stale.filter(queue=queue)
         if waiting:
             in_flight = items.filter(queue=queue, dispatched_at__isnull=False).count()
@@ -106,7 +107,7 @@ def _publish(using: str, items: QuerySet[WorkItem], limit: int | None = None) ->
         if due:
             WorkItem.objects.using(using).filter(pk__in=[pk for pk, _ in due]).update(dispatched_at=Now())
     for pk, queue in due:
-        dispatch.publish(pk, queue)
+        outbox.publish(pk, queue)
     return len(due)
 
 
@@ -128,7 +129,7 @@ class Sweeper(threading.Thread):
             except Exception:
                 logger.warning("durable_django: sweep failed; retrying next interval", exc_info=True)
             finally:
-                upkeep.release_after_sweep()
+                connections.release_after_sweep()
 
     def stop(self) -> None:
         self._stopped.set()

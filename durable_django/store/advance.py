@@ -17,18 +17,30 @@ from django.db import transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from . import cache, codec, dispatch, engine, lifecycle
-from .conf import settings
-from .definitions import decode_arguments, resolve_workflow
-from .exceptions import NonDeterminismError, WorkflowNotRegistered
+from ..conf import settings
+from ..core import codec, engine
+from ..core.interpreter import ErrorInfo, Interpreter, error_info
+from ..core.registry import resolve_workflow
+from ..core.registry import step as lookup_step
+from ..core.requests import (
+    AllOf,
+    AnyOf,
+    ChildCall,
+    Leaf,
+    Patched,
+    SetState,
+    Sleep,
+    StepCall,
+    WaitSignal,
+    decode_arguments,
+)
+from ..exceptions import NonDeterminismError, WorkflowNotRegistered
+from ..models import HistoryEntry, WorkflowRun, WorkItem
+from . import generator_cache, lifecycle, outbox
 from .faults import crash_point
 from .history import History
 from .inbox import Inbox
-from .interpreter import ErrorInfo, Interpreter, error_info
 from .leases import Claim, db_now_plus, lease_owner
-from .models import HistoryEntry, WorkflowRun, WorkItem
-from .registry import step as lookup_step
-from .requests import AllOf, AnyOf, ChildCall, Leaf, Patched, SetState, Sleep, StepCall, WaitSignal
 
 __all__ = ["advance", "lock_run"]
 
@@ -57,7 +69,7 @@ def advance(
     """
     if run.status not in WorkflowRun.LIVE:
         return None
-    interpreter = cache.take(run.pk, run.generation, run.next_seq)
+    interpreter = generator_cache.take(run.pk, run.generation, run.next_seq)
     if interpreter is None:
         try:
             definition = resolve_workflow(run.workflow_name)
@@ -112,7 +124,7 @@ class _Advance:
         crash_point("advance.before_commit")
         key = (self.run.pk, self.run.generation, self.history.next_seq)
         interpreter = self.interpreter
-        transaction.on_commit(lambda: cache.put(*key, interpreter), using=self.using)
+        transaction.on_commit(lambda: generator_cache.put(*key, interpreter), using=self.using)
         return self.inline
 
     def _step_running(self) -> bool:
@@ -193,7 +205,7 @@ class _Advance:
             dispatched_at=Now(),
         )
         if not inline:
-            dispatch.after_commit(item.pk, step_queue, using=self.using)
+            outbox.after_commit(item.pk, step_queue, using=self.using)
             return
         self.inline = Claim(
             item_id=item.pk,
@@ -209,7 +221,7 @@ class _Advance:
         )
 
     def _timer(self, seq: int, fire_at: Any, seconds: float | None) -> None:
-        hint = None if seconds is None else dispatch.countdown_hint(seconds)
+        hint = None if seconds is None else outbox.countdown_hint(seconds)
         item = WorkItem.objects.using(self.using).create(
             run_id=self.run.pk,
             kind=WorkItem.Kind.TIMER,
@@ -218,7 +230,7 @@ class _Advance:
             dispatched_at=None if hint is None else fire_at,
         )
         if hint is not None:
-            dispatch.after_commit(item.pk, "", using=self.using, countdown=hint)
+            outbox.after_commit(item.pk, "", using=self.using, countdown=hint)
 
     def _open_child(self, seq: int, request: ChildCall, group: int | None) -> None:
         self.running = True
@@ -231,7 +243,7 @@ class _Advance:
             parent_seq=seq,
         )
         self._entry(seq, request, group_seq=group, child=child)
-        dispatch.wake(self.using, child.pk)
+        outbox.wake(self.using, child.pk)
 
     def _note(self, command: engine.Note) -> None:
         self._entry(command.seq, command.request, group_seq=command.group, **_columns(command.outcome))
@@ -321,7 +333,7 @@ class _Advance:
         lifecycle.finish(self.using, self.run, status, next_seq=self.history.next_seq, **fields)
 
     def _wake(self) -> None:
-        dispatch.wake(self.using, self.run.pk)
+        outbox.wake(self.using, self.run.pk)
 
 
 def _unknown_code(commands: tuple[engine.Command, ...]) -> ErrorInfo | None:

@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any
 
-from .exceptions import SerializationError
+from ..exceptions import SerializationError
 
 __all__ = ["decode", "encode", "roundtrip"]
 

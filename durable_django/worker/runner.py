@@ -12,28 +12,29 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
 
-from . import codec, context, observe, store
-from .conf import settings
-from .definitions import StepDefinition, decode_arguments
-from .exceptions import SerializationError, StepTimeout, WorkerLost, WorkflowNotRegistered
-from .faults import crash_point
-from .interpreter import error_info
-from .leases import Claim
-from .registry import step as lookup_step
+from ..conf import settings
+from ..core import codec, context
+from ..core.interpreter import error_info
+from ..core.registry import StepCode
+from ..core.registry import step as lookup_step
+from ..core.requests import decode_arguments
+from ..exceptions import SerializationError, StepTimeout, WorkerLost, WorkflowNotRegistered
+from ..store import observe, work_items
+from ..store.faults import crash_point
+from ..store.leases import Claim
 
 __all__ = ["work"]
 
 
 def work(item_id: int) -> int:
     """Claim ``item_id`` and continue with the run's next steps; returns steps run."""
-    held = store.take(item_id)
+    held = work_items.take(item_id)
     deadline = time.monotonic() + float(settings.INLINE_SECONDS)
     steps = 0
     while held is not None:
         if steps and time.monotonic() > deadline:
-            store.release(held)
+            work_items.release(held)
             break
         crash_point("step.after_claim")
         held = _run_step(held)
@@ -46,14 +47,14 @@ def _run_step(held: Claim) -> Claim | None:
     try:
         definition = lookup_step(held.step)
     except WorkflowNotRegistered as error:  # an older worker, mid-deploy: leave the step to one that has it
-        store.park(held, error_info(error))
+        work_items.park(held, error_info(error))
         return None
     if held.attempt > definition.retry.max_attempts:  # every attempt so far died without a word
         lost = WorkerLost(
             f"the process running attempt {held.attempt - 1} of step {held.step!r} died before it reported "
             "(its lease expired), and no attempt is left; look for OOM kills or crashes in the worker logs"
         )
-        return store.record_failure(held, error_info(lost), retry_in=None)
+        return work_items.record_failure(held, error_info(lost), retry_in=None)
     if definition.atomic:
         return _run_atomic(held, definition)
     try:
@@ -62,12 +63,12 @@ def _run_step(held: Claim) -> Claim | None:
             value = definition.func(*args, **kwargs)
         result_json = codec.encode(value, f"the result of step {held.step!r}")
     except Exception as error:
-        return store.record_failure(held, error_info(error), _retry_in(definition, error, held.attempt))
+        return work_items.record_failure(held, error_info(error), _retry_in(definition, error, held.attempt))
     crash_point("step.after_call")
-    return store.record_success(held, result_json)
+    return work_items.record_success(held, result_json)
 
 
-def _run_atomic(held: Claim, definition: StepDefinition[..., Any]) -> Claim | None:
+def _run_atomic(held: Claim, definition: StepCode) -> Claim | None:
     args, kwargs = decode_arguments(held.args_json)
 
     def body() -> str:
@@ -76,19 +77,19 @@ def _run_atomic(held: Claim, definition: StepDefinition[..., Any]) -> Claim | No
             return codec.encode(value, f"the result of step {held.step!r}")
 
     try:
-        return store.record_success(held, "", body=body)
+        return work_items.record_success(held, "", body=body)
     except Exception as error:
-        return store.record_failure(held, error_info(error), _retry_in(definition, error, held.attempt))
+        return work_items.record_failure(held, error_info(error), _retry_in(definition, error, held.attempt))
 
 
-def _retry_in(definition: StepDefinition[..., Any], error: Exception, attempt: int) -> timedelta | None:
+def _retry_in(definition: StepCode, error: Exception, attempt: int) -> timedelta | None:
     if isinstance(error, SerializationError) or definition.retry.gives_up_on(error, attempt):
         return None
     return definition.retry.delay_after(attempt)
 
 
 @contextmanager
-def _attempt(held: Claim, definition: StepDefinition[..., Any]) -> Iterator[None]:
+def _attempt(held: Claim, definition: StepCode) -> Iterator[None]:
     step_context = context.StepContext(
         run_id=str(held.run_id),
         workflow_id=held.workflow_id,
