@@ -58,7 +58,7 @@ class StepDefinition(Generic[P, R]):
     def timeout_seconds(self) -> float:
         from .conf import settings
 
-        return self.timeout.total_seconds() if self.timeout is not None else float(settings.STEP_TIMEOUT)
+        return self.timeout.total_seconds() if self.timeout is not None else settings.STEP_TIMEOUT
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,16 +1,30 @@
 """Every error durable_django raises derives from :class:`DurableError`.
 
-Each class also inherits the matching stdlib type where one fits, so callers can catch
-``TypeError`` or ``LookupError`` without knowing this package.
+Each class also inherits the matching stdlib (or Django) type where one fits, so callers can
+catch ``ValueError``, ``LookupError`` or ``ObjectDoesNotExist`` without knowing this package.
+
+One naming rule: a name says the condition, so ``except`` clauses read as sentences.
+``Invalid<Thing>`` is bad input refused where it was given (``InvalidRequest``,
+``InvalidYield``, ``InvalidWorkflowId``, ``InvalidRunState``); ``<Thing><What happened>`` is an
+outcome (``StepFailed``, ``ChildFailed``, ``StepTimeout``, ``WorkerLost``, ``RunFinished``,
+``RunNotFound``, ``WorkflowNotRegistered``, ``WorkflowIdConflict``, ``Cancelled``). The names
+ending in ``Error`` name a family of problems, each kind of which the message spells out:
+the root ``DurableError``, ``SerializationError`` (any value JSON cannot hold),
+``NonDeterminismError`` (any way replay can diverge) and ``WorkflowDefinitionError`` (any
+misuse of the decorators). Stored runs record these names (``run.error["type"]``), so they
+do not change.
 """
 
 from __future__ import annotations
+
+from django.core.exceptions import ObjectDoesNotExist
 
 __all__ = [
     "Cancelled",
     "ChildFailed",
     "DurableError",
     "InvalidRequest",
+    "InvalidRunState",
     "InvalidWorkflowId",
     "InvalidYield",
     "NonDeterminismError",
@@ -18,6 +32,7 @@ __all__ = [
     "RunFinished",
     "RunNotFound",
     "SerializationError",
+    "StepContextUnavailable",
     "StepFailed",
     "StepTimeout",
     "WorkerLost",
@@ -43,12 +58,20 @@ class WorkflowIdConflict(DurableError, ValueError):
     """The workflow id is already used by a run of another workflow."""
 
 
-class RunNotFound(DurableError, LookupError):
-    """No run matches the given id."""
+class RunNotFound(DurableError, ObjectDoesNotExist, LookupError):
+    """No run matches the given id (also Django's ``ObjectDoesNotExist``)."""
 
 
-class RunFinished(DurableError, ValueError):
+class InvalidRunState(DurableError, ValueError):
+    """The run's status does not allow this: resuming a run that is not blocked, retrying one that did not fail."""
+
+
+class RunFinished(InvalidRunState):
     """The run is completed, failed or cancelled, so it cannot take a signal or a cancel."""
+
+
+class StepContextUnavailable(DurableError, RuntimeError):
+    """``durable.step_context()`` was called outside a step that a worker is running."""
 
 
 class InvalidWorkflowId(DurableError, ValueError):
@@ -64,7 +87,7 @@ class WorkerLost(DurableError):
 
 
 class InvalidRequest(DurableError, ValueError):
-    """A request was built with a bad argument, such as a negative duration or a naive datetime."""
+    """A call got an argument it cannot act on: a negative duration, a naive datetime, a bad signal name."""
 
 
 class SerializationError(DurableError, TypeError):

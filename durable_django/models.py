@@ -11,8 +11,11 @@ from typing import Any
 
 from django.db import models
 from django.db.models.functions import Now
+from django.utils.translation import gettext_lazy as _
 
 from .core import codec
+from .core.requests import Kind as RequestKind
+from .store.querysets import HistoryQuerySet, RunQuerySet, SignalQuerySet, WorkItemQuerySet
 
 __all__ = ["HistoryEntry", "Signal", "WorkItem", "WorkflowRun", "idempotency_key"]
 
@@ -21,13 +24,13 @@ class WorkflowRun(models.Model):
     """One execution of a workflow, addressed by its unique ``workflow_id``."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "pending"
-        RUNNING = "running", "running"
-        WAITING = "waiting", "waiting"
-        COMPLETED = "completed", "completed"
-        FAILED = "failed", "failed"
-        CANCELLED = "cancelled", "cancelled"
-        BLOCKED = "blocked", "blocked"
+        PENDING = "pending", _("pending")
+        RUNNING = "running", _("running")
+        WAITING = "waiting", _("waiting")
+        COMPLETED = "completed", _("completed")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
+        BLOCKED = "blocked", _("blocked")
 
     LIVE = (Status.PENDING, Status.RUNNING, Status.WAITING)
     FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
@@ -56,16 +59,19 @@ class WorkflowRun(models.Model):
     updated_at = models.DateTimeField(db_default=Now())
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = RunQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
-        verbose_name = "workflow run"
+        verbose_name = _("workflow run")
+        verbose_name_plural = _("workflow runs")
         # What an operator may do to runs in the admin, beyond viewing them.
         permissions = [
-            ("cancel_workflowrun", "Can cancel workflow runs"),
-            ("retry_workflowrun", "Can retry failed or blocked workflow runs"),
-            ("signal_workflowrun", "Can send signals to workflow runs"),
-            ("fork_workflowrun", "Can restart workflow runs from a chosen step"),
-            ("export_unredacted_workflowrun", "Can download workflow run history unredacted"),
+            ("cancel_workflowrun", _("Can cancel workflow runs")),
+            ("retry_workflowrun", _("Can retry failed or blocked workflow runs")),
+            ("signal_workflowrun", _("Can send signals to workflow runs")),
+            ("fork_workflowrun", _("Can restart workflow runs from a chosen step")),
+            ("export_unredacted_workflowrun", _("Can download workflow run history unredacted")),
         ]
 
     def __str__(self) -> str:
@@ -119,16 +125,28 @@ class HistoryEntry(models.Model):
     """One position of a run's history: a request the workflow yielded and its outcome."""
 
     class Status(models.TextChoices):
-        SCHEDULED = "scheduled", "scheduled"
-        COMPLETED = "completed", "completed"
-        FAILED = "failed", "failed"
-        CANCELLED = "cancelled", "cancelled"
+        SCHEDULED = "scheduled", _("scheduled")
+        COMPLETED = "completed", _("completed")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
+
+    class Kind(models.TextChoices):
+        """The request recorded here; the values are the core's ``Kind`` (``durable_django.core.requests``)."""
+
+        STEP = RequestKind.STEP.value, _("step")
+        SLEEP = RequestKind.SLEEP.value, _("sleep")
+        SIGNAL = RequestKind.SIGNAL.value, _("wait for a signal")
+        CHILD = RequestKind.CHILD.value, _("child workflow")
+        STATE = RequestKind.STATE.value, _("set state")
+        PATCHED = RequestKind.PATCHED.value, _("patch marker")
+        ALL_OF = RequestKind.ALL_OF.value, _("all of")
+        ANY_OF = RequestKind.ANY_OF.value, _("any of")
 
     run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="history")
     seq = models.PositiveIntegerField()
     #: Position of the ``all_of``/``any_of`` entry this leaf belongs to.
     group_seq = models.PositiveIntegerField(null=True, blank=True)
-    kind = models.CharField(max_length=16)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
     name = models.CharField(max_length=255, blank=True)
     args_json = models.TextField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
@@ -143,9 +161,12 @@ class HistoryEntry(models.Model):
     fire_at = models.DateTimeField(null=True, blank=True)
     child = models.ForeignKey(WorkflowRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
+    objects = HistoryQuerySet.as_manager()
+
     class Meta:
         ordering = ["run", "seq"]
-        verbose_name_plural = "history entries"
+        verbose_name = _("history entry")
+        verbose_name_plural = _("history entries")
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="durable_history_run_seq")]
 
     def __str__(self) -> str:
@@ -169,7 +190,11 @@ class Signal(models.Model):
     #: The history position that consumed it; null while it waits in the inbox.
     consumed_seq = models.PositiveIntegerField(null=True, blank=True)
 
+    objects = SignalQuerySet.as_manager()
+
     class Meta:
+        verbose_name = _("signal")
+        verbose_name_plural = _("signals")
         indexes = [
             models.Index(
                 fields=["run", "name", "id"], name="durable_signal_inbox", condition=models.Q(consumed_seq__isnull=True)
@@ -190,9 +215,9 @@ class WorkItem(models.Model):
     """
 
     class Kind(models.TextChoices):
-        ADVANCE = "advance", "advance the workflow"
-        STEP = "step", "run a step"
-        TIMER = "timer", "fire a timer"
+        ADVANCE = "advance", _("advance the workflow")
+        STEP = "step", _("run a step")
+        TIMER = "timer", _("fire a timer")
 
     id = models.BigAutoField(primary_key=True)
     run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="work_items")
@@ -208,7 +233,11 @@ class WorkItem(models.Model):
     #: When the last wake-up message was meant to arrive; the sweeper resends stale ones.
     dispatched_at = models.DateTimeField(null=True, blank=True)
 
+    objects = WorkItemQuerySet.as_manager()
+
     class Meta:
+        verbose_name = _("work item")
+        verbose_name_plural = _("work items")
         indexes = [
             models.Index(
                 fields=["available_at"], name="durable_item_ready", condition=models.Q(lease_expires_at__isnull=True)

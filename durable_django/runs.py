@@ -18,6 +18,8 @@ from .core.registry import WorkflowCode, resolve_workflow
 from .core.requests import decode_arguments, encode_arguments
 from .exceptions import (
     DurableError,
+    InvalidRequest,
+    InvalidRunState,
     InvalidWorkflowId,
     NonDeterminismError,
     RunFinished,
@@ -63,7 +65,7 @@ def start(definition: WorkflowCode, args: list[Any], kwargs: dict[str, Any], wor
             outbox.wake(using, run.pk)
             observe.run_started(using, run.pk, workflow_id, definition.name)
     except IntegrityError:
-        existing = WorkflowRun.objects.using(using).filter(workflow_id=workflow_id).first()
+        existing = WorkflowRun.objects.using(using).with_id(workflow_id).first()
         if existing is None:
             raise
         run = existing
@@ -79,7 +81,7 @@ def get_run(run: WorkflowRun | str) -> WorkflowRun:
     """The run itself, or the run with this ``workflow_id``."""
     if isinstance(run, WorkflowRun):
         return run
-    found = WorkflowRun.objects.using(database()).filter(workflow_id=run).first()
+    found = WorkflowRun.objects.using(database()).with_id(run).first()
     if found is None:
         raise RunNotFound(f"no run has workflow_id {run!r}; runs are addressed by the workflow_id given to start().")
     return found
@@ -97,7 +99,7 @@ def signal(run: WorkflowRun | str, name: str, payload: Any = None) -> None:
     """
     run = get_run(run)
     if not isinstance(name, str) or not name or len(name) > 255:
-        raise DurableError(f"signal name {name!r} must be a str of 1 to 255 characters.")
+        raise InvalidRequest(f"signal name {name!r} must be a str of 1 to 255 characters.")
     payload_json = codec.encode(payload, f"the payload of signal {name!r}")
     using = database()
     status = WorkflowRun.objects.using(using).filter(pk=run.pk).values_list("status", flat=True).first()
@@ -136,14 +138,12 @@ def resume(run: WorkflowRun | str) -> None:
         locked = lock_run(using, run.pk)
         if locked is None or locked.status != Status.BLOCKED:
             status = "gone" if locked is None else locked.status
-            raise DurableError(f"run {run.workflow_id!r} is {status}; only blocked runs can be resumed.")
+            raise InvalidRunState(f"run {run.workflow_id!r} is {status}; only blocked runs can be resumed.")
         WorkflowRun.objects.using(using).filter(pk=run.pk).update(
             status=Status.RUNNING, error_json=None, updated_at=Now()
         )
         # Steps parked by workers that lacked their code are due again now.
-        WorkItem.objects.using(using).filter(run_id=run.pk, lease_expires_at__isnull=True).update(
-            available_at=Now(), dispatched_at=None
-        )
+        WorkItem.objects.using(using).of(run.pk).unleased().update(available_at=Now(), dispatched_at=None)
         outbox.wake(using, run.pk)
 
 

@@ -20,6 +20,7 @@ from django.utils.html import format_html
 
 import durable_django as durable
 
+from ..core.requests import Kind
 from ..models import HistoryEntry, WorkflowRun
 from . import display
 from .views import RunViews
@@ -78,7 +79,7 @@ class WorkflowRunAdmin(RunViews):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WorkflowRun]:
         # The newest top-level history entry of each run, as subqueries: one query for the page.
-        latest = HistoryEntry.objects.filter(run=OuterRef("pk"), group_seq__isnull=True).order_by("-seq")
+        latest = HistoryEntry.objects.positions().filter(run=OuterRef("pk")).order_by("-seq")
         columns = ("seq", "kind", "name", "attempts")
         current = {f"current_{column}": Subquery(latest.values(column)[:1]) for column in columns}
         return super().get_queryset(request).annotate(**current)
@@ -144,7 +145,7 @@ class WorkflowRunAdmin(RunViews):
 
     @admin.display(description="attempts", ordering="current_attempts")
     def attempts(self, run: WorkflowRun) -> int | None:
-        if getattr(run, "current_kind", None) != "step" or run.status == Status.COMPLETED:
+        if getattr(run, "current_kind", None) != Kind.STEP or run.status == Status.COMPLETED:
             return None
         attempts: int = getattr(run, "current_attempts", 0)
         return attempts

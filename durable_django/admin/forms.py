@@ -54,7 +54,7 @@ class ForkForm(forms.Form):
     def __init__(self, run: WorkflowRun, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Leaves of a group are not positions a fork can start from; the library says so too.
-        positions = HistoryEntry.objects.filter(run=run, group_seq__isnull=True).order_by("seq")
+        positions = HistoryEntry.objects.positions().filter(run=run).order_by("seq")
         choices = [
             (seq, f"#{seq} {kind} {name}".rstrip()) for seq, kind, name in positions.values_list("seq", "kind", "name")
         ]

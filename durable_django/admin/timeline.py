@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
+from ..core.requests import Kind
 from ..models import HistoryEntry, Signal, WorkflowRun
 from . import display
 from .redaction import positional_names, redact
@@ -70,11 +71,11 @@ class Item:
 
     @property
     def is_group(self) -> bool:
-        return self.kind in {"all_of", "any_of"}
+        return self.kind in {Kind.ALL_OF, Kind.ANY_OF}
 
     @property
     def timed_out(self) -> bool:
-        return self.kind == "signal" and self.status == Status.COMPLETED and self.signal is None
+        return self.kind == Kind.SIGNAL and self.status == Status.COMPLETED and self.signal is None
 
     @property
     def status_label(self) -> str:
@@ -83,7 +84,7 @@ class Item:
             return "timed out"
         if self.status != Status.SCHEDULED:
             return self.status
-        if self.kind != "step":
+        if self.kind != Kind.STEP:
             return "waiting"
         if self.error is not None:
             return "retrying"
@@ -109,7 +110,7 @@ class Timeline:
 
 
 def _took(entry: HistoryEntry, now: datetime) -> str:
-    step = entry.kind == "step"
+    step = entry.kind == Kind.STEP
     begin = entry.started_at if step else entry.scheduled_at
     if begin is None:
         return ""
@@ -122,18 +123,18 @@ def _took(entry: HistoryEntry, now: datetime) -> str:
 
 def _asked(entry: HistoryEntry, secrets: tuple[str, ...], names: Names) -> SafeString | str:
     arguments = display.loads(entry.args_json)
-    if entry.kind in {"step", "child"}:
-        return display.call(arguments, secrets, names("step" if entry.kind == "step" else "workflow", entry.name))
-    if entry.kind == "sleep" and isinstance(arguments, dict):
+    if entry.kind in {Kind.STEP, Kind.CHILD}:
+        return display.call(arguments, secrets, names("step" if entry.kind == Kind.STEP else "workflow", entry.name))
+    if entry.kind == Kind.SLEEP and isinstance(arguments, dict):
         if "seconds" in arguments:
             return f"for {display.duration(timedelta(seconds=arguments['seconds']))}"
         return f"until {arguments.get('until')}"
-    if entry.kind == "signal" and isinstance(arguments, dict):
+    if entry.kind == Kind.SIGNAL and isinstance(arguments, dict):
         timeout = arguments.get("timeout")
         return "no timeout" if timeout is None else f"timeout {display.duration(timedelta(seconds=timeout))}"
-    if entry.kind == "state":
+    if entry.kind == Kind.STATE:
         return display.json_block(arguments, secrets)
-    if entry.kind in {"all_of", "any_of"}:
+    if entry.kind in {Kind.ALL_OF, Kind.ANY_OF}:
         return f"{arguments} requests"
     return ""
 
@@ -141,7 +142,7 @@ def _asked(entry: HistoryEntry, secrets: tuple[str, ...], names: Names) -> SafeS
 def _item(entry: HistoryEntry, secrets: tuple[str, ...], names: Names, now: datetime) -> Item:
     result = None
     # A state's value is what it asked; a group's values are its leaves' results.
-    if entry.result_json is not None and entry.kind not in {"state", "all_of", "any_of"}:
+    if entry.result_json is not None and entry.kind not in {Kind.STATE, Kind.ALL_OF, Kind.ANY_OF}:
         result = display.json_block(display.loads(entry.result_json), secrets)
     error = display.loads(entry.error_json)
     if error is not None and not isinstance(error, dict):
@@ -178,7 +179,7 @@ def build(run: WorkflowRun, secrets: tuple[str, ...]) -> Timeline:
         group = None if entry.group_seq is None else items.get(entry.group_seq)
         (top if group is None else group.leaves).append(item)
     for item in top:
-        if item.kind == "any_of" and item.status != Status.SCHEDULED:  # the others were cancelled
+        if item.kind == Kind.ANY_OF and item.status != Status.SCHEDULED:  # the others were cancelled
             item.winner = next((leaf.seq for leaf in item.leaves if leaf.status != Status.CANCELLED), None)
     waiting = []
     for signal in signals:

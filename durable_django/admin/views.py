@@ -25,6 +25,7 @@ from django.utils.text import slugify
 
 import durable_django as durable
 
+from ..core.requests import Kind
 from ..models import WorkflowRun
 from ..ops import replay
 from . import display, timeline
@@ -191,8 +192,8 @@ class RunViews(_Base):
             secrets = fragments()
             document["input"] = redact_call(document["input"], positional_names("workflow", run.workflow_name), secrets)
             for entry in document["history"]:
-                kind = "step" if entry["kind"] == "step" else "workflow"
-                names = positional_names(kind, entry["name"]) if entry["kind"] in {"step", "child"} else ()
+                kind = "step" if entry["kind"] == Kind.STEP else "workflow"
+                names = positional_names(kind, entry["name"]) if entry["kind"] in {Kind.STEP, Kind.CHILD} else ()
                 entry["args"] = redact_call(entry["args"], names, secrets)
                 entry["result"] = redact(entry["result"], secrets)
                 entry["error"] = redact(entry["error"], secrets)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ..exceptions import DurableError
+from ..exceptions import StepContextUnavailable
 
 __all__ = ["StepContext", "step_context"]
 
@@ -35,7 +35,7 @@ def step_context() -> StepContext:
     """Return the context of the step attempt running now."""
     context = _current.get()
     if context is None:
-        raise DurableError(
+        raise StepContextUnavailable(
             "durable.step_context() was called outside a running step; call it only inside a "
             "function decorated with @durable.step while a worker runs it."
         )

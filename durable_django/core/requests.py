@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from ..exceptions import InvalidRequest
@@ -22,6 +23,7 @@ __all__ = [
     "ChildCall",
     "ContinueAsNew",
     "Group",
+    "Kind",
     "Leaf",
     "Patched",
     "Request",
@@ -54,6 +56,19 @@ def encode_arguments(args: Iterable[Any], kwargs: dict[str, Any], what: str) -> 
     return codec.encode({"args": args, "kwargs": kwargs})
 
 
+class Kind(StrEnum):
+    """What a request is, as its history entry records it (``HistoryEntry.Kind`` has the same values)."""
+
+    STEP = "step"
+    SLEEP = "sleep"
+    SIGNAL = "signal"
+    CHILD = "child"
+    STATE = "state"
+    PATCHED = "patched"
+    ALL_OF = "all_of"
+    ANY_OF = "any_of"
+
+
 def decode_arguments(text: str) -> tuple[list[Any], dict[str, Any]]:
     """The ``(args, kwargs)`` that :func:`encode_arguments` encoded."""
     data = codec.decode(text)
@@ -66,7 +81,7 @@ class StepCall:
 
     name: str
     args_json: str
-    kind = "step"
+    kind = Kind.STEP
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +89,7 @@ class Sleep:
     """Wait until a timer fires: ``args_json`` holds either ``seconds`` or an ISO ``until``."""
 
     args_json: str
-    kind = "sleep"
+    kind = Kind.SLEEP
     name = ""
 
 
@@ -84,7 +99,7 @@ class WaitSignal:
 
     name: str
     args_json: str
-    kind = "signal"
+    kind = Kind.SIGNAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +108,7 @@ class ChildCall:
 
     name: str
     args_json: str
-    kind = "child"
+    kind = Kind.CHILD
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +116,7 @@ class SetState:
     """Publish ``args_json`` as the run's state, readable without replay."""
 
     args_json: str
-    kind = "state"
+    kind = Kind.STATE
     name = ""
 
 
@@ -110,7 +125,7 @@ class Patched:
     """Ask whether this run takes the code path introduced by change ``name``."""
 
     name: str
-    kind = "patched"
+    kind = Kind.PATCHED
     args_json = "{}"
 
 
@@ -129,7 +144,7 @@ class AllOf:
     """Wait for every request; the values come back as a list, in order."""
 
     requests: tuple[Leaf, ...]
-    kind = "all_of"
+    kind = Kind.ALL_OF
     name = ""
 
     @property
@@ -142,7 +157,7 @@ class AnyOf:
     """Wait for the first request to finish; ``[index, value]`` comes back and the rest are cancelled."""
 
     requests: tuple[Leaf, ...]
-    kind = "any_of"
+    kind = Kind.ANY_OF
     name = ""
 
     @property

@@ -12,6 +12,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from ..core import codec
+from ..core.requests import Kind
 from ..models import HistoryEntry, WorkflowRun
 from ..store.leases import database
 
@@ -28,7 +29,7 @@ def select_runs(*, statuses: Sequence[str] = (), workflow: str | None = None) ->
         runs = runs.filter(status__in=statuses)
     if workflow:
         runs = runs.filter(workflow_name=workflow)
-    last = HistoryEntry.objects.filter(run=OuterRef("pk"), group_seq__isnull=True).order_by("-seq")
+    last = HistoryEntry.objects.positions().filter(run=OuterRef("pk")).order_by("-seq")
     return runs.annotate(at_kind=Subquery(last.values("kind")[:1]), at_name=Subquery(last.values("name")[:1])).order_by(
         "-created_at", "pk"
     )
@@ -136,8 +137,8 @@ def _ending(run: WorkflowRun) -> str:
 def _entry_detail(entry: HistoryEntry) -> str:
     arguments = _arguments(entry.kind, entry.args_json)
     if entry.status == HistoryEntry.Status.COMPLETED:
-        outcome = "" if entry.kind in {"sleep", "state", "all_of"} else f"-> {_json(entry.result_json)}"
-        if entry.kind == "state":
+        outcome = "" if entry.kind in {Kind.SLEEP, Kind.STATE, Kind.ALL_OF} else f"-> {_json(entry.result_json)}"
+        if entry.kind == Kind.STATE:
             arguments = _json(entry.args_json)
     elif entry.error_json is not None:
         error = codec.decode(entry.error_json)
@@ -158,7 +159,7 @@ def _indent(entry: HistoryEntry) -> str:
 
 
 def _arguments(kind: str, args_json: str) -> str:
-    if kind not in {"step", "child"}:
+    if kind not in {Kind.STEP, Kind.CHILD}:
         return ""
     value = codec.decode(args_json)
     shown = [_compact(arg) for arg in value.get("args", [])]

@@ -15,7 +15,8 @@ from django.db.models.functions import Now
 
 from ..conf import settings
 from ..core.registry import step as lookup_step
-from ..exceptions import DurableError, RunNotFound, WorkflowIdConflict, WorkflowNotRegistered
+from ..core.requests import Kind
+from ..exceptions import InvalidRequest, InvalidRunState, RunNotFound, WorkflowIdConflict, WorkflowNotRegistered
 from ..models import HistoryEntry, WorkflowRun, WorkItem
 from ..runs import check_workflow_id, get_run, resume
 from ..store import outbox
@@ -48,11 +49,13 @@ def _retry_locked(using: str, run: WorkflowRun) -> None:
     if locked is None:
         raise RunNotFound(f"run {run.workflow_id!r} no longer exists.")
     if locked.status != Status.FAILED:
-        raise DurableError(f"run {run.workflow_id!r} is {locked.status}; only failed or blocked runs can be retried.")
-    last = HistoryEntry.objects.using(using).filter(run_id=run.pk, group_seq__isnull=True).order_by("-seq").first()
+        raise InvalidRunState(
+            f"run {run.workflow_id!r} is {locked.status}; only failed or blocked runs can be retried."
+        )
+    last = HistoryEntry.objects.using(using).of(run.pk).positions().order_by("-seq").first()
     if last is not None and last.status == Entry.FAILED:
-        if last.kind in {"all_of", "any_of"}:
-            raise DurableError(
+        if last.kind in {Kind.ALL_OF, Kind.ANY_OF}:
+            raise InvalidRunState(
                 f"run {run.workflow_id!r} failed in a group at #{last.seq}; its resolution is recorded, so it "
                 f"cannot be retried in place. Fork it from #{last.seq} instead."
             )
@@ -68,7 +71,7 @@ def _reopen(using: str, run: WorkflowRun, entry: HistoryEntry) -> None:
     HistoryEntry.objects.using(using).filter(pk=entry.pk).update(
         status=Entry.SCHEDULED, result_json=None, error_json=None, attempts=0, started_at=None, finished_at=None
     )
-    if entry.kind == "child" and entry.child_id is not None:
+    if entry.kind == Kind.CHILD and entry.child_id is not None:
         child = WorkflowRun.objects.using(using).get(pk=entry.child_id)
         if child.status == Status.FAILED:
             _retry_locked(using, child)
@@ -76,14 +79,14 @@ def _reopen(using: str, run: WorkflowRun, entry: HistoryEntry) -> None:
     try:
         definition = lookup_step(entry.name)
     except WorkflowNotRegistered as error:
-        raise DurableError(f"run {run.workflow_id!r} cannot be retried here: {error}") from None
+        raise WorkflowNotRegistered(f"run {run.workflow_id!r} cannot be retried here: {error}") from None
     queue = definition.queue or ""
     item = WorkItem.objects.using(using).create(
         run_id=run.pk,
         kind=WorkItem.Kind.STEP,
         seq=entry.seq,
         queue=queue,
-        lease_seconds=definition.timeout_seconds + float(settings.LEASE_GRACE),
+        lease_seconds=definition.timeout_seconds + settings.LEASE_GRACE,
         dispatched_at=Now(),
     )
     outbox.after_commit(item.pk, queue, using=using)
@@ -97,18 +100,18 @@ def fork(run: WorkflowRun | str, from_seq: int, *, workflow_id: str | None = Non
     """
     run = get_run(run)
     using = database()
-    entries = list(HistoryEntry.objects.using(using).filter(run_id=run.pk, seq__lt=from_seq).order_by("seq"))
-    at = HistoryEntry.objects.using(using).filter(run_id=run.pk, seq=from_seq).first()
+    entries = list(HistoryEntry.objects.using(using).of(run.pk).filter(seq__lt=from_seq).order_by("seq"))
+    at = HistoryEntry.objects.using(using).at(run.pk, from_seq).first()
     if not 0 <= from_seq <= run.next_seq or len(entries) != from_seq:
-        raise DurableError(f"run {run.workflow_id!r} has positions 0 to {run.next_seq}; {from_seq} is not one.")
+        raise InvalidRequest(f"run {run.workflow_id!r} has positions 0 to {run.next_seq}; {from_seq} is not one.")
     if at is not None and at.group_seq is not None:
-        raise DurableError(f"#{from_seq} is inside the group at #{at.group_seq}; fork from #{at.group_seq}.")
+        raise InvalidRequest(f"#{from_seq} is inside the group at #{at.group_seq}; fork from #{at.group_seq}.")
     pending = [entry.seq for entry in entries if entry.status == Entry.SCHEDULED]
     if pending:
-        raise DurableError(f"#{pending[0]} has no outcome yet; fork from a position after recorded outcomes only.")
+        raise InvalidRequest(f"#{pending[0]} has no outcome yet; fork from a position after recorded outcomes only.")
     new_id = check_workflow_id(workflow_id or f"{run.workflow_id[:200]}.fork-{uuid.uuid4().hex[:8]}")
     taken = WorkflowIdConflict(f"workflow_id {new_id!r} is taken by another run; choose another for the fork.")
-    if WorkflowRun.objects.using(using).filter(workflow_id=new_id).exists():
+    if WorkflowRun.objects.using(using).with_id(new_id).exists():
         raise taken
     try:
         return _copy(using, run, entries, from_seq, new_id)

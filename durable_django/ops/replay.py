@@ -13,7 +13,7 @@ from ..core import codec, engine
 from ..core.interpreter import Interpreter
 from ..core.registry import resolve_workflow
 from ..core.requests import decode_arguments
-from ..exceptions import DurableError, WorkflowNotRegistered
+from ..exceptions import InvalidRequest, WorkflowNotRegistered
 from ..models import HistoryEntry, WorkflowRun
 from ..store.history import outcome_of, recorded
 from ..store.leases import database
@@ -26,7 +26,7 @@ FORMAT = "durable_django.history/1"
 
 def export(run: WorkflowRun) -> dict[str, Any]:
     """The run's current history as a JSON-ready document (its generation only)."""
-    entries = HistoryEntry.objects.using(database()).filter(run_id=run.pk).order_by("seq")
+    entries = HistoryEntry.objects.using(database()).of(run.pk).order_by("seq")
     return {
         "format": FORMAT,
         "workflow_id": run.workflow_id,
@@ -50,7 +50,7 @@ def export(run: WorkflowRun) -> dict[str, Any]:
 
 def check(run: WorkflowRun) -> str | None:
     """Why this process's code would block ``run`` on replay, or None if it replays cleanly."""
-    entries = HistoryEntry.objects.using(database()).filter(run_id=run.pk)
+    entries = HistoryEntry.objects.using(database()).of(run.pk)
     history = {entry.seq: recorded(entry) for entry in entries}
     return _replay(run.workflow_name, run.input_json, history)
 
@@ -58,7 +58,7 @@ def check(run: WorkflowRun) -> str | None:
 def check_export(document: dict[str, Any]) -> str | None:
     """:func:`check` for a document written by :func:`export`."""
     if document.get("format") != FORMAT:
-        raise DurableError(f"not a history export ({FORMAT!r} expected, got {document.get('format')!r}).")
+        raise InvalidRequest(f"not a history export ({FORMAT!r} expected, got {document.get('format')!r}).")
     history: dict[int, engine.Recorded] = {}
     for item in document["history"]:
         result = None if item["result"] is None else codec.encode(item["result"])

@@ -26,6 +26,7 @@ from ..core.requests import (
     AllOf,
     AnyOf,
     ChildCall,
+    Kind,
     Leaf,
     Patched,
     SetState,
@@ -56,7 +57,7 @@ MAX_ROUNDS = 100
 def lock_run(using: str, run_id: uuid.UUID, *, with_input: bool = False) -> WorkflowRun | None:
     """Lock the run's row for this transaction; ``with_input`` when a replay is likely (a fresh run)."""
     fields = (*_RUN_FIELDS, "input_json") if with_input else _RUN_FIELDS
-    return WorkflowRun.objects.using(using).select_for_update(no_key=True).only(*fields).filter(pk=run_id).first()
+    return WorkflowRun.objects.using(using).locked(run_id, *fields).first()
 
 
 def advance(
@@ -135,11 +136,7 @@ class _Advance:
         knows what to undo. Steps not started yet, sleeps, waits and children are
         cancelled at once.
         """
-        return (
-            WorkItem.objects.using(self.using)
-            .filter(run_id=self.run.pk, kind=WorkItem.Kind.STEP, lease_expires_at__gt=Now())
-            .exists()
-        )
+        return WorkItem.objects.using(self.using).of(self.run.pk).of_kind(WorkItem.Kind.STEP).leased().exists()
 
     # Commands.
     def _apply(self, command: engine.Command) -> None:
@@ -190,7 +187,7 @@ class _Advance:
         definition = lookup_step(request.name)
         step_queue = definition.queue or ""
         inline = self.inline is None and self.queue == step_queue
-        lease = definition.timeout_seconds + float(settings.LEASE_GRACE)
+        lease = definition.timeout_seconds + settings.LEASE_GRACE
         self.running = True
         self._entry(seq, request, group_seq=group, attempts=int(inline), started_at=Now() if inline else None)
         item = WorkItem.objects.using(self.using).create(
@@ -252,11 +249,11 @@ class _Advance:
             self.state_json = command.request.args_json
 
     def _settle(self, seq: int, outcome: engine.Outcome) -> None:
-        entries = HistoryEntry.objects.using(self.using).filter(run_id=self.run.pk, seq=seq)
+        entries = HistoryEntry.objects.using(self.using).at(self.run.pk, seq)
         entries.update(finished_at=Now(), **_columns(outcome))
         self.history.add(seq, _with_outcome(self.history[seq], outcome))
         if outcome is engine.CANCELLED:
-            WorkItem.objects.using(self.using).filter(run_id=self.run.pk, seq=seq).delete()
+            WorkItem.objects.using(self.using).of(self.run.pk).filter(seq=seq).delete()
             child_id = entries.values_list("child_id", flat=True).first()
             if child_id is not None:
                 lifecycle.request_cancel(self.using, child_id)
@@ -268,9 +265,9 @@ class _Advance:
             entry = self.history[seq]
             if entry.outcome is not None:  # settled while this decision was applied
                 found = True
-            elif entry.kind == "signal":
+            elif entry.kind == Kind.SIGNAL:
                 found = self._take_signal(seq, entry) or found
-            elif entry.kind == "child":
+            elif entry.kind == Kind.CHILD:
                 found = self._take_child_result(seq, entry) or found
         return found
 
@@ -279,14 +276,16 @@ class _Advance:
         if payload_json is None:
             return False
         if codec.decode(entry.args_json)["timeout"] is not None:
-            WorkItem.objects.using(self.using).filter(run_id=self.run.pk, seq=seq).delete()  # the timeout's timer
+            WorkItem.objects.using(self.using).of(self.run.pk).filter(seq=seq).delete()  # the timeout's timer
         self._settle(seq, engine.Succeeded(payload_json))
         return True
 
     def _take_child_result(self, seq: int, entry: engine.Recorded) -> bool:
         child = (
             WorkflowRun.objects.using(self.using)
-            .filter(parent_id=self.run.pk, parent_seq=seq, status__in=WorkflowRun.FINISHED)
+            .children_of(self.run.pk)
+            .finished()
+            .filter(parent_seq=seq)
             .values_list("status", "result_json", "error_json")
             .first()
         )
@@ -303,7 +302,7 @@ class _Advance:
     # Saving and ending.
     def _save(self, waiting: tuple[int, ...], cancel: bool) -> None:
         self.inbox.flush()
-        running = self.running or any(self.history[seq].kind in {"step", "child"} for seq in waiting)
+        running = self.running or any(self.history[seq].kind in {Kind.STEP, Kind.CHILD} for seq in waiting)
         fields: dict[str, Any] = {
             "next_seq": self.history.next_seq,
             "status": Status.RUNNING if running or not waiting else Status.WAITING,

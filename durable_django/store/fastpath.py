@@ -21,7 +21,7 @@ from ..conf import settings
 from ..core import engine
 from ..core.interpreter import Interpreter
 from ..core.registry import step as lookup_step
-from ..core.requests import StepCall
+from ..core.requests import Kind, StepCall
 from ..exceptions import WorkflowNotRegistered
 from ..models import HistoryEntry, WorkflowRun, WorkItem
 from . import generator_cache, observe
@@ -118,7 +118,7 @@ class _Rollback(Exception):
 def _go_on(
     using: str, held: Claim, interpreter: Interpreter, result_json: str, *, keep_on_fallback: bool
 ) -> Claim | NotTaken | None:
-    known = engine.Recorded("step", held.step, held.args_json, engine.Succeeded(result_json))
+    known = engine.Recorded(Kind.STEP, held.step, held.args_json, engine.Succeeded(result_json))
     decision = engine.decide(interpreter, {held.seq: known})
     params: dict[str, Any] = {
         "run": held.run_id,
@@ -192,4 +192,4 @@ def _next_step(decision: engine.Decision, held: Claim) -> tuple[StepCall, str, f
     queue = definition.queue or ""
     if queue != held.queue:
         return None
-    return request, queue, definition.timeout_seconds + float(settings.LEASE_GRACE)
+    return request, queue, definition.timeout_seconds + settings.LEASE_GRACE

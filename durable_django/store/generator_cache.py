@@ -38,7 +38,7 @@ def put(run_id: UUID, generation: int, next_seq: int, interpreter: Interpreter) 
     with _lock:
         _entries[run_id] = (generation, next_seq, interpreter)
         _entries.move_to_end(run_id)
-        while len(_entries) > max(0, int(settings.GENERATOR_CACHE_SIZE)):
+        while len(_entries) > max(0, settings.GENERATOR_CACHE_SIZE):
             evicted.append(_entries.popitem(last=False)[1][2])
     for old in evicted:
         old.close()

@@ -56,7 +56,7 @@ class History(Mapping[int, engine.Recorded]):
         return self._entries[seq]
 
     def _load(self) -> None:
-        rows = HistoryEntry.objects.using(self._using).filter(run_id=self._run_id, seq__gte=self._start)
+        rows = HistoryEntry.objects.using(self._using).of(self._run_id).filter(seq__gte=self._start)
         for seq, kind, name, args_json, status, result_json, error_json in rows.values_list(
             "seq", "kind", "name", "args_json", "status", "result_json", "error_json"
         ):

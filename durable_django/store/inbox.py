@@ -29,8 +29,7 @@ class Inbox:
         if pending is None:
             rows = (
                 Signal.objects.using(self._using)
-                .filter(run_id=self._run_id, name=name, consumed_seq__isnull=True)
-                .order_by("id")
+                .inbox(self._run_id, name)
                 .values_list("id", "payload_json")[: self._limit]
             )
             pending = self._pending[name] = list(rows)

@@ -9,16 +9,13 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.db import router
-from django.db.models import DateTimeField, ExpressionWrapper, Q, Value
-from django.db.models.expressions import CombinedExpression
-from django.db.models.functions import Now
 
 from ..models import WorkflowRun, WorkItem, idempotency_key
+from .querysets import db_now_plus
 
-__all__ = ["Claim", "claimable", "database", "db_now_plus", "fence", "lease_owner"]
+__all__ = ["Claim", "database", "db_now_plus", "fence", "lease_owner"]
 
 #: This machine, as lease owners name it.
 HOST = socket.gethostname()
@@ -27,16 +24,6 @@ HOST = socket.gethostname()
 def database() -> str:
     """The database alias durable_django writes to (the router decides, ``default`` otherwise)."""
     return router.db_for_write(WorkflowRun)
-
-
-def db_now_plus(seconds: float) -> ExpressionWrapper[CombinedExpression]:
-    """The database's clock plus ``seconds``."""
-    return ExpressionWrapper(Now() + Value(timedelta(seconds=seconds)), output_field=DateTimeField())
-
-
-def claimable() -> Q:
-    """Due and unleased, or leased by someone whose lease ran out."""
-    return Q(lease_expires_at__isnull=True, available_at__lte=Now()) | Q(lease_expires_at__lt=Now())
 
 
 def lease_owner() -> str:
@@ -66,4 +53,4 @@ class Claim:
 
 def fence(using: str, held: Claim) -> bool:
     """Delete the item if this process still holds its lease; False means a newer claim won."""
-    return WorkItem.objects.using(using).filter(pk=held.item_id, token=held.token).delete()[0] == 1
+    return WorkItem.objects.using(using).held(held.item_id, held.token).delete()[0] == 1

@@ -38,7 +38,7 @@ def finish(
         WorkflowRun.objects.using(using).filter(pk=run.pk).update(**fields)
         return
     WorkflowRun.objects.using(using).filter(pk=run.pk).update(cancel_requested=False, finished_at=Now(), **fields)
-    WorkItem.objects.using(using).filter(run_id=run.pk).delete()
+    WorkItem.objects.using(using).of(run.pk).delete()
     notify_parent(using, run)
 
 
@@ -55,7 +55,7 @@ def request_cancel(using: str, run_id: uuid.UUID) -> bool:
     Only the first request counts: once delivered, a cancel is not raised again inside the
     workflow's compensation by an impatient second call.
     """
-    live = WorkflowRun.objects.using(using).filter(pk=run_id, status__in=WorkflowRun.LIVE)
+    live = WorkflowRun.objects.using(using).live().filter(pk=run_id)
     if live.filter(cancel_requested_at__isnull=True).update(
         cancel_requested=True, cancel_requested_at=Now(), updated_at=Now()
     ):
@@ -66,9 +66,9 @@ def request_cancel(using: str, run_id: uuid.UUID) -> bool:
 
 def continue_as_new(using: str, run: WorkflowRun, args_json: str, state_json: str | None) -> None:
     """Start the run over with new arguments; signals it has not consumed stay in its inbox."""
-    HistoryEntry.objects.using(using).filter(run_id=run.pk).delete()
-    Signal.objects.using(using).filter(run_id=run.pk, consumed_seq__isnull=False).delete()
-    WorkItem.objects.using(using).filter(run_id=run.pk).delete()
+    HistoryEntry.objects.using(using).of(run.pk).delete()
+    Signal.objects.using(using).filter(run_id=run.pk).consumed().delete()
+    WorkItem.objects.using(using).of(run.pk).delete()
     fields: dict[str, Any] = {} if state_json is None else {"state_json": state_json}
     WorkflowRun.objects.using(using).filter(pk=run.pk).update(
         input_json=args_json,
@@ -91,6 +91,6 @@ def child_workflow_id(using: str, parent: WorkflowRun, seq: int) -> str:
     candidate = parent.workflow_id + suffix
     if len(candidate) > 255:
         candidate = f"child-{uuid.uuid5(uuid.NAMESPACE_URL, candidate).hex}{suffix}"
-    if WorkflowRun.objects.using(using).filter(workflow_id=candidate).exists():
+    if WorkflowRun.objects.using(using).with_id(candidate).exists():
         candidate = f"{candidate[:240]}-{uuid.uuid4().hex[:12]}"
     return candidate

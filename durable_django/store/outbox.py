@@ -104,7 +104,7 @@ def wake(using: str, run_id: uuid.UUID) -> None:
     pending = _pending_wakes(connection)
     earlier = pending.get(run_id)
     # Its item may already have been worked in this same transaction (run_until_idle in a test).
-    if earlier is not None and WorkItem.objects.using(using).filter(pk=earlier, lease_expires_at__isnull=True).exists():
+    if earlier is not None and WorkItem.objects.using(using).unleased().filter(pk=earlier).exists():
         return
     item = WorkItem.objects.using(using).create(run_id=run_id, kind=WorkItem.Kind.ADVANCE, dispatched_at=Now())
     transaction.on_commit(_Wake(run_id, item.pk), using=using, robust=True)
@@ -140,7 +140,7 @@ def countdown_hint(seconds: float) -> float | None:
     Durable waits never depend on a message with a long ETA: brokers lose those, and
     workers hold them in memory.
     """
-    return seconds if seconds <= float(settings.COUNTDOWN_HINT_MAX) else None
+    return seconds if seconds <= settings.COUNTDOWN_HINT_MAX else None
 
 
 def stale_write_refused(held: Claim) -> None:

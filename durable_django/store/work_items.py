@@ -17,10 +17,11 @@ from django.db.models.functions import Now
 from ..conf import settings
 from ..core import engine
 from ..core.interpreter import ErrorInfo
+from ..core.requests import Kind
 from ..models import HistoryEntry, WorkflowRun, WorkItem
 from . import fastpath, generator_cache, lifecycle, observe, outbox
 from .advance import advance, lock_run
-from .leases import Claim, claimable, database, db_now_plus, fence, lease_owner
+from .leases import Claim, database, db_now_plus, fence, lease_owner
 
 __all__ = ["park", "record_failure", "record_success", "release", "take"]
 
@@ -57,11 +58,7 @@ def take(item_id: int) -> Claim | None:
                 return None
         # An advance reads every committed signal, so it stands for all the run's waiting
         # advances; with the run locked, none left means another worker did this one.
-        elif (
-            not WorkItem.objects.using(using)
-            .filter(run_id=run.pk, kind=WorkItem.Kind.ADVANCE, lease_expires_at__isnull=True)
-            .delete()[0]
-        ):
+        elif not WorkItem.objects.using(using).of(run.pk).of_kind(WorkItem.Kind.ADVANCE).unleased().delete()[0]:
             return None
         return advance(using, run, "")
 
@@ -70,7 +67,8 @@ def _lock_claimable(using: str, item_id: int) -> Mapping[str, Any] | None:
     return (
         WorkItem.objects.using(using)
         .select_for_update(skip_locked=True)
-        .filter(claimable(), pk=item_id)
+        .claimable()
+        .filter(pk=item_id)
         .values("token", "seq", "queue", "lease_seconds")
         .first()
     )
@@ -84,7 +82,7 @@ def _claim_step(using: str, item_id: int, run_id: Any) -> Claim | None:
     WorkItem.objects.using(using).filter(pk=item_id).update(
         token=token, lease_expires_at=db_now_plus(row["lease_seconds"]), owner=lease_owner()
     )
-    entries = HistoryEntry.objects.using(using).filter(run_id=run_id, seq=row["seq"])
+    entries = HistoryEntry.objects.using(using).at(run_id, row["seq"])
     entries.update(attempts=F("attempts") + 1, started_at=Now())
     entry = entries.values("name", "args_json", "attempts", "run__workflow_id", "run__generation").get()
     return Claim(
@@ -105,7 +103,8 @@ def _fire(using: str, run_id: Any, seq: int) -> bool:
     """A timer is due: end the sleep, or time out the signal wait. False if it was already settled."""
     return bool(
         HistoryEntry.objects.using(using)
-        .filter(run_id=run_id, seq=seq, status=Entry.SCHEDULED)
+        .at(run_id, seq)
+        .pending()
         .update(status=Entry.COMPLETED, result_json="null", finished_at=Now())
     )
 
@@ -127,10 +126,10 @@ def record_success(held: Claim, result_json: str, body: Any = None) -> Claim | N
             return None
         if body is not None:
             result_json = body()
-        HistoryEntry.objects.using(using).filter(run_id=held.run_id, seq=held.seq).update(
+        HistoryEntry.objects.using(using).at(held.run_id, held.seq).update(
             status=Entry.COMPLETED, result_json=result_json, error_json=None, finished_at=Now()
         )
-        known = engine.Recorded("step", held.step, held.args_json, engine.Succeeded(result_json))
+        known = engine.Recorded(Kind.STEP, held.step, held.args_json, engine.Succeeded(result_json))
         return advance(using, run, held.queue, known=(held.seq, known))
 
 
@@ -138,13 +137,13 @@ def record_failure(held: Claim, error: ErrorInfo, retry_in: timedelta | None) ->
     """Record a failed attempt: schedule the retry, or give up and raise it in the workflow."""
     using = database()
     with transaction.atomic(using=using):
-        entries = HistoryEntry.objects.using(using).filter(run_id=held.run_id, seq=held.seq)
+        entries = HistoryEntry.objects.using(using).at(held.run_id, held.seq)
         if retry_in is not None:
             delay = retry_in.total_seconds()
             hint = outbox.countdown_hint(delay)
             retried = (
                 WorkItem.objects.using(using)
-                .filter(pk=held.item_id, token=held.token)
+                .held(held.item_id, held.token)
                 .update(
                     lease_expires_at=None,
                     available_at=db_now_plus(delay),
@@ -165,7 +164,7 @@ def record_failure(held: Claim, error: ErrorInfo, retry_in: timedelta | None) ->
             return None
         entries.update(status=Entry.FAILED, error_json=error.as_json(), finished_at=Now())
         observe.step_failed(using, held, error.as_dict(), final=True)
-        known = engine.Recorded("step", held.step, held.args_json, engine.Failed(error))
+        known = engine.Recorded(Kind.STEP, held.step, held.args_json, engine.Failed(error))
         return advance(using, run, held.queue, known=(held.seq, known))
 
 
@@ -186,14 +185,14 @@ def park(held: Claim, error: ErrorInfo) -> None:
         run = lock_run(using, held.run_id)
         parked = (
             WorkItem.objects.using(using)
-            .filter(pk=held.item_id, token=held.token)
+            .held(held.item_id, held.token)
             .update(lease_expires_at=None, owner="", available_at=db_now_plus(_PARK_SECONDS), dispatched_at=None)
         )
         if not parked or run is None:
             return
-        entries = HistoryEntry.objects.using(using).filter(run_id=held.run_id, seq=held.seq)
+        entries = HistoryEntry.objects.using(using).at(held.run_id, held.seq)
         entries.update(attempts=F("attempts") - 1, error_json=error.as_json())
-        grace = -float(settings.UNKNOWN_CODE_GRACE)
+        grace = -settings.UNKNOWN_CODE_GRACE
         if run.status in WorkflowRun.LIVE and entries.filter(scheduled_at__lt=db_now_plus(grace)).exists():
             lifecycle.finish(using, run, WorkflowRun.Status.BLOCKED, error_json=error.as_json())
 
@@ -204,11 +203,9 @@ def release(held: Claim) -> None:
     with transaction.atomic(using=using):
         released = (
             WorkItem.objects.using(using)
-            .filter(pk=held.item_id, token=held.token)
+            .held(held.item_id, held.token)
             .update(lease_expires_at=None, owner="", dispatched_at=Now())
         )
         if released:
-            HistoryEntry.objects.using(using).filter(run_id=held.run_id, seq=held.seq).update(
-                attempts=F("attempts") - 1
-            )
+            HistoryEntry.objects.using(using).at(held.run_id, held.seq).update(attempts=F("attempts") - 1)
             outbox.after_commit(held.item_id, held.queue, using=using)

@@ -15,7 +15,7 @@ from django.db.models import F
 from django.db.models.functions import Now
 
 from ..models import HistoryEntry, WorkItem
-from ..store.leases import claimable, database
+from ..store.leases import database
 from ..worker import sweeper
 from ._inline import run_until_idle
 
@@ -36,12 +36,10 @@ def advance_time(delta: timedelta) -> int:
     """
     using = database()
     with transaction.atomic(using=using):
-        WorkItem.objects.using(using).filter(kind=WorkItem.Kind.TIMER).update(
+        WorkItem.objects.using(using).of_kind(WorkItem.Kind.TIMER).update(
             available_at=F("available_at") - delta, dispatched_at=None
         )
-        HistoryEntry.objects.using(using).filter(status=HistoryEntry.Status.SCHEDULED, fire_at__isnull=False).update(
-            fire_at=F("fire_at") - delta
-        )
+        HistoryEntry.objects.using(using).timed().update(fire_at=F("fire_at") - delta)
     return sweeper.sweep()
 
 
@@ -63,14 +61,15 @@ def pass_time(delta: timedelta, *, max_items: int = 10_000) -> int:
             break
         upcoming = (
             WorkItem.objects.using(using)
-            .filter(lease_expires_at__isnull=True, available_at__gt=Now())
+            .unleased()
+            .filter(available_at__gt=Now())
             .annotate(now=Now())
             .order_by("available_at")
             .values_list("available_at", "now")
             .first()
         )
         if upcoming is None:
-            if WorkItem.objects.using(using).filter(claimable()).exists():
+            if WorkItem.objects.using(using).claimable().exists():
                 continue  # a retry came due by itself since the last look: work it first
             break
         step = min(max(upcoming[0] - upcoming[1], timedelta(0)) + _TICK, remaining)
@@ -82,9 +81,5 @@ def pass_time(delta: timedelta, *, max_items: int = 10_000) -> int:
 def _shift(using: str, step: timedelta) -> None:
     """Everything that waits for a time gets ``step`` closer to it."""
     with transaction.atomic(using=using):
-        WorkItem.objects.using(using).filter(lease_expires_at__isnull=True).update(
-            available_at=F("available_at") - step
-        )
-        HistoryEntry.objects.using(using).filter(status=HistoryEntry.Status.SCHEDULED, fire_at__isnull=False).update(
-            fire_at=F("fire_at") - step
-        )
+        WorkItem.objects.using(using).unleased().update(available_at=F("available_at") - step)
+        HistoryEntry.objects.using(using).timed().update(fire_at=F("fire_at") - step)

@@ -10,7 +10,7 @@ from ..definitions import WorkflowDefinition
 from ..models import WorkflowRun, WorkItem
 from ..runs import get_run, signal
 from ..store import outbox
-from ..store.leases import claimable, database
+from ..store.leases import database
 from ..worker import runner
 
 __all__ = ["no_broker", "run_until_idle", "run_workflow", "send_signal"]
@@ -28,10 +28,7 @@ def run_until_idle(*, max_items: int = 10_000) -> int:
     worked = 0
     while worked < max_items:
         due = list(
-            WorkItem.objects.using(using)
-            .filter(claimable())
-            .order_by("available_at", "pk")
-            .values_list("pk", flat=True)
+            WorkItem.objects.using(using).claimable().order_by("available_at", "pk").values_list("pk", flat=True)
         )
         if not due:
             return worked

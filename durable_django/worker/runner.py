@@ -30,7 +30,7 @@ __all__ = ["work"]
 def work(item_id: int) -> int:
     """Claim ``item_id`` and continue with the run's next steps; returns steps run."""
     held = work_items.take(item_id)
-    deadline = time.monotonic() + float(settings.INLINE_SECONDS)
+    deadline = time.monotonic() + settings.INLINE_SECONDS
     steps = 0
     while held is not None:
         if steps and time.monotonic() > deadline:

@@ -19,7 +19,7 @@ from django.db.models.functions import Now
 from ..conf import settings
 from ..models import WorkItem
 from ..store import outbox
-from ..store.leases import HOST, claimable, db_now_plus
+from ..store.leases import HOST, db_now_plus
 from . import connections
 
 __all__ = ["Sweeper", "reclaim_dead_owners", "sweep"]
@@ -40,7 +40,7 @@ def reclaim_dead_owners() -> int:
     if not _PROC:  # no /proc (not Linux): leases run their course
         return 0
     using = router.db_for_write(WorkItem)
-    held = WorkItem.objects.using(using).filter(lease_expires_at__gt=Now(), owner__startswith=f"{HOST}:")
+    held = WorkItem.objects.using(using).leased().filter(owner__startswith=f"{HOST}:")
     dead = [(pk, token) for pk, owner, token in held.values_list("pk", "owner", "token") if not _alive(owner)]
     if not dead:
         return 0
@@ -76,16 +76,16 @@ def sweep() -> int:
     has such items. So a backlog does not multiply its own messages.
     """
     using = router.db_for_write(WorkItem)
-    items = WorkItem.objects.using(using).filter(claimable())
+    items = WorkItem.objects.using(using).claimable()
     never_sent = Q(dispatched_at__isnull=True)
-    stale = items.filter(never_sent | Q(dispatched_at__lte=db_now_plus(-float(settings.REPUBLISH_AFTER))))
+    stale = items.filter(never_sent | Q(dispatched_at__lte=db_now_plus(-settings.REPUBLISH_AFTER)))
     published = 0
     for queue in stale.values_list("queue", flat=True).distinct():
         waiting = outbox.queue_length(queue)
         batch = stale.filter(queue=queue)
         if waiting:
             in_flight = items.filter(queue=queue, dispatched_at__isnull=False).count()
-            very_late = Q(dispatched_at__lte=db_now_plus(-float(settings.REPUBLISH_AFTER_BUSY)))
+            very_late = Q(dispatched_at__lte=db_now_plus(-settings.REPUBLISH_AFTER_BUSY))
             published += _publish(using, batch.filter(never_sent))
             published += _publish(using, batch.filter(very_late), limit=max(0, in_flight - waiting))
         else:
@@ -97,7 +97,7 @@ def sweep() -> int:
 
 def _publish(using: str, items: QuerySet[WorkItem], limit: int | None = None) -> int:
     """Stamp and publish the oldest ``items`` (at most a batch), skipping rows another sweeper holds."""
-    limit = int(settings.SWEEP_BATCH) if limit is None else min(limit, int(settings.SWEEP_BATCH))
+    limit = settings.SWEEP_BATCH if limit is None else min(limit, settings.SWEEP_BATCH)
     if limit <= 0:
         return 0
     with transaction.atomic(using=using):
@@ -119,12 +119,12 @@ class Sweeper(threading.Thread):
         self._stopped = threading.Event()
 
     def run(self) -> None:
-        while not self._stopped.wait(float(settings.SWEEP_INTERVAL)):
+        while not self._stopped.wait(settings.SWEEP_INTERVAL):
             try:
                 if settings.RECLAIM_DEAD_OWNERS:
                     reclaim_dead_owners()
                 for _ in range(_CATCH_UP_ROUNDS):  # a full batch means more are due: go on at once
-                    if sweep() < int(settings.SWEEP_BATCH):
+                    if sweep() < settings.SWEEP_BATCH:
                         break
             except Exception:
                 logger.warning("durable_django: sweep failed; retrying next interval", exc_info=True)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import fields
 
 import pytest
 
 import durable_django
-from durable_django.conf import _Defaults
+from durable_django.conf import Settings
 from durable_django.models import WorkflowRun
 
 from .harness import DOCS, ROOT
@@ -27,9 +26,9 @@ def test_every_public_name_is_in_the_reference(name):
     assert re.search(rf"`(durable\.)?{name}\b", text("reference.md")), f"docs/reference.md never names {name}"
 
 
-@pytest.mark.parametrize("setting", [field.name for field in fields(_Defaults)])
+@pytest.mark.parametrize("setting", [setting.name for setting in Settings.all()])
 def test_every_setting_is_in_the_reference_with_its_default(setting):
-    default = getattr(_Defaults, setting)
+    default = getattr(Settings, setting).default
     row = re.search(rf"^\| `DURABLE_{setting}` \| `(?P<default>[^`]*)` \|", text("reference.md"), re.MULTILINE)
     assert row, f"docs/reference.md has no settings row for DURABLE_{setting}"
     assert row["default"] == repr(default), f"DURABLE_{setting} defaults to {default!r}, not {row['default']}"
