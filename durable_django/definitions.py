@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
@@ -12,12 +12,12 @@ from .core import registry
 from .core.interpreter import in_workflow
 from .core.policy import RetryPolicy
 from .core.requests import ChildCall, StepCall, encode_arguments
-from .exceptions import WorkflowDefinitionError
+from .exceptions import InvalidWorkflowId, WorkflowDefinitionError
 
 if TYPE_CHECKING:
     from .models import WorkflowRun
 
-__all__ = ["StepDefinition", "WorkflowDefinition", "step", "workflow"]
+__all__ = ["RunOptions", "StepDefinition", "WorkflowDefinition", "step", "workflow"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -61,14 +61,32 @@ class StepDefinition(Generic[P, R]):
         return self.timeout.total_seconds() if self.timeout is not None else settings.STEP_TIMEOUT
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunOptions:
+    """Options of one run that are not the workflow's own arguments; set with ``wf.using(...)``."""
+
+    #: The run's unique id; a random UUID when None. Starting an existing one is idempotent.
+    workflow_id: str | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class WorkflowDefinition(Generic[P]):
     """A registered workflow: a generator function that yields requests."""
 
     func: Callable[P, Generator[Any, Any, Any]]
     name: str
+    options: RunOptions = field(default_factory=RunOptions)
 
     durable_kind = "workflow"
+
+    def using(self, *, workflow_id: str | None = None) -> WorkflowDefinition[P]:
+        """This workflow with per-run options, as Django's ``Task.using()``: ``wf.using(workflow_id="a").start()``.
+
+        Returns a new definition; ``self`` is unchanged, and options never take a keyword
+        away from the workflow's own signature.
+        """
+        given = {"workflow_id": workflow_id}
+        return replace(self, options=replace(self.options, **{k: v for k, v in given.items() if v is not None}))
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
         """Inside a workflow: a :class:`ChildCall` to yield. Elsewhere: the plain generator."""
@@ -84,7 +102,12 @@ class WorkflowDefinition(Generic[P]):
         """
         from . import runs
 
-        return runs.start(self, list(args), dict(kwargs), workflow_id=workflow_id)
+        if workflow_id is not None and self.options.workflow_id not in (None, workflow_id):
+            raise InvalidWorkflowId(
+                f"start(workflow_id={workflow_id!r}) contradicts using(workflow_id={self.options.workflow_id!r}); "
+                "give the workflow_id once."
+            )
+        return runs.start(self, list(args), dict(kwargs), workflow_id=workflow_id or self.options.workflow_id)
 
 
 def _refuse_workflow(func: object) -> None:
