@@ -373,3 +373,6 @@ def fulfil_order(order_id: int, amount_cents: int, email: str, card: dict):
     yield durable.set_state({"stage": "awaiting shipment", "charge": charge["charge_id"]})
     shipment = yield durable.wait_signal("shipped", timeout=timedelta(days=7))
     return {"reservation": reservation["reservation"], "receipt": receipt, "shipment": shipment, "picked": picked}
+
+
+from . import compositions  # noqa: E402, F401  (registers the composition workflows)

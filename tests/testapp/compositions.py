@@ -1,0 +1,117 @@
+"""Workflows where two features meet: the shapes of issue 10's findings, and more."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import durable_django as durable
+
+from .models import Counter
+from .workflows import bump, double, flaky
+
+
+@durable.step(name="tests.touch")
+def touch(name: str) -> int:
+    """An external step with an effect a test can count: it runs outside the recording transaction."""
+    counter, _ = Counter.objects.get_or_create(name=name)
+    Counter.objects.filter(pk=counter.pk).update(value=counter.value + 1)
+    return counter.value + 1
+
+
+@durable.workflow(name="tests.race_two_waits")
+def race_two_waits():
+    first = yield durable.any_of(durable.wait_signal("a"), durable.wait_signal("b"))
+    later = yield durable.wait_signal("b", timeout=timedelta(hours=1))
+    return {"first": first, "later": later}
+
+
+@durable.workflow(name="tests.submit_loop")
+def submit_loop():
+    submitted = []
+    while True:
+        index, value = yield durable.any_of(durable.wait_signal("submit"), durable.wait_signal("exit"))
+        if index == 1:
+            return {"submitted": submitted, "exit": value}
+        submitted.append(value)
+
+
+@durable.workflow(name="tests.step_or_signal")
+def step_or_signal(counter: str):
+    winner = yield durable.any_of(touch(counter), durable.wait_signal("go"))
+    yield durable.sleep(timedelta(hours=1))  # the run waits on: the advance does not end it
+    return winner
+
+
+@durable.workflow(name="tests.votes")
+def votes(count: int):
+    return (yield durable.all_of(*[durable.wait_signal("vote") for _ in range(count)]))
+
+
+@durable.workflow(name="tests.mailbox")
+def mailbox(seconds: float):
+    """Loops over a wait with a short timeout; returns every message it took."""
+    taken = []
+    while True:
+        message = yield durable.wait_signal("msg", timeout=timedelta(seconds=seconds))
+        if message is None:
+            return taken
+        taken.append(message)
+
+
+@durable.workflow(name="tests.cleanup_in_finally")
+def cleanup_in_finally(counter: str, fail_times: int = 0):
+    try:
+        return (yield flaky(fail_times))
+    finally:
+        yield bump(f"{counter}:cleanup")
+
+
+@durable.workflow(name="tests.compensate_at_the_step")
+def compensate_at_the_step(counter: str, fail_times: int = 0):
+    try:
+        value = yield flaky(fail_times)
+    except durable.Cancelled:
+        yield bump(f"{counter}:compensated")
+        raise
+    yield bump(f"{counter}:after")
+    return value
+
+
+@durable.workflow(name="tests.child_per_generation")
+def child_per_generation(generation: int, last: int):
+    value = yield child_of(generation)
+    if generation < last:
+        yield durable.continue_as_new(generation + 1, last)
+    return value
+
+
+@durable.workflow(name="tests.child_of")
+def child_of(value: int):
+    return (yield double(value))
+
+
+@durable.workflow(name="tests.parent_of_waiter")
+def parent_of_waiter():
+    return (yield waiter())
+
+
+@durable.workflow(name="tests.waiter")
+def waiter():
+    return (yield durable.wait_signal("never"))
+
+
+@durable.workflow(name="tests.cancel_each_generation")
+def cancel_each_generation(generation: int):
+    try:
+        yield durable.wait_signal("next")
+    except durable.Cancelled:
+        if generation == 0:
+            yield durable.continue_as_new(generation + 1)
+        raise
+    return generation
+
+
+@durable.workflow(name="tests.long_sleeper")
+def long_sleeper():
+    yield durable.sleep(timedelta.max)
+    return "woke"
