@@ -107,7 +107,8 @@ class WorkflowDefinition(Generic[P]):
                 f"start(workflow_id={workflow_id!r}) contradicts using(workflow_id={self.options.workflow_id!r}); "
                 "give the workflow_id once."
             )
-        return runs.start(self, list(args), dict(kwargs), workflow_id=workflow_id or self.options.workflow_id)
+        chosen = self.options.workflow_id if workflow_id is None else workflow_id
+        return runs.start(self, list(args), dict(kwargs), workflow_id=chosen)
 
 
 def _refuse_workflow(func: object) -> None:

@@ -48,6 +48,9 @@ class WorkflowRun(models.Model):
     next_seq = models.PositiveIntegerField(default=0)
     #: How many times the run continued as new (each restart begins an empty history).
     generation = models.PositiveIntegerField(default=0)
+    #: The input the run was started with, kept once it continues as new (``input_json`` is then
+    #: the current generation's), so starting its ``workflow_id`` again compares with it.
+    initial_input_json = models.TextField(null=True, blank=True)
     #: Set by ``cancel()``; the next advance raises ``Cancelled`` in the workflow and clears it.
     cancel_requested = models.BooleanField(default=False)
     #: When ``cancel()`` was first called; later calls change nothing.
@@ -159,6 +162,8 @@ class HistoryEntry(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     #: When a sleep ends, or a signal wait times out.
     fire_at = models.DateTimeField(null=True, blank=True)
+    #: What the step's last ``step_context().heartbeat(details)`` reported; the next attempt reads it.
+    heartbeat_json = models.TextField(null=True, blank=True)
     child = models.ForeignKey(WorkflowRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     objects = HistoryQuerySet.as_manager()
@@ -232,6 +237,8 @@ class WorkItem(models.Model):
     owner = models.CharField(max_length=255, blank=True, default="")
     #: When the last wake-up message was meant to arrive; the sweeper resends stale ones.
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    #: Times working this item raised an error that is not the connection's; the third blocks the run.
+    failures = models.PositiveSmallIntegerField(db_default=0)
 
     objects = WorkItemQuerySet.as_manager()
 

@@ -28,10 +28,10 @@ from .exceptions import (
 )
 from .models import Signal, WorkflowRun, WorkItem
 from .store import observe, outbox
-from .store.advance import lock_run
 from .store.history import History
 from .store.leases import database
 from .store.lifecycle import finish, request_cancel
+from .store.locking import lock_run, shared_status
 
 __all__ = ["cancel", "get_run", "query", "resume", "signal", "start"]
 
@@ -102,12 +102,14 @@ def signal(run: WorkflowRun | str, name: str, payload: Any = None) -> None:
         raise InvalidRequest(f"signal name {name!r} must be a str of 1 to 255 characters.")
     payload_json = codec.encode(payload, f"the payload of signal {name!r}")
     using = database()
-    status = WorkflowRun.objects.using(using).filter(pk=run.pk).values_list("status", flat=True).first()
-    if status is None:
-        raise RunNotFound(f"run {run.workflow_id!r} no longer exists.")
-    if status in WorkflowRun.FINISHED:
-        _refuse_finished(run, status, f"signal {name!r} would never be read")
     with transaction.atomic(using=using, savepoint=False):  # nothing here fails but the database itself
+        # Shared with other senders, exclusive of a worker finishing the run: a run cannot end
+        # between this check and the caller's commit without seeing this signal.
+        status = shared_status(using, run.pk)
+        if status is None:
+            raise RunNotFound(f"run {run.workflow_id!r} no longer exists.")
+        if status in WorkflowRun.FINISHED:
+            _refuse_finished(run, status, f"signal {name!r} would never be read")
         Signal.objects.using(using).create(run_id=run.pk, name=name, payload_json=payload_json)
         outbox.wake(using, run.pk)
 
@@ -142,8 +144,10 @@ def resume(run: WorkflowRun | str) -> None:
         WorkflowRun.objects.using(using).filter(pk=run.pk).update(
             status=Status.RUNNING, error_json=None, updated_at=Now()
         )
-        # Steps parked by workers that lacked their code are due again now.
-        WorkItem.objects.using(using).of(run.pk).unleased().update(available_at=Now(), dispatched_at=None)
+        # Steps parked by workers that lacked their code are due again now; timers keep their time.
+        items = WorkItem.objects.using(using).of(run.pk)
+        items.unleased().exclude(kind=WorkItem.Kind.TIMER).update(available_at=Now(), dispatched_at=None)
+        items.update(failures=0)
         outbox.wake(using, run.pk)
 
 

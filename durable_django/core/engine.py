@@ -13,17 +13,19 @@ and read back from history on every later replay.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import Cancelled, ChildFailed, StepFailed
 from . import codec
 from .interpreter import ErrorInfo, Event, Interpreter, Raised, Returned
-from .requests import AllOf, AnyOf, ChildCall, ContinueAsNew, Group, Leaf, Patched, SetState, describe
+from .requests import AllOf, AnyOf, ChildCall, ContinueAsNew, Group, Leaf, Patched, SetState, WaitSignal, describe
 
 __all__ = [
     "CANCELLED",
+    "NO_SIGNALS",
+    "TIMED_OUT",
     "Block",
     "Complete",
     "Decision",
@@ -55,9 +57,15 @@ class _Cancelled:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class _TimedOut:
+    """A signal wait whose timeout came first: the wait returns its ``default``."""
+
+
 CANCELLED = _Cancelled()
+TIMED_OUT = _TimedOut()
 _CANCEL_MESSAGE = "the run was cancelled (run.cancel())"
-Outcome = Succeeded | Failed | _Cancelled
+Outcome = Succeeded | Failed | _Cancelled | _TimedOut
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,20 +151,43 @@ class Decision:
     end: End | None = None
     waiting: tuple[int, ...] = ()
     cancel_delivered: bool = False
+    #: The waiting leaves are an ``any_of``'s: the first outcome decides, and once one has,
+    #: the others must take nothing (no signal).
+    race: bool = False
 
 
-def decide(interpreter: Interpreter, history: Mapping[int, Recorded], *, cancel: bool = False) -> Decision:
+#: An inbox with nothing in it, for replays that must not take signals.
+NO_SIGNALS: Container[str] = frozenset()
+
+
+def decide(
+    interpreter: Interpreter,
+    history: Mapping[int, Recorded],
+    *,
+    cancel: bool = False,
+    running: Container[int] = frozenset(),
+    inbox: Container[str] = NO_SIGNALS,
+) -> Decision:
     """Feed recorded outcomes into ``interpreter`` until the workflow needs something new.
 
-    ``history`` must hold every entry from the interpreter's position on. With
-    ``cancel``, :class:`~durable_django.Cancelled` is raised at the first yield that has
-    no outcome yet, and that yield's pending work is cancelled.
+    ``history`` must hold every entry from the interpreter's position on.
+
+    ``cancel``: a cancel is pending. :class:`~durable_django.Cancelled` is raised at the first
+    yield that has no outcome yet, after that yield's pending work is cancelled; work in
+    ``running`` (the positions of steps whose attempt runs now) is left to report first, and
+    the cancel waits for it. A step that reports while the cancel is pending is recorded with
+    a cancelled outcome, so ``Cancelled`` is raised at that step's yield.
+
+    ``inbox``: the names of signals waiting in the run's inbox. An ``any_of`` whose signal
+    wait can be satisfied at once is decided as it opens: that wait wins, and the other
+    requests are recorded as cancelled without starting (no step runs, no other wait takes
+    a signal).
     """
     commands: list[Command] = []
     delivered = False
 
-    def decision(end: End | None = None, waiting: tuple[int, ...] = ()) -> Decision:
-        return Decision(tuple(commands), end, waiting, delivered)
+    def decision(end: End | None = None, waiting: tuple[int, ...] = (), race: bool = False) -> Decision:
+        return Decision(tuple(commands), end, waiting, delivered, race)
 
     event: Event = interpreter.current
     while True:
@@ -199,38 +230,75 @@ def decide(interpreter: Interpreter, history: Mapping[int, Recorded], *, cancel:
                 delivered = True
                 event = interpreter.throw(Cancelled(_CANCEL_MESSAGE), consumed=width)
                 continue
+            winner = _waiting_signal(event, inbox) if isinstance(event, AnyOf) else None
+            if winner is not None:  # decided as it opens: the others never start
+                commands.append(Note(seq, event, Succeeded(str(winner))))
+                for index, leaf in enumerate(leaves):
+                    if index == winner:
+                        commands.append(Open(first + index, leaf, group))
+                    else:
+                        commands.append(Note(first + index, leaf, CANCELLED, group))
+                return decision(waiting=(first + winner,))
             if group is not None:
                 commands.append(Open(seq, event))
             commands.extend(Open(first + i, leaf, group) for i, leaf in enumerate(leaves))
-            return decision(waiting=tuple(range(first, first + len(leaves))))
+            return decision(waiting=tuple(range(first, first + len(leaves))), race=isinstance(event, AnyOf))
 
         entries = [history.get(first + i) for i in range(len(leaves))]
         mismatch = _mismatch(interpreter.name, seq, first, event, recorded, leaves, entries)
         if mismatch is not None:
             return decision(mismatch)
         if isinstance(event, AllOf | AnyOf):
-            outcome = _group_outcome(event, recorded, entries, first, commands)
+            outcome = _group_outcome(event, recorded, entries, first, running, commands)
         else:
             outcome = recorded.outcome
         if outcome is None:
             pending = tuple(first + i for i, entry in enumerate(entries) if entry and entry.outcome is None)
             if not (cancel and not delivered):
-                return decision(waiting=pending)
-            commands.extend(Settle(leaf_seq, CANCELLED) for leaf_seq in pending)
+                return decision(waiting=pending, race=isinstance(event, AnyOf))
+            commands.extend(Settle(leaf_seq, CANCELLED) for leaf_seq in pending if leaf_seq not in running)
+            reporting = tuple(leaf_seq for leaf_seq in pending if leaf_seq in running)
+            if reporting:  # a running attempt reports first; the cancel is raised once it has
+                return decision(waiting=reporting)
             if group is not None:
                 commands.append(Settle(seq, CANCELLED))
             delivered = True
             outcome = CANCELLED
+        elif outcome is CANCELLED and cancel:
+            delivered = True  # a step that reported after the cancel: it is raised at that step's yield
         event = _feed(interpreter, event, outcome, entries, width)
 
 
+def _waiting_signal(group: AnyOf, inbox: Container[str]) -> int | None:
+    """The first signal wait of ``group`` whose signal is already in the inbox."""
+    return next(
+        (index for index, leaf in enumerate(group.requests) if isinstance(leaf, WaitSignal) and leaf.name in inbox),
+        None,
+    )
+
+
 def _group_outcome(
-    group: Group, recorded: Recorded, entries: list[Recorded | None], first: int, commands: list[Command]
+    group: Group,
+    recorded: Recorded,
+    entries: list[Recorded | None],
+    first: int,
+    running: Container[int],
+    commands: list[Command],
 ) -> Outcome | None:
-    """The group's recorded resolution, or decide it now from its leaves (and cancel the losers)."""
+    """The group's recorded resolution, or decide it now from its leaves (and cancel the losers).
+
+    A leaf cancelled while the group is unresolved means the run's cancel is under way:
+    once no leaf is still running, the whole group is cancelled.
+    """
     if recorded.outcome is not None:
         return recorded.outcome
     outcomes = [entry.outcome if entry else None for entry in entries]
+    if any(outcome is CANCELLED for outcome in outcomes):
+        if any(outcome is None and first + i in running for i, outcome in enumerate(outcomes)):
+            return None
+        commands.extend(Settle(first + i, CANCELLED) for i, outcome in enumerate(outcomes) if outcome is None)
+        commands.append(Settle(first - 1, CANCELLED))
+        return CANCELLED
     decided: int | None
     if isinstance(group, AnyOf):
         decided = next((i for i, outcome in enumerate(outcomes) if outcome is not None), None)
@@ -256,8 +324,8 @@ def _feed(
     assert isinstance(outcome, Succeeded)
     decided = codec.decode(outcome.value_json)
     outcomes = [entry.outcome if entry else None for entry in entries]
-    if decided is None:  # every leaf of an all_of succeeded
-        values = [codec.decode(leaf.value_json) for leaf in outcomes if isinstance(leaf, Succeeded)]
+    if decided is None:  # every leaf of an all_of succeeded (or timed out)
+        values = [_value(leaf, outcome) for leaf, outcome in zip(event.requests, outcomes, strict=True)]
         return interpreter.send(values, consumed=width)
     leaf_outcome = outcomes[decided]
     assert leaf_outcome is not None
@@ -265,9 +333,17 @@ def _feed(
     return _feed_leaf(interpreter, event.requests[decided], leaf_outcome, width, wrap=wrap)
 
 
+def _value(leaf: Leaf, outcome: Outcome | None) -> Any:
+    """What a finished leaf's yield returns: its value, or a timed-out wait's default."""
+    if isinstance(outcome, _TimedOut):
+        return leaf.default if isinstance(leaf, WaitSignal) else None
+    assert isinstance(outcome, Succeeded)
+    return codec.decode(outcome.value_json)
+
+
 def _feed_leaf(interpreter: Interpreter, leaf: Leaf, outcome: Outcome, width: int, wrap: int | None) -> Event:
-    if isinstance(outcome, Succeeded):
-        value: Any = codec.decode(outcome.value_json)
+    if isinstance(outcome, Succeeded | _TimedOut):
+        value = _value(leaf, outcome)
         return interpreter.send(value if wrap is None else [wrap, value], consumed=width)
     if isinstance(outcome, _Cancelled):
         return interpreter.throw(Cancelled(_CANCEL_MESSAGE), consumed=width)

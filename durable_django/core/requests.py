@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -95,10 +95,15 @@ class Sleep:
 
 @dataclass(frozen=True, slots=True)
 class WaitSignal:
-    """Wait for the next signal called ``name``; ``None`` comes back if ``timeout`` passes first."""
+    """Wait for the next signal called ``name``; ``default`` comes back if ``timeout`` passes first.
+
+    ``default`` is the workflow's own object (a sentinel, say): it is not stored, and replay
+    compares the request without it.
+    """
 
     name: str
     args_json: str
+    default: Any = field(default=None, compare=False)
     kind = Kind.SIGNAL
 
 
@@ -181,12 +186,21 @@ def describe(kind: str, name: str, args_json: str) -> str:
     return f"{kind} {name}({args_json})" if name else f"{kind}({args_json})"
 
 
+#: The longest wait a request may ask for: its end must stay a date every database can hold.
+MAX_DURATION = timedelta(days=366 * 1000)
+
+
 def _seconds(duration: object, what: str) -> float:
     if not isinstance(duration, timedelta):
         raise InvalidRequest(f"{what} takes a datetime.timedelta, not {duration!r}; for example timedelta(days=30).")
     seconds = duration.total_seconds()
     if not math.isfinite(seconds) or seconds < 0:
         raise InvalidRequest(f"{what} got {duration!r}; use a duration of zero or more.")
+    if duration > MAX_DURATION:
+        raise InvalidRequest(
+            f"{what} got {duration!r}, longer than the 1,000 years a database can hold as a due time; "
+            "use a shorter duration (sleep again in a loop to wait longer)."
+        )
     return seconds
 
 
@@ -207,12 +221,16 @@ def sleep_until(when: datetime) -> Sleep:
     return Sleep(codec.encode({"until": when.isoformat()}))
 
 
-def wait_signal(name: str, timeout: timedelta | None = None) -> WaitSignal:
-    """Wait for the next signal ``name``; returns its payload, or ``None`` once ``timeout`` passes."""
+def wait_signal(name: str, timeout: timedelta | None = None, *, default: Any = None) -> WaitSignal:
+    """Wait for the next signal ``name``; returns its payload, or ``default`` once ``timeout`` passes.
+
+    A signal sent without a payload returns ``None``; pass a ``default`` of your own (any
+    object, it is not stored) to tell a timeout apart from it.
+    """
     if not isinstance(name, str) or not name or len(name) > 255:
         raise InvalidRequest(f"durable.wait_signal(name={name!r}) needs a signal name of 1 to 255 characters.")
     seconds = None if timeout is None else _seconds(timeout, "durable.wait_signal(timeout=...)")
-    return WaitSignal(name, codec.encode({"timeout": seconds}))
+    return WaitSignal(name, codec.encode({"timeout": seconds}), default)
 
 
 def _group(kind: type[AllOf] | type[AnyOf], label: str, requests: tuple[object, ...]) -> AllOf | AnyOf:

@@ -20,8 +20,8 @@ from ..exceptions import InvalidRequest, InvalidRunState, RunNotFound, WorkflowI
 from ..models import HistoryEntry, WorkflowRun, WorkItem
 from ..runs import check_workflow_id, get_run, resume
 from ..store import outbox
-from ..store.advance import lock_run
 from ..store.leases import database
+from ..store.locking import lock_run
 
 __all__ = ["fork", "retry"]
 

@@ -1,15 +1,12 @@
 """Advance a run: feed the workflow what happened, then persist what it decided.
 
-Runs inside the caller's transaction, with the run's row locked (:func:`lock_run`), so
-one run advances in one place at a time. Lock order is always the run, then its
-entries and work items, then a child run; a child never locks its parent (it leaves
-a work item, and the parent pulls the child's outcome), so no two transactions wait
-on each other in a cycle.
+Runs inside the caller's transaction, with the run's row locked
+(:func:`~durable_django.store.locking.lock_run`), so one run advances in one place at a
+time, taking the locks in the order :mod:`.locking` documents.
 """
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -38,38 +35,43 @@ from ..core.requests import (
 from ..exceptions import NonDeterminismError, WorkflowNotRegistered
 from ..models import HistoryEntry, WorkflowRun, WorkItem
 from . import generator_cache, lifecycle, outbox
+from .fastpath import Handoff
 from .faults import crash_point
 from .history import History
 from .inbox import Inbox
 from .leases import Claim, db_now_plus, lease_owner
 
-__all__ = ["advance", "lock_run"]
+__all__ = ["advance"]
 
 Status = WorkflowRun.Status
 Entry = HistoryEntry.Status
-_RUN_FIELDS = (
-    "id", "workflow_id", "workflow_name", "status", "next_seq", "generation", "cancel_requested", "parent_id",
-)  # fmt: skip
 #: Signals or child results taken in one advance at most; more continue in a new work item.
 MAX_ROUNDS = 100
 
 
-def lock_run(using: str, run_id: uuid.UUID, *, with_input: bool = False) -> WorkflowRun | None:
-    """Lock the run's row for this transaction; ``with_input`` when a replay is likely (a fresh run)."""
-    fields = (*_RUN_FIELDS, "input_json") if with_input else _RUN_FIELDS
-    return WorkflowRun.objects.using(using).locked(run_id, *fields).first()
-
-
 def advance(
-    using: str, run: WorkflowRun, queue: str | None, known: tuple[int, engine.Recorded] | None = None
+    using: str,
+    run: WorkflowRun,
+    queue: str | None,
+    known: tuple[int, engine.Recorded] | None = None,
+    handoff: Handoff | None = None,
 ) -> Claim | None:
     """Advance the locked ``run``; returns a step for this worker to run inline, if any.
 
     ``queue`` is the queue this worker serves (None outside a worker: nothing inline).
-    ``known`` is an entry the caller has just written, to spare a query.
+    ``known`` is an entry the caller has just written, to spare a query. ``handoff`` is a
+    generator already fed ``known`` and what it decided next (from the fast path): the
+    caller has checked the run did not move since.
     """
     if run.status not in WorkflowRun.LIVE:
+        if handoff is not None:
+            handoff.interpreter.close()
         return None
+    if handoff is not None:
+        history = History(using, run.pk, run.next_seq, start=handoff.interpreter.position)
+        if known is not None:
+            history.add(*known)
+        return _Advance(using, run, handoff.interpreter, history, queue).drive(first=handoff.decision)
     interpreter = generator_cache.take(run.pk, run.generation, run.next_seq)
     if interpreter is None:
         try:
@@ -99,15 +101,22 @@ class _Advance:
         self.inline: Claim | None = None
         self.state_json: str | None = None
         self.running = False
-        self.inbox = Inbox(using, run.pk, limit=MAX_ROUNDS)
+        self.inbox = Inbox(using, run.pk)
+        #: ``any_of`` groups opened in this advance.
+        self.racing: set[int | None] = set()
 
-    def drive(self) -> Claim | None:
-        requested = self.run.cancel_requested
-        cancel = requested and not self._step_running()
+    def drive(self, first: engine.Decision | None = None) -> Claim | None:
+        cancel = self.run.cancel_requested
+        running = self._running_steps() if cancel else frozenset()
         for _ in range(MAX_ROUNDS):
-            decision = engine.decide(self.interpreter, self.history, cancel=cancel)
+            if first is not None:
+                decision, first = first, None
+            else:
+                decision = engine.decide(
+                    self.interpreter, self.history, cancel=cancel, running=running, inbox=self.inbox
+                )
             if decision.cancel_delivered:
-                requested = cancel = False
+                cancel = False
             unknown = _unknown_code(decision.commands)
             if unknown is not None:
                 self._end(Status.BLOCKED, error_json=unknown.as_json())
@@ -117,26 +126,29 @@ class _Advance:
             if decision.end is not None:
                 self._finish(decision.end)
                 return None
-            if not self._collect(decision.waiting):
+            if not self._collect(decision.waiting, race=decision.race):
                 break
         else:  # more signals are waiting than one transaction should take
             self._wake()
-        self._save(decision.waiting, requested)
+        self._save(decision.waiting, cancel)
         crash_point("advance.before_commit")
         key = (self.run.pk, self.run.generation, self.history.next_seq)
         interpreter = self.interpreter
         transaction.on_commit(lambda: generator_cache.put(*key, interpreter), using=self.using)
         return self.inline
 
-    def _step_running(self) -> bool:
-        """A step of this run is being run right now: the cancel waits until it reports.
+    def _running_steps(self) -> frozenset[int]:
+        """Positions of this run's steps whose attempt runs right now: a cancel waits for them to report.
 
-        Its external effect may already have happened; once its result is recorded, the
-        workflow gets it, and ``Cancelled`` comes at the next yield, where compensation
-        knows what to undo. Steps not started yet, sleeps, waits and children are
-        cancelled at once.
+        Their external effect may already be under way. Once an attempt reports, its outcome is
+        recorded and ``Cancelled`` is raised at its yield; no further attempt starts. Steps not
+        started yet (queued or waiting to retry), sleeps, waits and children are cancelled at
+        once. The step items are locked (run, then items: the lock order), so a worker cannot
+        claim one between this look and the cancel.
         """
-        return WorkItem.objects.using(self.using).of(self.run.pk).of_kind(WorkItem.Kind.STEP).leased().exists()
+        items = WorkItem.objects.using(self.using).of(self.run.pk).of_kind(WorkItem.Kind.STEP)
+        rows = items.select_for_update().annotate(now=Now()).values_list("seq", "lease_expires_at", "now")
+        return frozenset(seq for seq, expires, now in rows if seq is not None and expires is not None and expires > now)
 
     # Commands.
     def _apply(self, command: engine.Command) -> None:
@@ -155,6 +167,8 @@ class _Advance:
 
     def _open(self, seq: int, request: Leaf | AllOf | AnyOf, group: int | None) -> None:
         if isinstance(request, AllOf | AnyOf):
+            if isinstance(request, AnyOf):
+                self.racing.add(seq)
             self._entry(seq, request)
         elif isinstance(request, StepCall):
             self._open_step(seq, request, group)
@@ -169,7 +183,8 @@ class _Advance:
             self._entry(seq, request, group_seq=group, fire_at=fire_at)
             self._timer(seq, fire_at, seconds)
         elif isinstance(request, WaitSignal):
-            payload_json = self.inbox.take(request.name, seq)
+            # A wait in a race takes its signal in _collect, where only the first to finish takes one.
+            payload_json = None if group in self.racing else self.inbox.take(request.name, seq)
             if payload_json is not None:  # already in the inbox: the wait is over as it begins
                 self._entry(seq, request, group_seq=group, **_columns(engine.Succeeded(payload_json)))
                 self.history.add(seq, engine.Recorded(request.kind, request.name, request.args_json, None))
@@ -215,6 +230,7 @@ class _Advance:
             args_json=request.args_json,
             attempt=1,
             queue=step_queue,
+            lease_seconds=lease,
         )
 
     def _timer(self, seq: int, fire_at: Any, seconds: float | None) -> None:
@@ -250,16 +266,24 @@ class _Advance:
 
     def _settle(self, seq: int, outcome: engine.Outcome) -> None:
         entries = HistoryEntry.objects.using(self.using).at(self.run.pk, seq)
+        if outcome is engine.CANCELLED:  # its work first: items before entries, the lock order
+            WorkItem.objects.using(self.using).of(self.run.pk).filter(seq=seq).delete()
+            if self.inline is not None and self.inline.seq == seq:
+                self.inline = None  # opened in this advance and already lost: it never runs
         entries.update(finished_at=Now(), **_columns(outcome))
         self.history.add(seq, _with_outcome(self.history[seq], outcome))
         if outcome is engine.CANCELLED:
-            WorkItem.objects.using(self.using).of(self.run.pk).filter(seq=seq).delete()
             child_id = entries.values_list("child_id", flat=True).first()
             if child_id is not None:
                 lifecycle.request_cancel(self.using, child_id)
 
     # Outcomes that wait in the database: buffered signals and finished children.
-    def _collect(self, waiting: tuple[int, ...]) -> bool:
+    def _collect(self, waiting: tuple[int, ...], *, race: bool) -> bool:
+        """Settle what the run waits on from what is already here; True if anything was.
+
+        In a race (an ``any_of``) the first outcome decides: once one leaf has one, the
+        others are left alone, so a losing wait takes no signal.
+        """
         found = False
         for seq in waiting:
             entry = self.history[seq]
@@ -269,6 +293,8 @@ class _Advance:
                 found = self._take_signal(seq, entry) or found
             elif entry.kind == Kind.CHILD:
                 found = self._take_child_result(seq, entry) or found
+            if race and found:
+                break
         return found
 
     def _take_signal(self, seq: int, entry: engine.Recorded) -> bool:
@@ -281,11 +307,11 @@ class _Advance:
         return True
 
     def _take_child_result(self, seq: int, entry: engine.Recorded) -> bool:
+        # By the entry's link, not by position: an earlier generation's child sat at this position too.
         child = (
             WorkflowRun.objects.using(self.using)
-            .children_of(self.run.pk)
             .finished()
-            .filter(parent_seq=seq)
+            .filter(pk__in=HistoryEntry.objects.using(self.using).at(self.run.pk, seq).values("child_id"))
             .values_list("status", "result_json", "error_json")
             .first()
         )
@@ -355,6 +381,8 @@ def _columns(outcome: engine.Outcome) -> dict[str, Any]:
         return {"status": Entry.COMPLETED, "result_json": outcome.value_json}
     if isinstance(outcome, engine.Failed):
         return {"status": Entry.FAILED, "error_json": outcome.error.as_json()}
+    if outcome is engine.TIMED_OUT:
+        return {"status": Entry.COMPLETED, "result_json": None}
     return {"status": Entry.CANCELLED}
 
 

@@ -1,21 +1,23 @@
 """One statement per step on PostgreSQL, for the common case of a run going from step to step.
 
-When this worker holds the run's live generator, it feeds the step's result to it first
-and sees what comes next. If that is the next step for this same worker, or the end of
-the run, one SQL statement checks that nothing moved meanwhile (same generation and
-position, still running, no cancel pending, this worker's lease still valid), then
-records the result, takes the next position and leases the next step, and commits.
-Anything else (a cancel, a signal wait, a group, a child, a stale lease, SQLite) goes
-the general way in :mod:`store`, which decides the same thing under the run's lock.
+When this worker holds the run's live generator, it feeds an external step's result to it
+first and sees what comes next. If that is the next step for this same worker, or the end
+of a top-level run, one SQL statement checks that nothing moved meanwhile (same generation
+and position, still running, no cancel pending, the run's row not held by a caller, this
+worker's lease still valid), then records the result, takes the next position and leases
+the next step, and commits. Anything else (a cancel, a signal wait, a group, a child's end,
+a held row, SQLite) goes the general way in :mod:`.work_items`, which takes over this
+decision under the run's lock, with the same generator: nothing is replayed.
 
 The statement locks the run first and the work item second, the order every writer keeps.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections
 
 from ..conf import settings
 from ..core import engine
@@ -25,9 +27,10 @@ from ..core.requests import Kind, StepCall
 from ..exceptions import WorkflowNotRegistered
 from ..models import HistoryEntry, WorkflowRun, WorkItem
 from . import generator_cache, observe
+from .inbox import Inbox
 from .leases import Claim, database, lease_owner
 
-__all__ = ["NOT_TAKEN", "NotTaken", "record_success"]
+__all__ = ["NOT_TAKEN", "Handoff", "NotTaken", "record_success"]
 
 
 class NotTaken:
@@ -42,8 +45,8 @@ _RECORD = f"""
 WITH run AS (
     SELECT id FROM {_RUN}
     WHERE id = %(run)s AND generation = %(generation)s AND next_seq = %(expected)s
-      AND status = 'running' AND NOT cancel_requested AND parent_id IS NULL
-    FOR NO KEY UPDATE
+      AND status = 'running' AND NOT cancel_requested {{only}}
+    FOR NO KEY UPDATE SKIP LOCKED
 ), fence AS (
     DELETE FROM {_ITEM} WHERE id = %(item)s AND token = %(token)s AND EXISTS (SELECT 1 FROM run) RETURNING id
 ), done AS (
@@ -53,7 +56,7 @@ WITH run AS (
 )"""
 
 _NEXT_STEP = (
-    _RECORD
+    _RECORD.format(only="")
     + f""", moved AS (
     UPDATE {_RUN} SET next_seq = %(next_seq)s, updated_at = statement_timestamp()
     WHERE id = %(run)s AND EXISTS (SELECT 1 FROM fence)
@@ -70,8 +73,9 @@ _NEXT_STEP = (
 SELECT (SELECT id FROM leased)"""
 )
 
+# A child's end wakes its parent: that is the general way's to do.
 _COMPLETE = (
-    _RECORD
+    _RECORD.format(only="AND parent_id IS NULL")
     + f""", moved AS (
     UPDATE {_RUN} SET status = 'completed', result_json = %(final)s, error_json = NULL, cancel_requested = false,
         next_seq = %(next_seq)s, updated_at = statement_timestamp(), finished_at = statement_timestamp()
@@ -81,45 +85,40 @@ SELECT (SELECT count(*) FROM fence)"""
 )
 
 
-def record_success(held: Claim, result_json: str, body: Any = None) -> Claim | NotTaken | None:
-    """Record ``held``'s result and go on in one statement, or return :data:`NOT_TAKEN`.
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """The step's result is fed to the live generator, but what comes next is not for this path.
 
-    ``body`` is an atomic step's function: it runs in the same transaction, first.
+    The general way applies ``decision`` under the run's lock with this same generator, so
+    nothing is replayed (unless the run moved meanwhile: then it discards both).
+    """
+
+    interpreter: Interpreter
+    decision: engine.Decision
+
+
+def record_success(held: Claim, result_json: str) -> Claim | NotTaken | Handoff | None:
+    """Record an external step's result and go on in one statement; else :data:`NOT_TAKEN` or a :class:`Handoff`.
+
+    Atomic steps never come here: their body must run after the run is locked (the lock
+    order: the run first, then whatever the body locks).
     """
     using = database()
     connection = connections[using]
     if not settings.FAST_PATH or connection.vendor != "postgresql" or connection.in_atomic_block:
         return NOT_TAKEN
+    if not generator_cache.matches(held.run_id, held.generation, held.seq + 1):
+        return NOT_TAKEN
     interpreter = generator_cache.take(held.run_id, held.generation, held.seq + 1)
     if interpreter is None:
         return NOT_TAKEN
-    if interpreter.position != held.seq:
-        interpreter.close()
+    if interpreter.position != held.seq:  # a leaf of a group: the general way feeds it, with this generator
+        generator_cache.put(held.run_id, held.generation, held.seq + 1, interpreter)
         return NOT_TAKEN
-    if body is None:
-        return _go_on(using, held, interpreter, result_json, keep_on_fallback=True)
-    # The atomic step's writes, the result and the next lease commit together. Its result is
-    # only known inside, so if the general way must take over, the generator (already fed
-    # that result) is dropped and the step runs again there; its writes commit once either way.
-    try:
-        with transaction.atomic(using=using):
-            outcome = _go_on(using, held, interpreter, body(), keep_on_fallback=False)
-            if isinstance(outcome, NotTaken):
-                raise _Rollback
-            return outcome
-    except _Rollback:
-        return NOT_TAKEN
-
-
-class _Rollback(Exception):
-    pass
-
-
-def _go_on(
-    using: str, held: Claim, interpreter: Interpreter, result_json: str, *, keep_on_fallback: bool
-) -> Claim | NotTaken | None:
     known = engine.Recorded(Kind.STEP, held.step, held.args_json, engine.Succeeded(result_json))
-    decision = engine.decide(interpreter, {held.seq: known})
+    # The inbox is read without the run's lock; only an advance holding the lock takes a signal,
+    # and none can while the run waits on this step, so what it finds is still there under the lock.
+    decision = engine.decide(interpreter, {held.seq: known}, inbox=Inbox(using, held.run_id))
     params: dict[str, Any] = {
         "run": held.run_id,
         "generation": held.generation,
@@ -131,7 +130,7 @@ def _go_on(
         "next_seq": held.seq + 1,
     }
     following = _next_step(decision, held)
-    with connections[using].cursor() as cursor:
+    with connection.cursor() as cursor:
         if following is not None:
             request, definition_queue, lease = following
             params.update(
@@ -158,6 +157,7 @@ def _go_on(
                     args_json=request.args_json,
                     attempt=1,
                     queue=definition_queue,
+                    lease_seconds=lease,
                 )
         elif isinstance(decision.end, engine.Complete) and not decision.commands:
             cursor.execute(_COMPLETE, {**params, "final": decision.end.result_json})
@@ -165,14 +165,9 @@ def _go_on(
                 interpreter.close()
                 observe.run_ended(using, held.run_id, held.workflow_id, interpreter.name, WorkflowRun.Status.COMPLETED)
                 return None
-    # Not for this path, or something moved: the general way decides again under the lock. It
-    # can reuse the generator if that stopped right after the result, where the run will be;
-    # not if it went on past a patch marker or a state, whose notes this decision alone holds.
-    if keep_on_fallback and interpreter.position == held.seq + 1:
-        generator_cache.put(held.run_id, held.generation, held.seq + 1, interpreter)
-    else:
-        interpreter.close()
-    return NOT_TAKEN
+    # Not for this path, or something moved (a cancel, a locked run, a stale lease): the
+    # general way checks under the lock and goes on from this decision if nothing moved.
+    return Handoff(interpreter, decision)
 
 
 def _next_step(decision: engine.Decision, held: Claim) -> tuple[StepCall, str, float] | None:

@@ -14,7 +14,7 @@ from uuid import UUID
 from ..conf import settings
 from ..core.interpreter import Interpreter
 
-__all__ = ["clear", "discard", "put", "take"]
+__all__ = ["clear", "discard", "matches", "put", "take"]
 
 _lock = threading.Lock()
 _entries: OrderedDict[UUID, tuple[int, int, Interpreter]] = OrderedDict()
@@ -31,6 +31,13 @@ def take(run_id: UUID, generation: int, next_seq: int) -> Interpreter | None:
         interpreter.close()
         return None
     return interpreter
+
+
+def matches(run_id: UUID, generation: int, next_seq: int) -> bool:
+    """Whether this process holds the run's generator stopped at exactly this point (nothing taken)."""
+    with _lock:
+        entry = _entries.get(run_id)
+    return entry is not None and entry[:2] == (generation, next_seq)
 
 
 def put(run_id: UUID, generation: int, next_seq: int, interpreter: Interpreter) -> None:

@@ -20,7 +20,8 @@ Status = HistoryEntry.Status
 
 def outcome_of(status: str, result_json: str | None, error_json: str | None) -> engine.Outcome | None:
     if status == Status.COMPLETED:
-        return engine.Succeeded(result_json or "null")
+        # A completed entry without a result is a signal wait that timed out.
+        return engine.TIMED_OUT if result_json is None else engine.Succeeded(result_json)
     if status == Status.FAILED:
         return engine.Failed(ErrorInfo.from_json(error_json or '{"type": "?", "message": "?"}'))
     if status == Status.CANCELLED:

@@ -45,6 +45,8 @@ class Claim:
     args_json: str
     attempt: int
     queue: str
+    #: How long one lease lasts; extending it renews this much from now.
+    lease_seconds: float
 
     @property
     def idempotency_key(self) -> str:

@@ -28,9 +28,11 @@ def finish(
     error_json: str | None = None,
     **fields: Any,
 ) -> None:
-    """Give ``run`` a final status, drop its pending work and tell its parent; or block it.
+    """Give ``run`` a final status, drop its pending work, cancel its live children and tell its parent; or block it.
 
-    A blocked run keeps its work items and a pending cancel: it is resumable.
+    A blocked run keeps its work items, its children and a pending cancel: it is resumable.
+    A finished run's live children have nobody to report to, so they are cancelled and run
+    their own compensation (a cancelled or blocked parent's children included).
     """
     fields.update(status=status, result_json=result_json, error_json=error_json, updated_at=Now())
     observe.run_ended(using, run.pk, run.workflow_id, run.workflow_name, status, error_json)
@@ -39,6 +41,8 @@ def finish(
         return
     WorkflowRun.objects.using(using).filter(pk=run.pk).update(cancel_requested=False, finished_at=Now(), **fields)
     WorkItem.objects.using(using).of(run.pk).delete()
+    for child_id in WorkflowRun.objects.using(using).children_of(run.pk).live().values_list("pk", flat=True):
+        request_cancel(using, child_id)
     notify_parent(using, run)
 
 
@@ -70,10 +74,13 @@ def continue_as_new(using: str, run: WorkflowRun, args_json: str, state_json: st
     Signal.objects.using(using).filter(run_id=run.pk).consumed().delete()
     WorkItem.objects.using(using).of(run.pk).delete()
     fields: dict[str, Any] = {} if state_json is None else {"state_json": state_json}
-    WorkflowRun.objects.using(using).filter(pk=run.pk).update(
+    runs = WorkflowRun.objects.using(using).filter(pk=run.pk)
+    runs.filter(initial_input_json__isnull=True).update(initial_input_json=F("input_json"))
+    runs.update(
         input_json=args_json,
         next_seq=0,
         generation=F("generation") + 1,
+        cancel_requested=False,  # a cancel delivered to this generation is not raised in the next
         cancel_requested_at=None,
         status=Status.RUNNING,
         updated_at=Now(),

@@ -36,9 +36,12 @@ class RunQuerySet(models.QuerySet["WorkflowRun"]):
         """Completed, failed or cancelled runs."""
         return self.filter(status__in=self.model.FINISHED)
 
-    def locked(self, run_id: uuid.UUID, *fields: str) -> RunQuerySet:
-        """The run, its row locked until the transaction ends (``FOR NO KEY UPDATE``): one writer at a time."""
-        locking = self.select_for_update(no_key=True).filter(pk=run_id)
+    def locked(self, run_id: uuid.UUID, *fields: str, skip_locked: bool = False) -> RunQuerySet:
+        """The run, its row locked until the transaction ends (``FOR NO KEY UPDATE``): one writer at a time.
+
+        With ``skip_locked``, a row another transaction holds comes back as no row at all.
+        """
+        locking = self.select_for_update(no_key=True, skip_locked=skip_locked).filter(pk=run_id)
         return locking.only(*fields) if fields else locking
 
     def with_id(self, workflow_id: str) -> RunQuerySet:

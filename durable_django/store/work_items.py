@@ -6,7 +6,7 @@ the generator, and schedule and claim the next step, all in the same transaction
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -18,16 +18,29 @@ from ..conf import settings
 from ..core import engine
 from ..core.interpreter import ErrorInfo
 from ..core.requests import Kind
-from ..models import HistoryEntry, WorkflowRun, WorkItem
-from . import fastpath, generator_cache, lifecycle, observe, outbox
-from .advance import advance, lock_run
+from ..models import HistoryEntry, Signal, WorkflowRun, WorkItem
+from . import fastpath, generator_cache, lifecycle, observe, outbox, poison
+from .advance import advance
 from .leases import Claim, database, db_now_plus, fence, lease_owner
+from .locking import RunBusy, lock_run
 
-__all__ = ["park", "record_failure", "record_success", "release", "take"]
+__all__ = [
+    "BUSY_RETRY_SECONDS",
+    "RunBusy",
+    "extend_lease",
+    "hand_back",
+    "park",
+    "record_failure",
+    "record_success",
+    "release",
+    "take",
+]
 
 Entry = HistoryEntry.Status
 #: How long a step waits after landing on a worker without its code.
 _PARK_SECONDS = 5.0
+#: How soon an item whose run's row a caller holds is tried again.
+BUSY_RETRY_SECONDS = 0.25
 
 
 def take(item_id: int) -> Claim | None:
@@ -36,31 +49,45 @@ def take(item_id: int) -> Claim | None:
     A step item comes back as a :class:`Claim` for the caller to run. An advance or a
     due timer is handled right here, and returns the run's next step if this worker
     should run it inline. None means there is nothing to do (the item is gone, leased by
-    a live worker, or not due yet).
+    a live worker, or not due yet), or that the run's row is held by a caller's open
+    transaction: then the item is tried again shortly.
     """
     using = database()
-    with transaction.atomic(using=using):
-        item = WorkItem.objects.using(using).filter(pk=item_id).values("run_id", "kind").first()
-        if item is None:
+    item = WorkItem.objects.using(using).filter(pk=item_id).values("run_id", "kind", "queue").first()
+    if item is None:
+        return None
+    try:
+        with transaction.atomic(using=using):
+            if item["kind"] == WorkItem.Kind.STEP:
+                return _claim_step(using, item_id, item["run_id"])
+            return _advance_or_fire(using, item_id, item["run_id"], item["kind"])
+    except RunBusy:
+        outbox.publish(item_id, item["queue"], countdown=BUSY_RETRY_SECONDS)
+        return None
+    except poison.TRANSIENT:
+        raise  # the connection or the server: the item stays, and is tried again
+    except Exception as error:
+        poison.advance_failed(using, item_id, item["run_id"], error)
+        return None
+
+
+def _advance_or_fire(using: str, item_id: int, run_id: Any, kind: str) -> Claim | None:
+    # The run first, the lock order every writer keeps.
+    run = lock_run(using, run_id, with_input=kind == WorkItem.Kind.ADVANCE, skip_locked=True)
+    if run is None:
+        return None
+    if kind == WorkItem.Kind.TIMER:
+        row = _lock_claimable(using, item_id)
+        if row is None:
             return None
-        if item["kind"] == WorkItem.Kind.STEP:
-            return _claim_step(using, item_id, item["run_id"])
-        # The run first, the lock order every writer keeps.
-        run = lock_run(using, item["run_id"], with_input=item["kind"] == WorkItem.Kind.ADVANCE)
-        if run is None:
+        WorkItem.objects.using(using).filter(pk=item_id).delete()
+        if not _fire(using, run.pk, row["seq"]):
             return None
-        if item["kind"] == WorkItem.Kind.TIMER:
-            row = _lock_claimable(using, item_id)
-            if row is None:
-                return None
-            WorkItem.objects.using(using).filter(pk=item_id).delete()
-            if not _fire(using, run.pk, row["seq"]):
-                return None
-        # An advance reads every committed signal, so it stands for all the run's waiting
-        # advances; with the run locked, none left means another worker did this one.
-        elif not WorkItem.objects.using(using).of(run.pk).of_kind(WorkItem.Kind.ADVANCE).unleased().delete()[0]:
-            return None
-        return advance(using, run, "")
+    # An advance reads every committed signal, so it stands for all the run's waiting
+    # advances; with the run locked, none left means another worker did this one.
+    elif not WorkItem.objects.using(using).of(run.pk).of_kind(WorkItem.Kind.ADVANCE).unleased().delete()[0]:
+        return None
+    return advance(using, run, "")
 
 
 def _lock_claimable(using: str, item_id: int) -> Mapping[str, Any] | None:
@@ -96,49 +123,93 @@ def _claim_step(using: str, item_id: int, run_id: Any) -> Claim | None:
         args_json=entry["args_json"],
         attempt=entry["attempts"],
         queue=row["queue"],
+        lease_seconds=row["lease_seconds"],
     )
 
 
 def _fire(using: str, run_id: Any, seq: int) -> bool:
-    """A timer is due: end the sleep, or time out the signal wait. False if it was already settled."""
-    return bool(
-        HistoryEntry.objects.using(using)
-        .at(run_id, seq)
-        .pending()
-        .update(status=Entry.COMPLETED, result_json="null", finished_at=Now())
+    """A timer is due: end the sleep, or time out the signal wait. False if it was already settled.
+
+    A signal wait whose signal is already in the inbox takes it instead (the advance that
+    follows does): a signal that arrived in time is never lost to a timeout.
+    """
+    entry = HistoryEntry.objects.using(using).at(run_id, seq).pending().values("kind", "name").first()
+    if entry is None:
+        return False
+    if entry["kind"] == Kind.SIGNAL:
+        if Signal.objects.using(using).inbox(run_id, entry["name"]).exists():
+            return True
+        timed_out: dict[str, Any] = {"result_json": None}  # no result: a timeout, not a signal of null
+    else:
+        timed_out = {"result_json": "null"}
+    HistoryEntry.objects.using(using).at(run_id, seq).update(status=Entry.COMPLETED, finished_at=Now(), **timed_out)
+    return True
+
+
+def record_success(held: Claim, result_json: str, body: Callable[[], str] | None = None) -> Claim | None:
+    """Record a step's result and advance the run, in one transaction.
+
+    ``body``, when given, is an atomic step: it runs inside the same transaction once the run
+    is locked, and returns the result's JSON (``result_json`` is then ignored). If the run
+    was cancelled while the attempt ran, the outcome is kept but recorded as cancelled, so
+    ``Cancelled`` is raised at the step's yield (an atomic body does not run at all).
+
+    Raises :class:`RunBusy` if a caller's transaction holds the run: report again shortly.
+    """
+    fast = fastpath.record_success(held, result_json) if body is None else fastpath.NOT_TAKEN
+    if fast is None or isinstance(fast, Claim):
+        return fast
+    handoff = fast if isinstance(fast, fastpath.Handoff) else None
+    using = database()
+    try:
+        with transaction.atomic(using=using):
+            run = lock_run(using, held.run_id, skip_locked=True)
+            if run is None or not fence(using, held):
+                _refused(held)
+                return None
+            cancelled = run.cancel_requested
+            if body is not None:
+                result_json = None if cancelled else body()  # type: ignore[assignment]
+            HistoryEntry.objects.using(using).at(held.run_id, held.seq).update(
+                status=Entry.CANCELLED if cancelled else Entry.COMPLETED,
+                result_json=result_json,
+                error_json=None,
+                finished_at=Now(),
+            )
+            outcome = engine.CANCELLED if cancelled else engine.Succeeded(result_json)
+            known = (held.seq, engine.Recorded(Kind.STEP, held.step, held.args_json, outcome))
+            if handoff is not None and not _unmoved(run, held):
+                handoff.interpreter.close()
+                handoff = None
+            current, handoff = handoff, None
+            return advance(using, run, held.queue, known=known, handoff=current)
+    finally:
+        if handoff is not None:  # not handed on: it holds a result that may not have been recorded
+            handoff.interpreter.close()
+
+
+def _unmoved(run: WorkflowRun, held: Claim) -> bool:
+    """The run is where the fast path left it: the generator it fed may go on."""
+    return (
+        run.generation == held.generation
+        and run.next_seq == held.seq + 1
+        and run.status == WorkflowRun.Status.RUNNING
+        and not run.cancel_requested
     )
 
 
-def record_success(held: Claim, result_json: str, body: Any = None) -> Claim | None:
-    """Record a step's result and advance the run, in one transaction.
-
-    ``body``, when given, runs first inside the same transaction: that is an atomic step,
-    and it must return the result's JSON (``result_json`` is then ignored).
-    """
-    fast = fastpath.record_success(held, result_json, body)
-    if not isinstance(fast, fastpath.NotTaken):
-        return fast
-    using = database()
-    with transaction.atomic(using=using):
-        run = lock_run(using, held.run_id)
-        if run is None or not fence(using, held):
-            _refused(held)
-            return None
-        if body is not None:
-            result_json = body()
-        HistoryEntry.objects.using(using).at(held.run_id, held.seq).update(
-            status=Entry.COMPLETED, result_json=result_json, error_json=None, finished_at=Now()
-        )
-        known = engine.Recorded(Kind.STEP, held.step, held.args_json, engine.Succeeded(result_json))
-        return advance(using, run, held.queue, known=(held.seq, known))
-
-
 def record_failure(held: Claim, error: ErrorInfo, retry_in: timedelta | None) -> Claim | None:
-    """Record a failed attempt: schedule the retry, or give up and raise it in the workflow."""
+    """Record a failed attempt: schedule the retry, or give up and raise it in the workflow.
+
+    If the run was cancelled while the attempt ran, no retry follows: the error is kept and
+    ``Cancelled`` is raised at the step's yield. Raises :class:`RunBusy` like
+    :func:`record_success`.
+    """
     using = database()
     with transaction.atomic(using=using):
+        run = lock_run(using, held.run_id, skip_locked=True)
         entries = HistoryEntry.objects.using(using).at(held.run_id, held.seq)
-        if retry_in is not None:
+        if run is not None and retry_in is not None and not run.cancel_requested:
             delay = retry_in.total_seconds()
             hint = outbox.countdown_hint(delay)
             retried = (
@@ -158,13 +229,15 @@ def record_failure(held: Claim, error: ErrorInfo, retry_in: timedelta | None) ->
             if hint is not None:
                 outbox.after_commit(held.item_id, held.queue, using=using, countdown=hint)
             return None
-        run = lock_run(using, held.run_id)
         if run is None or not fence(using, held):
             _refused(held)
             return None
-        entries.update(status=Entry.FAILED, error_json=error.as_json(), finished_at=Now())
+        cancelled = run.cancel_requested
+        status = Entry.CANCELLED if cancelled else Entry.FAILED
+        entries.update(status=status, error_json=error.as_json(), finished_at=Now())
         observe.step_failed(using, held, error.as_dict(), final=True)
-        known = engine.Recorded(Kind.STEP, held.step, held.args_json, engine.Failed(error))
+        outcome = engine.CANCELLED if cancelled else engine.Failed(error)
+        known = engine.Recorded(Kind.STEP, held.step, held.args_json, outcome)
         return advance(using, run, held.queue, known=(held.seq, known))
 
 
@@ -182,7 +255,7 @@ def park(held: Claim, error: ErrorInfo) -> None:
     """
     using = database()
     with transaction.atomic(using=using):
-        run = lock_run(using, held.run_id)
+        run = lock_run(using, held.run_id, skip_locked=True)
         parked = (
             WorkItem.objects.using(using)
             .held(held.item_id, held.token)
@@ -195,6 +268,22 @@ def park(held: Claim, error: ErrorInfo) -> None:
         grace = -settings.UNKNOWN_CODE_GRACE
         if run.status in WorkflowRun.LIVE and entries.filter(scheduled_at__lt=db_now_plus(grace)).exists():
             lifecycle.finish(using, run, WorkflowRun.Status.BLOCKED, error_json=error.as_json())
+
+
+def extend_lease(held: Claim) -> bool:
+    """Keep holding ``held`` for another lease period; False if another claim or a cancel took it."""
+    using = database()
+    return bool(
+        WorkItem.objects.using(using)
+        .held(held.item_id, held.token)
+        .update(lease_expires_at=db_now_plus(held.lease_seconds))
+    )
+
+
+def hand_back(held: Claim) -> None:
+    """End the lease now, so another attempt may start at once (the attempt's outcome could not be recorded)."""
+    using = database()
+    WorkItem.objects.using(using).held(held.item_id, held.token).update(lease_expires_at=Now(), dispatched_at=None)
 
 
 def release(held: Claim) -> None:

@@ -6,10 +6,11 @@ for up to ``DURABLE_INLINE_SECONDS``, then hands the run back to the queue.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -20,11 +21,17 @@ from ..core.registry import StepCode
 from ..core.registry import step as lookup_step
 from ..core.requests import decode_arguments
 from ..exceptions import SerializationError, StepTimeout, WorkerLost, WorkflowNotRegistered
-from ..store import observe, work_items
+from ..store import observe, poison, work_items
 from ..store.faults import crash_point
-from ..store.leases import Claim
+from ..store.leases import Claim, database
+from ..store.locking import RunBusy
+from . import connections
 
-__all__ = ["work"]
+__all__ = ["REPORT_PATIENCE", "work"]
+
+#: How long a worker waits, at most, for a caller's transaction to let go of a run before it
+#: hands the step back (it then runs again, with the same idempotency key).
+REPORT_PATIENCE = 300.0
 
 
 def work(item_id: int) -> int:
@@ -47,14 +54,14 @@ def _run_step(held: Claim) -> Claim | None:
     try:
         definition = lookup_step(held.step)
     except WorkflowNotRegistered as error:  # an older worker, mid-deploy: leave the step to one that has it
-        work_items.park(held, error_info(error))
-        return None
+        missing = error_info(error)
+        return _report(held, lambda: work_items.park(held, missing))
     if held.attempt > definition.retry.max_attempts:  # every attempt so far died without a word
         lost = WorkerLost(
             f"the process running attempt {held.attempt - 1} of step {held.step!r} died before it reported "
             "(its lease expired), and no attempt is left; look for OOM kills or crashes in the worker logs"
         )
-        return work_items.record_failure(held, error_info(lost), retry_in=None)
+        return _report(held, lambda: work_items.record_failure(held, error_info(lost), retry_in=None))
     if definition.atomic:
         return _run_atomic(held, definition)
     try:
@@ -63,23 +70,67 @@ def _run_step(held: Claim) -> Claim | None:
             value = definition.func(*args, **kwargs)
         result_json = codec.encode(value, f"the result of step {held.step!r}")
     except Exception as error:
-        return work_items.record_failure(held, error_info(error), _retry_in(definition, error, held.attempt))
+        failure, retry_in = error_info(error), _retry_in(definition, error, held.attempt)
+        return _report(held, lambda: work_items.record_failure(held, failure, retry_in))
     crash_point("step.after_call")
-    return work_items.record_success(held, result_json)
+    return _report(held, lambda: work_items.record_success(held, result_json))
+
+
+class _StepRaised(Exception):
+    """An atomic step's own error, carried out of the transaction it rolled back."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _run_atomic(held: Claim, definition: StepCode) -> Claim | None:
     args, kwargs = decode_arguments(held.args_json)
 
     def body() -> str:
-        with _attempt(held, definition):
-            value = definition.func(*args, **kwargs)
-            return codec.encode(value, f"the result of step {held.step!r}")
+        try:
+            with _attempt(held, definition):
+                value = definition.func(*args, **kwargs)
+                return codec.encode(value, f"the result of step {held.step!r}")
+        except Exception as error:
+            raise _StepRaised(error) from error
 
     try:
-        return work_items.record_success(held, "", body=body)
-    except Exception as error:
-        return work_items.record_failure(held, error_info(error), _retry_in(definition, error, held.attempt))
+        return _report(held, lambda: work_items.record_success(held, "", body=body), reraise=(_StepRaised,))
+    except _StepRaised as raised:
+        failure, retry_in = error_info(raised.error), _retry_in(definition, raised.error, held.attempt)
+        return _report(held, lambda: work_items.record_failure(held, failure, retry_in))
+
+
+def _report(held: Claim, record: Callable[[], Claim | None], reraise: tuple[type[Exception], ...] = ()) -> Claim | None:
+    """Record an attempt's outcome, however long a caller holds the run (within reason), keeping the lease.
+
+    A caller's open transaction holds the run's row (``run.signal()`` until it commits):
+    the worker waits outside any transaction and keeps its lease alive meanwhile. An error
+    of the connection hands the step back at once instead of holding it for its timeout; any
+    other error is counted, and the third blocks the run (:mod:`durable_django.store.poison`).
+    """
+    deadline = time.monotonic() + REPORT_PATIENCE
+    pause = 0.02
+    while True:
+        try:
+            return record()
+        except RunBusy:
+            if time.monotonic() > deadline or not work_items.extend_lease(held):
+                work_items.hand_back(held)
+                return None
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+        except reraise:
+            raise
+        except poison.TRANSIENT:
+            connections.discard_broken_connections()
+            with contextlib.suppress(Exception):  # the database may still be away: then the lease runs out
+                work_items.hand_back(held)
+            raise
+        except Exception as error:
+            poison.step_report_failed(database(), held.item_id, held.token, held.run_id, error)
+            return None
 
 
 def _retry_in(definition: StepCode, error: Exception, attempt: int) -> timedelta | None:

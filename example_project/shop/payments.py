@@ -87,6 +87,29 @@ def refund(charge_id: str, *, idempotency_key: str) -> dict:
     return {"id": refund_id, "charge_id": charge_id, "amount_cents": amount_cents, "status": "succeeded"}
 
 
+def refund_reference(reference: str, *, idempotency_key: str) -> dict | None:
+    """Refund the charge made under ``reference``, if there is one (None if not), once per key.
+
+    Compensation uses it when it cannot know whether a charge went through (a cancel that
+    landed while the card was being charged): the provider knows.
+    """
+    time.sleep(settings.PAYMENTS_LATENCY / 2)
+    with closing(_connect()) as connection:
+        connection.execute("BEGIN IMMEDIATE")
+        row = connection.execute("SELECT charge_id FROM charges WHERE reference = ?", (reference,)).fetchone()
+        if row is None:
+            connection.execute("COMMIT")
+            return None
+        try:
+            refund_id, amount_cents = _refund(connection, row[0], idempotency_key)
+        except PaymentError:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+    time.sleep(settings.PAYMENTS_LATENCY / 2)
+    return {"id": refund_id, "charge_id": row[0], "amount_cents": amount_cents, "status": "succeeded"}
+
+
 def _refund(connection: sqlite3.Connection, charge_id: str, idempotency_key: str) -> tuple[str, int]:
     row = connection.execute(
         "SELECT refund_id, charge_id, amount_cents FROM refunds WHERE idempotency_key = ?", (idempotency_key,)

@@ -76,7 +76,7 @@ def test_cancel_during_a_sleep_runs_the_compensation(worker):
     assert not WorkItem.objects.filter(run=run).exists()
 
 
-def test_cancel_during_a_step_lets_it_finish_then_raises_at_the_next_yield_and_compensates(worker):
+def test_cancel_during_a_step_lets_the_attempt_finish_then_raises_at_its_yield_and_compensates(worker):
     run = saga.start("holding", hold_seconds=3)
     wait_for(
         lambda: WorkItem.objects.filter(run=run, kind="step", lease_expires_at__isnull=False, seq=2).exists(),
@@ -87,10 +87,12 @@ def test_cancel_during_a_step_lets_it_finish_then_raises_at_the_next_yield_and_c
     (run,) = wait_finished([run], timeout=20)
     assert run.status == Status.CANCELLED
     assert counters("holding") == {"charged": 1, "reserved": 1, "refunded": 1}
-    # The running step's result was recorded; Cancelled came at the sleep after it, never started.
-    entries = dict(HistoryEntry.objects.filter(run=run).values_list("seq", "status"))
-    assert entries[2] == Entry.COMPLETED
-    assert entries[3] == Entry.CANCELLED and HistoryEntry.objects.get(run=run, seq=3).kind == "sleep"
+    # The running attempt finished and its result was kept; Cancelled came at its own yield,
+    # so the sleep after it was never yielded and the compensation is the next position.
+    held = HistoryEntry.objects.get(run=run, seq=2)
+    assert (held.status, held.result_json, held.attempts) == (Entry.CANCELLED, '"held"', 1)
+    assert HistoryEntry.objects.get(run=run, seq=3).name == "tests.bump"
+    assert not HistoryEntry.objects.filter(run=run, kind="sleep").exists()
     assert "refused a late write" not in worker.logs()
 
 

@@ -54,8 +54,13 @@ def claim_first_step(run: WorkflowRun) -> work_items.Claim:
     return held
 
 
+def hand_on(claim: work_items.Claim | None) -> None:
+    """A report may lease the run's next step to this 'worker': give it back for run_until_idle()."""
+    if claim is not None:
+        work_items.release(claim)
+
+
 # 1: a wait that loses an any_of takes no signal.
-@pytest.mark.xfail(strict=True, reason="issue 10: fixed in the next commits")
 def test_a_wait_that_loses_an_any_of_leaves_its_signal_for_the_next_wait():
     run = race_two_waits.start()
     run.signal("a", "A")
@@ -64,7 +69,6 @@ def test_a_wait_that_loses_an_any_of_leaves_its_signal_for_the_next_wait():
     assert fresh(run).result == {"first": [0, "A"], "later": "B"}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: fixed in the next commits")
 def test_a_signal_loop_over_any_of_takes_every_signal_sent_close_together():
     run = submit_loop.start()
     with transaction.atomic():
@@ -76,7 +80,6 @@ def test_a_signal_loop_over_any_of_takes_every_signal_sent_close_together():
 
 
 # review finding: a step opened in the same advance that a buffered signal settles the group.
-@pytest.mark.xfail(strict=True, reason="issue 10: fixed in the next commits")
 def test_an_any_of_step_that_loses_to_a_buffered_signal_never_runs():
     run = step_or_signal.start("never-ran")
     run.signal("go", "now")
@@ -88,7 +91,6 @@ def test_an_any_of_step_that_loses_to_a_buffered_signal_never_runs():
 
 
 # 5: every buffered signal reaches a group of waits, however many.
-@pytest.mark.xfail(strict=True, reason="issue 10: fixed in the next commits")
 def test_an_all_of_of_150_waits_takes_150_buffered_signals():
     run = votes.start(150)
     with transaction.atomic():
@@ -100,12 +102,11 @@ def test_an_all_of_of_150_waits_takes_150_buffered_signals():
 
 
 # 2: a cancel that lands while a step attempt runs.
-@pytest.mark.xfail(strict=True, reason="issue 10: fixed in the next commits")
 def test_a_cancel_while_an_attempt_runs_stops_the_retries_and_raises_at_that_steps_yield():
     run = compensate_at_the_step.start("at-step", fail_times=1)
     held = claim_first_step(run)
     run.cancel()
-    work_items.record_failure(held, error_info(RuntimeError("attempt 1 failed")), retry_in=timedelta(0))
+    hand_on(work_items.record_failure(held, error_info(RuntimeError("attempt 1 failed")), retry_in=timedelta(0)))
     runner.work(held.item_id)  # the retry's message arrives before the cancel's wake-up
     run_until_idle()
     pass_time(timedelta(minutes=1))
@@ -116,12 +117,11 @@ def test_a_cancel_while_an_attempt_runs_stops_the_retries_and_raises_at_that_ste
     assert (counter("at-step:compensated"), counter("at-step:after")) == (1, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: fixed in the next commits")
 def test_a_step_that_succeeds_after_the_cancel_keeps_its_result_and_raises_cancelled_at_its_yield():
     run = compensate_at_the_step.start("succeeds")
     held = claim_first_step(run)
     run.cancel()
-    work_items.record_success(held, "1")
+    hand_on(work_items.record_success(held, "1"))
     run_until_idle()
     run = fresh(run)
     assert run.status == Status.CANCELLED
@@ -130,12 +130,11 @@ def test_a_step_that_succeeds_after_the_cancel_keeps_its_result_and_raises_cance
     assert (counter("succeeds:compensated"), counter("succeeds:after")) == (1, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: fixed in the next commits")
 def test_cleanup_in_finally_runs_when_the_cancel_lands_during_the_step():
     run = cleanup_in_finally.start("finally")
     held = claim_first_step(run)
     run.cancel()
-    work_items.record_success(held, "1")
+    hand_on(work_items.record_success(held, "1"))
     run_until_idle()
     run = fresh(run)
     assert run.status == Status.CANCELLED
@@ -143,7 +142,6 @@ def test_cleanup_in_finally_runs_when_the_cancel_lands_during_the_step():
 
 
 # 3: a child per generation.
-@pytest.mark.xfail(strict=True, reason="issue 10: fixed in the next commits")
 def test_each_generation_waits_for_its_own_child_not_the_previous_generations():
     run = run_workflow(child_per_generation, 0, 2)
     assert run.status == Status.COMPLETED
@@ -154,7 +152,6 @@ def test_each_generation_waits_for_its_own_child_not_the_previous_generations():
 
 
 # c: a delivered cancel is not raised again in the next generation.
-@pytest.mark.xfail(strict=True, reason="issue 10: fixed in the next commits")
 def test_a_cancel_delivered_before_continue_as_new_is_not_raised_again():
     run = run_workflow(cancel_each_generation, 0)
     run.cancel()
@@ -167,7 +164,6 @@ def test_a_cancel_delivered_before_continue_as_new_is_not_raised_again():
 
 
 # 4: a resumed run keeps its timers.
-@pytest.mark.xfail(strict=True, reason="issue 10: fixed in the next commits")
 def test_resuming_a_blocked_run_does_not_fire_its_pending_timers():
     run = run_workflow(wait_or_timeout, 24 * 7)
     assert run.status == Status.WAITING
@@ -180,7 +176,6 @@ def test_resuming_a_blocked_run_does_not_fire_its_pending_timers():
 
 
 # 6: durations the database cannot hold are refused where they are made.
-@pytest.mark.xfail(strict=True, reason="issue 10: fixed in the next commits")
 def test_a_sleep_beyond_what_the_database_holds_fails_the_run_at_its_yield():
     run = run_workflow(long_sleeper)
     assert run.status == Status.FAILED
@@ -189,7 +184,6 @@ def test_a_sleep_beyond_what_the_database_holds_fails_the_run_at_its_yield():
 
 
 # 7: cancelling a blocked parent cancels its live child.
-@pytest.mark.xfail(strict=True, reason="issue 10: fixed in the next commits")
 def test_cancelling_a_blocked_parent_cancels_its_live_child():
     run = run_workflow(parent_of_waiter)
     child = WorkflowRun.objects.get(parent=run)
