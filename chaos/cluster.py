@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from example_project.processes import CeleryWorker
+from tests.support.processes import CeleryWorker
 
 #: As durable_django names lease owners: ``host:pid``.
 HOST = socket.gethostname()

@@ -22,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from example_project.processes import alive
+from tests.support.processes import alive
 
 ROOT = Path(__file__).resolve().parents[1]
 

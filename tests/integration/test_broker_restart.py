@@ -17,7 +17,7 @@ import pytest
 
 from chaos.services import Redis, free_port
 from durable_django.models import WorkflowRun
-from example_project.processes import CeleryWorker
+from tests.support.processes import CeleryWorker
 from tests.testapp.workflows import nap
 
 from .waiting import wait_finished, wait_for
