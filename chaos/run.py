@@ -31,6 +31,13 @@ from .services import ROOT, FakeApi, Postgres, Redis, free_port
 
 logger = logging.getLogger("chaos")
 DATABASE = "chaos"
+#: Environment variables Celery reads before its settings (celery.app.utils.Settings).
+INHERITED_CELERY_URLS = (
+    "CELERY_BROKER_URL",
+    "CELERY_BROKER_READ_URL",
+    "CELERY_BROKER_WRITE_URL",
+    "CELERY_RESULT_BACKEND",
+)
 
 
 class Harness:
@@ -62,6 +69,10 @@ class Harness:
             free_port(), self.run_dir / "ledger.sqlite3", self.run_dir, self.profile.api_faults, self.seed
         )
         self.api.start()
+        # Celery prefers these variables to the settings: inherited (say from a test run's shell), they
+        # would point the harness and its workers at another broker, which no broker fault reaches.
+        for name in INHERITED_CELERY_URLS:
+            os.environ.pop(name, None)
         os.environ.update(
             DJANGO_SETTINGS_MODULE="chaos.settings",
             CHAOS_PG_PORT=str(self.postgres.port),
