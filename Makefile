@@ -54,11 +54,11 @@ bench: $(BENCH_STAMP)
 ## The chaos harness: order workflows under worker kills, database and broker faults (docs/chaos.md).
 ## Its own PostgreSQL, Redis, fake payment API and workers on loopback ports; about 5 minutes.
 chaos: $(STAMP)
-	$(PY) -m tests.chaos --profile full $(CHAOS_ARGS)
+	$(PY) -m chaos --profile full $(CHAOS_ARGS)
 
 ## The same, short (about 200 workflows, a minute or two): CI runs it on every submission.
 chaos-smoke: $(STAMP)
-	$(PY) -m tests.chaos --profile smoke $(CHAOS_ARGS)
+	$(PY) -m chaos --profile smoke $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV_NEXT) var

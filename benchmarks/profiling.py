@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 
-from example_project.processes import CeleryWorker
+from tests.support.processes import CeleryWorker
 
 from .machine import wait_quiet
 from .scenarios import Bench, Scenario, measure

@@ -23,7 +23,7 @@ import redis
 from django.db import connection, connections
 
 from durable_django.models import HistoryEntry, Signal, WorkflowRun, WorkItem
-from example_project.processes import CeleryWorker
+from tests.support.processes import CeleryWorker
 
 from .benchapp.models import Row
 from .machine import CpuWatch, Usage, wait_quiet

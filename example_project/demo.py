@@ -26,7 +26,7 @@ from pathlib import Path
 
 from example_project.demo_kills import kill_steps_in_flight
 from example_project.demo_report import DemoFailed, Plan, report
-from example_project.processes import CeleryWorker
+from tests.support.processes import CeleryWorker
 
 ROOT = Path(__file__).resolve().parent.parent
 USERNAME, PASSWORD = "demo", "demo"  # a throwaway local database

@@ -7,7 +7,7 @@ import socket
 import time
 from collections import Counter
 
-from example_project.processes import CeleryWorker
+from tests.support.processes import CeleryWorker
 
 
 def steps_held(pids: list[int]) -> list[tuple[int, str, bool]]:

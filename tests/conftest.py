@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from durable_django.store import generator_cache
-from example_project.processes import CeleryWorker
+from tests.support.processes import CeleryWorker
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -177,6 +177,11 @@ def test_a_bad_request_is_refused_where_it_is_built(build, message):
     assert isinstance(caught.value, ValueError | TypeError)
 
 
+def test_set_state_inside_a_group_is_refused_where_it_is_built():
+    with pytest.raises(durable.InvalidRequest):
+        durable.all_of(durable.set_state("x"), durable.sleep(timedelta(seconds=1)))
+
+
 @pytest.mark.django_db
 def test_a_bad_signal_payload_is_refused_naming_the_path_and_nothing_is_written():
     from durable_django.models import Signal

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from example_project.processes import ROOT
+from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="the demo finds pool processes in /proc")
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from example_project.processes import ROOT, CeleryWorker
+from tests.support.processes import ROOT, CeleryWorker
 
 DOCS = ROOT / "docs"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)

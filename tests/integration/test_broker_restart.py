@@ -15,9 +15,9 @@ import time
 
 import pytest
 
+from chaos.services import Redis, free_port
 from durable_django.models import WorkflowRun
-from example_project.processes import CeleryWorker
-from tests.chaos.services import Redis, free_port
+from tests.support.processes import CeleryWorker
 from tests.testapp.workflows import nap
 
 from .waiting import wait_finished, wait_for

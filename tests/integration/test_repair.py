@@ -7,9 +7,10 @@ import pytest
 import durable_django as durable
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from durable_django.ops import repair
+from durable_django.testing import run_until_idle
 from durable_django.worker import runner
 from tests.testapp.models import Counter
-from tests.testapp.workflows import repairable
+from tests.testapp.workflows import echo_workflow, repairable
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_messages")]
 Status = WorkflowRun.Status
@@ -66,6 +67,21 @@ def test_fork_refuses_a_position_the_run_does_not_have(seq, message):
     run = failed_run(f"bad-{seq}")
     with pytest.raises(durable.DurableError, match=message):
         repair.fork(run, seq)
+
+
+def test_fork_refuses_a_taken_or_malformed_workflow_id_with_a_durable_error():
+    run = repairable.start("fork-ids", workflow_id="repair-fork-ids")
+    run_until_idle()
+    echo_workflow.start(1, workflow_id="taken")
+    for bad in ("taken", " padded ", "bell\x07"):
+        try:
+            repair.fork(run, 0, workflow_id=bad)
+        except durable.DurableError:
+            continue
+        except Exception as error:
+            raised = type(error).__name__
+            raise AssertionError(f"fork(workflow_id={bad!r}) raised {raised}, not a DurableError") from error
+        raise AssertionError(f"fork(workflow_id={bad!r}) was accepted")
 
 
 def test_retry_refuses_a_run_that_did_not_fail():

@@ -18,11 +18,11 @@ from django.db import transaction
 
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem, idempotency_key
 from durable_django.testing import advance_time
-from example_project.processes import CeleryWorker
 from example_project.shop import payments
 from example_project.shop.models import Order
 from example_project.shop.workflows import checkout
 from tests.factories import OrderFactory
+from tests.support.processes import CeleryWorker
 
 from .waiting import wait_finished, wait_for
 

@@ -1,4 +1,4 @@
-"""Signals, queries and continue-as-new on a real worker."""
+"""Signals, queries and continue-as-new: on a real worker, and in this process within one transaction."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import pytest
 from django.db import transaction
 
 import durable_django as durable
-from durable_django.models import HistoryEntry, Signal, WorkflowRun
+from durable_django.models import HistoryEntry, Signal, WorkflowRun, WorkItem
+from durable_django.worker import runner
 from tests.testapp.workflows import adder, collect, inspectable, two_names, wait_or_timeout
 
 from .waiting import wait_finished, wait_for, wait_status
 
-pytestmark = [pytest.mark.broker]
 WAITING = WorkflowRun.Status.WAITING
 
 
+@pytest.mark.broker
 def test_signals_sent_before_during_and_after_the_wait_are_each_consumed_once_in_order(worker):
     with transaction.atomic():
         run = collect.start(5)
@@ -38,6 +39,7 @@ def test_signals_sent_before_during_and_after_the_wait_are_each_consumed_once_in
     ]
 
 
+@pytest.mark.broker
 def test_signals_of_other_names_wait_for_their_own_wait(worker):
     run = two_names.start()
     with transaction.atomic():
@@ -47,6 +49,7 @@ def test_signals_of_other_names_wait_for_their_own_wait(worker):
     assert run.result == ["first", "second"]
 
 
+@pytest.mark.broker
 def test_a_signal_wait_times_out_with_none(worker):
     from datetime import timedelta
 
@@ -63,6 +66,7 @@ def test_a_signal_wait_times_out_with_none(worker):
     assert wait.finished_at >= wait.fire_at
 
 
+@pytest.mark.broker
 def test_a_signal_to_a_finished_run_is_refused_and_leaves_nothing(worker):
     run = collect.start(1)
     run.signal("item", "only")
@@ -80,6 +84,7 @@ def test_a_signal_to_an_unknown_run_is_refused():
         durable.signal("nobody", "item")
 
 
+@pytest.mark.broker
 def test_query_shows_the_locals_where_the_run_waits_and_state_needs_no_replay(worker):
     run = inspectable.start(21)
     run = wait_status(run, WAITING, timeout=20)
@@ -91,6 +96,7 @@ def test_query_shows_the_locals_where_the_run_waits_and_state_needs_no_replay(wo
     assert run.query() == {}
 
 
+@pytest.mark.broker
 def test_continue_as_new_keeps_signals_not_yet_consumed(worker):
     run = adder.start(0, 3)
     with transaction.atomic():
@@ -110,7 +116,6 @@ def test_continue_as_new_keeps_signals_not_yet_consumed(worker):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("no_messages")
 def test_one_transaction_of_signals_wakes_its_run_once_and_a_rolled_back_wake_is_redone():
-    from durable_django.models import WorkItem
     from durable_django.testing import run_until_idle
 
     run = collect.start(3)
@@ -132,3 +137,14 @@ def test_one_transaction_of_signals_wakes_its_run_once_and_a_rolled_back_wake_is
     run_until_idle()
     other.refresh_from_db()
     assert other.result == ["kept"]
+
+
+@pytest.mark.django_db
+def test_a_signal_after_the_run_advanced_in_the_same_transaction_wakes_it_again():
+    with transaction.atomic():
+        run = collect.start(1)
+        (item,) = WorkItem.objects.filter(run=run)
+        runner.work(item.pk)  # the run advances and waits for "item"
+        assert not WorkItem.objects.filter(run=run).exists()
+        run.signal("item", "x")
+        assert WorkItem.objects.filter(run=run, kind=WorkItem.Kind.ADVANCE).exists(), "nothing will advance the run"

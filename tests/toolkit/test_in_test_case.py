@@ -1,13 +1,18 @@
-"""The toolkit inside a plain ``django.test.TestCase``: one transaction, never committed, no Celery."""
+"""The toolkit inside a plain ``django.test.TestCase``: one transaction, never committed, no Celery.
+
+pytest's ``django_db`` (not transactional) gives a test the same single transaction.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from django.db import transaction
 from django.test import TestCase
 
 import durable_django as durable
-from durable_django.models import HistoryEntry, WorkItem
+from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from durable_django.testing import assert_history, pass_time, run_until_idle, run_workflow, send_signal
 from tests.testapp.models import Counter
 from tests.testapp.workflows import adder, collect, echo_workflow, parent, saga
@@ -101,3 +106,16 @@ class RunningWorkflowsInATestCase(TestCase):
         run_workflow(echo_workflow, 1)
         self.assertFalse(WorkItem.objects.exists())
         self.assertEqual(run_until_idle(), 0)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("no_messages")
+def test_run_until_idle_finishes_a_run_woken_twice_inside_a_test_transaction():
+    # Given a TestCase-style test: everything happens inside one transaction that never commits.
+    assert transaction.get_connection().in_atomic_block
+    run = collect.start(1)
+    run_until_idle()  # the run waits for its signal
+    run.signal("item", "a")  # the second wake of the same run in this transaction
+    run_until_idle()
+    run.refresh_from_db()
+    assert run.status == WorkflowRun.Status.COMPLETED

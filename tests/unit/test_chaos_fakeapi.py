@@ -11,8 +11,8 @@ from contextlib import closing
 
 import pytest
 
-from tests.chaos.fakeapi import Faults, Ledger, Server
-from tests.chaos.services import free_port
+from chaos.fakeapi import Faults, Ledger, Server
+from chaos.services import free_port
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """A fake payment and email API, run as its own loopback process: the ground truth for effects.
 
-``python -m tests.chaos.fakeapi --port P --ledger path.sqlite3``
+``python -m chaos.fakeapi --port P --ledger path.sqlite3``
 
 Stripe-like idempotency: the first request with an ``Idempotency-Key`` applies the effect
 and saves the response; a repeat with the same key and the same body gets the saved

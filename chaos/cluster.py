@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from example_project.processes import CeleryWorker
+from tests.support.processes import CeleryWorker
 
 #: As durable_django names lease owners: ``host:pid``.
 HOST = socket.gethostname()
@@ -22,7 +22,7 @@ class Cluster:
     def __init__(self, env: dict[str, str], log_dir: Path, *, workers: int, concurrency: int) -> None:
         self.workers = [
             CeleryWorker(
-                "tests.chaos.celery_app",
+                "chaos.celery_app",
                 {**env, "CHAOS_ROLE": "worker"},
                 log_dir / f"worker-{index}",
                 queues="celery",
@@ -116,5 +116,5 @@ def environment(**values: str) -> dict[str, str]:
     """The worker environment: this process's, with the chaos project's settings."""
     env = dict(os.environ)
     env.update(values)
-    env["DJANGO_SETTINGS_MODULE"] = "tests.chaos.settings"
+    env["DJANGO_SETTINGS_MODULE"] = "chaos.settings"
     return env

@@ -4,7 +4,7 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.chaos.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chaos.settings")
 
 app = Celery("chaos")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -1,6 +1,6 @@
 """The orchestrator: start everything, run the workload under faults, drain, check, report, stop everything.
 
-``python -m tests.chaos --profile full|smoke [--seed N] [--report path.json] [--workflows N]``
+``python -m chaos --profile full|smoke [--seed N] [--report path.json] [--workflows N]``
 
 Exit status: 0 PASSED, 1 FAILED (an invariant broke), 2 INCONCLUSIVE (faults did not land,
 or the harness itself had trouble), 130 interrupted. Artifacts (worker, PostgreSQL, Redis
@@ -31,6 +31,13 @@ from .services import ROOT, FakeApi, Postgres, Redis, free_port
 
 logger = logging.getLogger("chaos")
 DATABASE = "chaos"
+#: Environment variables Celery reads before its settings (celery.app.utils.Settings).
+INHERITED_CELERY_URLS = (
+    "CELERY_BROKER_URL",
+    "CELERY_BROKER_READ_URL",
+    "CELERY_BROKER_WRITE_URL",
+    "CELERY_RESULT_BACKEND",
+)
 
 
 class Harness:
@@ -62,8 +69,12 @@ class Harness:
             free_port(), self.run_dir / "ledger.sqlite3", self.run_dir, self.profile.api_faults, self.seed
         )
         self.api.start()
+        # Celery prefers these variables to the settings: inherited (say from a test run's shell), they
+        # would point the harness and its workers at another broker, which no broker fault reaches.
+        for name in INHERITED_CELERY_URLS:
+            os.environ.pop(name, None)
         os.environ.update(
-            DJANGO_SETTINGS_MODULE="tests.chaos.settings",
+            DJANGO_SETTINGS_MODULE="chaos.settings",
             CHAOS_PG_PORT=str(self.postgres.port),
             CHAOS_PG_DB=DATABASE,
             CHAOS_REDIS_PORT=str(self.redis.port),
@@ -355,7 +366,7 @@ def _overtime(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="smoke")
     parser.add_argument("--seed", type=int, default=None, help="the schedule and the workload follow from it")
     parser.add_argument("--report", default=None, help="where to write the JSON report (default: in the run folder)")

@@ -1,4 +1,4 @@
-"""Celery worker processes that the demo, the tests and the benchmarks start, kill and stop by pid.
+"""Celery worker processes that the tests, the benchmarks, the chaos harness and the demo start, kill and stop by pid.
 
 Each worker runs in its own session (process group), so stopping it reaches its pool
 children and nothing else on the machine.
@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class CeleryWorker:

@@ -19,7 +19,7 @@ from typing import Any
 
 from .workload import EXPECTED, OrderPlan
 
-WORKFLOW = "tests.chaos.shop.workflows.place_order"
+WORKFLOW = "chaos.shop.workflows.place_order"
 FINISHED = ("completed", "failed", "cancelled")
 SHOWN = 20
 

@@ -22,9 +22,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from example_project.processes import alive
+from tests.support.processes import alive
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -216,7 +216,7 @@ class Redis:
 
 
 class FakeApi:
-    """The fake payment and email API (``tests.chaos.fakeapi``) as its own process."""
+    """The fake payment and email API (``chaos.fakeapi``) as its own process."""
 
     def __init__(self, port: int, ledger: Path, log_dir: Path, options: dict[str, float], seed: int) -> None:
         self.port = port
@@ -229,7 +229,7 @@ class FakeApi:
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         command = [
-            sys.executable, "-m", "tests.chaos.fakeapi", "--port", str(self.port), "--ledger", str(self.ledger),
+            sys.executable, "-m", "chaos.fakeapi", "--port", str(self.port), "--ledger", str(self.ledger),
             "--seed", str(self.seed),
         ]  # fmt: skip
         for key, value in self.options.items():

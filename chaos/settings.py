@@ -9,7 +9,7 @@ import os
 SECRET_KEY = "chaos"
 USE_TZ = True
 TIME_ZONE = "UTC"
-INSTALLED_APPS = ["durable_django", "tests.chaos.shop"]
+INSTALLED_APPS = ["durable_django", "chaos.shop"]
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",

@@ -55,7 +55,7 @@ def observe_publish_faults(directory: str) -> None:
 
 
 class ShopConfig(AppConfig):
-    name = "tests.chaos.shop"
+    name = "chaos.shop"
     label = "chaos_shop"
     default_auto_field = "django.db.models.BigAutoField"
 

@@ -1,6 +1,6 @@
 """The chaos harness: order workflows under worker kills, database and broker faults.
 
-``python -m tests.chaos --profile full|smoke`` (or ``make chaos`` / ``make chaos-smoke``)
+``python -m chaos --profile full|smoke`` (or ``make chaos`` / ``make chaos-smoke``)
 starts its own PostgreSQL, Redis, fake payment API and Celery workers on loopback ports,
 runs order workflows while it injects faults into those processes only, then checks the
 invariants against the app database and the payment API's ledger. See docs/chaos.md.
