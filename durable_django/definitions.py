@@ -37,6 +37,7 @@ class StepDefinition(Generic[P, R]):
     timeout: timedelta | None = None
     atomic: bool = False
     queue: str | None = None
+    heartbeat_timeout: timedelta | None = None
     durable_kind = "step"
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
@@ -59,6 +60,16 @@ class StepDefinition(Generic[P, R]):
         from .conf import settings
 
         return self.timeout.total_seconds() if self.timeout is not None else settings.STEP_TIMEOUT
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claim lasts without news: the timeout, or the heartbeat timeout if shorter, plus grace."""
+        from .conf import settings
+
+        silence = self.timeout_seconds
+        if self.heartbeat_timeout is not None:
+            silence = min(silence, self.heartbeat_timeout.total_seconds())
+        return silence + settings.LEASE_GRACE
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -167,6 +178,7 @@ def step(
     timeout: timedelta | None = None,
     atomic: bool = False,
     queue: str | None = None,
+    heartbeat_timeout: timedelta | None = None,
 ) -> Callable[[Callable[P, R]], StepDefinition[P, R]]: ...
 def step(
     func: Any = None,
@@ -177,6 +189,7 @@ def step(
     timeout: timedelta | None = None,
     atomic: bool = False,
     queue: str | None = None,
+    heartbeat_timeout: timedelta | None = None,
 ) -> Any:
     """Declare a step.
 
@@ -190,6 +203,18 @@ def step(
         raise WorkflowDefinitionError(f"@durable.step(timeout={timeout!r}): pass a positive timedelta.")
     if queue is not None and (not isinstance(queue, str) or not queue.strip()):
         raise WorkflowDefinitionError(f"@durable.step(queue={queue!r}): pass a Celery queue name.")
+    if heartbeat_timeout is not None and (
+        not isinstance(heartbeat_timeout, timedelta) or heartbeat_timeout <= timedelta(0)
+    ):
+        raise WorkflowDefinitionError(
+            f"@durable.step(heartbeat_timeout={heartbeat_timeout!r}): pass a positive timedelta, "
+            "shorter than the step's timeout, and call durable.step_context().heartbeat() more often than that."
+        )
+    if heartbeat_timeout is not None and atomic:
+        raise WorkflowDefinitionError(
+            "@durable.step(atomic=True, heartbeat_timeout=...): an atomic step runs inside one transaction "
+            "and cannot report progress; drop heartbeat_timeout, or make the step external."
+        )
 
     def decorate(function: Callable[P, R]) -> StepDefinition[P, R]:
         _refuse_step(function)
@@ -200,6 +225,7 @@ def step(
             timeout=timeout,
             atomic=atomic,
             queue=queue,
+            heartbeat_timeout=heartbeat_timeout,
         )
         registry.register_step(definition)
         return definition

@@ -6,7 +6,7 @@ catch ``ValueError``, ``LookupError`` or ``ObjectDoesNotExist`` without knowing 
 One naming rule: a name says the condition, so ``except`` clauses read as sentences.
 ``Invalid<Thing>`` is bad input refused where it was given (``InvalidRequest``,
 ``InvalidYield``, ``InvalidWorkflowId``, ``InvalidRunState``); ``<Thing><What happened>`` is an
-outcome (``StepFailed``, ``ChildFailed``, ``StepTimeout``, ``WorkerLost``, ``RunFinished``,
+outcome (``StepFailed``, ``ChildFailed``, ``StepTimeout``, ``WorkerLost``, ``LeaseLost``, ``RunFinished``,
 ``RunNotFound``, ``WorkflowNotRegistered``, ``WorkflowIdConflict``, ``Cancelled``). The names
 ending in ``Error`` name a family of problems, each kind of which the message spells out:
 the root ``DurableError``, ``SerializationError`` (any value JSON cannot hold),
@@ -27,6 +27,7 @@ __all__ = [
     "InvalidRunState",
     "InvalidWorkflowId",
     "InvalidYield",
+    "LeaseLost",
     "NonDeterminismError",
     "RemoteFailure",
     "RunFinished",
@@ -84,6 +85,10 @@ class InvalidYield(DurableError, TypeError):
 
 class WorkerLost(DurableError):
     """The process running a step's last attempt died before it reported (its lease expired)."""
+
+
+class LeaseLost(DurableError):
+    """A step attempt's heartbeat found it no longer holds the step: another attempt took over."""
 
 
 class InvalidRequest(DurableError, ValueError):

@@ -13,7 +13,6 @@ import uuid
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 
-from ..conf import settings
 from ..core.registry import step as lookup_step
 from ..core.requests import Kind
 from ..exceptions import InvalidRequest, InvalidRunState, RunNotFound, WorkflowIdConflict, WorkflowNotRegistered
@@ -86,7 +85,7 @@ def _reopen(using: str, run: WorkflowRun, entry: HistoryEntry) -> None:
         kind=WorkItem.Kind.STEP,
         seq=entry.seq,
         queue=queue,
-        lease_seconds=definition.timeout_seconds + settings.LEASE_GRACE,
+        lease_seconds=definition.lease_seconds,
         dispatched_at=Now(),
     )
     outbox.after_commit(item.pk, queue, using=using)

@@ -14,7 +14,6 @@ from django.db import transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from ..conf import settings
 from ..core import codec, engine
 from ..core.interpreter import ErrorInfo, Interpreter, error_info
 from ..core.registry import resolve_workflow
@@ -202,7 +201,7 @@ class _Advance:
         definition = lookup_step(request.name)
         step_queue = definition.queue or ""
         inline = self.inline is None and self.queue == step_queue
-        lease = definition.timeout_seconds + settings.LEASE_GRACE
+        lease = definition.lease_seconds
         self.running = True
         self._entry(seq, request, group_seq=group, attempts=int(inline), started_at=Now() if inline else None)
         item = WorkItem.objects.using(self.using).create(

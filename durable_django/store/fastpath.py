@@ -187,4 +187,4 @@ def _next_step(decision: engine.Decision, held: Claim) -> tuple[StepCall, str, f
     queue = definition.queue or ""
     if queue != held.queue:
         return None
-    return request, queue, definition.timeout_seconds + settings.LEASE_GRACE
+    return request, queue, definition.lease_seconds

@@ -47,6 +47,8 @@ class Claim:
     queue: str
     #: How long one lease lasts; extending it renews this much from now.
     lease_seconds: float
+    #: What the step's last heartbeat reported (JSON), for this attempt to resume from.
+    heartbeat_json: str | None = None
 
     @property
     def idempotency_key(self) -> str:

@@ -18,6 +18,7 @@ from ..conf import settings
 from ..core import engine
 from ..core.interpreter import ErrorInfo
 from ..core.requests import Kind
+from ..exceptions import LeaseLost
 from ..models import HistoryEntry, Signal, WorkflowRun, WorkItem
 from . import fastpath, generator_cache, lifecycle, observe, outbox, poison
 from .advance import advance
@@ -29,6 +30,7 @@ __all__ = [
     "RunBusy",
     "extend_lease",
     "hand_back",
+    "heartbeat",
     "park",
     "record_failure",
     "record_success",
@@ -111,7 +113,9 @@ def _claim_step(using: str, item_id: int, run_id: Any) -> Claim | None:
     )
     entries = HistoryEntry.objects.using(using).at(run_id, row["seq"])
     entries.update(attempts=F("attempts") + 1, started_at=Now())
-    entry = entries.values("name", "args_json", "attempts", "run__workflow_id", "run__generation").get()
+    entry = entries.values(
+        "name", "args_json", "attempts", "heartbeat_json", "run__workflow_id", "run__generation"
+    ).get()
     return Claim(
         item_id=item_id,
         token=token,
@@ -124,6 +128,7 @@ def _claim_step(using: str, item_id: int, run_id: Any) -> Claim | None:
         attempt=entry["attempts"],
         queue=row["queue"],
         lease_seconds=row["lease_seconds"],
+        heartbeat_json=entry["heartbeat_json"],
     )
 
 
@@ -278,6 +283,31 @@ def extend_lease(held: Claim) -> bool:
         .held(held.item_id, held.token)
         .update(lease_expires_at=db_now_plus(held.lease_seconds))
     )
+
+
+def heartbeat(held: Claim, details_json: str) -> bool:
+    """The attempt is alive: extend its lease and keep its progress; True if the run was cancelled.
+
+    Raises :class:`~durable_django.exceptions.LeaseLost` if the step is no longer this
+    attempt's (its lease ran out and another attempt claimed it, or it was cancelled before
+    it started): the fencing token refuses a zombie here as it refuses its result.
+    """
+    using = database()
+    with transaction.atomic(using=using):
+        kept = (
+            WorkItem.objects.using(using)
+            .held(held.item_id, held.token)
+            .update(lease_expires_at=db_now_plus(held.lease_seconds))
+        )
+        if not kept:
+            raise LeaseLost(
+                f"attempt {held.attempt} of step {held.step!r} no longer holds it (another attempt took over, or "
+                "the step was cancelled); stop: whatever it returns is refused."
+            )
+        HistoryEntry.objects.using(using).at(held.run_id, held.seq).update(heartbeat_json=details_json)
+        return bool(
+            WorkflowRun.objects.using(using).filter(pk=held.run_id).values_list("cancel_requested", flat=True).first()
+        )
 
 
 def hand_back(held: Claim) -> None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 from ..conf import settings
 from ..core import codec, context
@@ -20,7 +21,7 @@ from ..core.interpreter import error_info
 from ..core.registry import StepCode
 from ..core.registry import step as lookup_step
 from ..core.requests import decode_arguments
-from ..exceptions import SerializationError, StepTimeout, WorkerLost, WorkflowNotRegistered
+from ..exceptions import DurableError, SerializationError, StepTimeout, WorkerLost, WorkflowNotRegistered
 from ..store import observe, poison, work_items
 from ..store.faults import crash_point
 from ..store.leases import Claim, database
@@ -141,6 +142,7 @@ def _retry_in(definition: StepCode, error: Exception, attempt: int) -> timedelta
 
 @contextmanager
 def _attempt(held: Claim, definition: StepCode) -> Iterator[None]:
+    beat = None if definition.atomic else _Heartbeat(held)
     step_context = context.StepContext(
         run_id=str(held.run_id),
         workflow_id=held.workflow_id,
@@ -148,9 +150,52 @@ def _attempt(held: Claim, definition: StepCode) -> Iterator[None]:
         seq=held.seq,
         attempt=held.attempt,
         idempotency_key=held.idempotency_key,
+        heartbeat_details=None if held.heartbeat_json is None else codec.decode(held.heartbeat_json),
+        _beat=beat,
     )
-    with observe.step_attempt(held), context.running(step_context), _time_limit(held.step, definition.timeout_seconds):
-        yield
+    try:
+        with (
+            observe.step_attempt(held),
+            context.running(step_context),
+            _time_limit(held.step, definition.timeout_seconds),
+        ):
+            yield
+    finally:
+        if beat is not None:
+            beat.flush()
+
+
+class _Heartbeat:
+    """One attempt's heartbeats: at most one write a second, however often the step calls.
+
+    Details reported in between are kept and written with the next write, or when the
+    attempt ends, so the next attempt resumes from the latest.
+    """
+
+    #: Seconds between two writes at least.
+    EVERY = 1.0
+
+    def __init__(self, held: Claim) -> None:
+        self.held = held
+        self.sent_at = -self.EVERY
+        self.cancelled = False
+        self.unsent: str | None = None
+
+    def __call__(self, details: Any) -> bool:
+        self.unsent = codec.encode(details, f"the heartbeat details of step {self.held.step!r}")
+        if time.monotonic() - self.sent_at >= self.EVERY:
+            self._send()
+        return self.cancelled
+
+    def _send(self) -> None:
+        details_json, self.unsent = self.unsent, None
+        if details_json is not None:
+            self.cancelled = work_items.heartbeat(self.held, details_json)
+            self.sent_at = time.monotonic()
+
+    def flush(self) -> None:
+        with contextlib.suppress(DurableError, *poison.TRANSIENT):  # the attempt's own outcome matters more
+            self._send()
 
 
 @contextmanager

@@ -115,3 +115,26 @@ def cancel_each_generation(generation: int):
 def long_sleeper():
     yield durable.sleep(timedelta.max)
     return "woke"
+
+
+@durable.step(name="tests.import_rows", timeout=timedelta(seconds=120), heartbeat_timeout=timedelta(seconds=2))
+def import_rows(name: str, total: int, pause: float) -> dict:
+    """A long import that reports its offset and resumes from the last one reported."""
+    import time
+
+    context = durable.step_context()
+    start = context.heartbeat_details or 0
+    Counter.objects.get_or_create(name=f"{name}:attempts")
+    Counter.objects.filter(name=f"{name}:attempts").update(value=context.attempt)
+    for offset in range(start, total):
+        counter, _ = Counter.objects.get_or_create(name=f"{name}:rows")
+        Counter.objects.filter(pk=counter.pk).update(value=counter.value + 1)
+        time.sleep(pause)
+        if context.heartbeat(offset + 1):
+            return {"stopped_at": offset + 1, "resumed_from": start}
+    return {"imported": total, "resumed_from": start}
+
+
+@durable.workflow(name="tests.importer")
+def importer(name: str, total: int, pause: float = 0.0):
+    return (yield import_rows(name, total, pause))
