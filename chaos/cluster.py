@@ -12,7 +12,7 @@ from typing import Any
 
 from tests.support.processes import CeleryWorker
 
-#: As durable_django names lease owners: ``host:pid``.
+#: As durable_django names lease owners: ``host:pid:namespace:boot:started``.
 HOST = socket.gethostname()
 
 
@@ -88,16 +88,15 @@ class Cluster:
 
     @staticmethod
     def owner(pid: int) -> str:
-        return f"{HOST}:{pid}"
+        """What a lease's owner starts with when process ``pid`` of this host holds it."""
+        return f"{HOST}:{pid}:"
 
     @staticmethod
     def pid_of(owner: str) -> int | None:
-        host, _, pid = owner.rpartition(":")
-        if host != HOST:
-            return None
-        with contextlib.suppress(ValueError):
-            return int(pid)
-        return None
+        from durable_django.store.owners import Owner
+
+        parsed = Owner.parse(owner)
+        return None if parsed is None or parsed.host != HOST else parsed.pid
 
 
 def _last_error(worker: CeleryWorker) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import DatabaseError, connection
+from django.db.models import Q
 from django.db.models.functions import Now
 
 from .cluster import Cluster
@@ -212,9 +213,10 @@ class Injector:
         """Step leases still held by these (dead) processes: they died holding them."""
         from durable_django.models import WorkItem
 
-        return WorkItem.objects.filter(
-            kind=WorkItem.Kind.STEP, owner__in=[Cluster.owner(pid) for pid in pids], lease_expires_at__isnull=False
-        ).count()
+        held = Q()
+        for pid in pids:
+            held |= Q(owner__startswith=Cluster.owner(pid))
+        return WorkItem.objects.filter(held, kind=WorkItem.Kind.STEP, lease_expires_at__isnull=False).count()
 
     def _poll(self, find: Callable[[], Any], seconds: float) -> Any:
         deadline = time.monotonic() + seconds
@@ -309,7 +311,7 @@ class Injector:
 
         return dict(
             WorkItem.objects.filter(
-                kind=WorkItem.Kind.STEP, owner=Cluster.owner(pid), lease_expires_at__gt=Now()
+                kind=WorkItem.Kind.STEP, owner__startswith=Cluster.owner(pid), lease_expires_at__gt=Now()
             ).values_list("pk", "token")
         )
 

@@ -16,20 +16,24 @@ def steps_held(pids: list[int]) -> list[tuple[int, str, bool]]:
     from django.db.models.functions import Now
 
     from durable_django.models import HistoryEntry, WorkItem, idempotency_key
+    from durable_django.store.owners import Owner
     from example_project.shop import payments
 
-    owners = {f"{socket.gethostname()}:{pid}": pid for pid in pids}  # WorkItem.owner is "host:pid"
     name = HistoryEntry.objects.filter(run=OuterRef("run"), seq=OuterRef("seq")).values("name")[:1]
-    items = WorkItem.objects.filter(kind=WorkItem.Kind.STEP, owner__in=owners, lease_expires_at__gt=Now())
+    items = WorkItem.objects.filter(
+        kind=WorkItem.Kind.STEP, owner__startswith=f"{socket.gethostname()}:", lease_expires_at__gt=Now()
+    )
     rows = list(
         items.annotate(step=Subquery(name)).values_list(
             "owner", "step", "run__workflow_id", "run_id", "run__generation", "seq"
         )
     )
-    charged = {charge["idempotency_key"] for charge in payments.ledger()} if rows else set()
+    holders = {owner: parsed.pid for owner, *_ in rows if (parsed := Owner.parse(owner)) and parsed.pid in pids}
+    charged = {charge["idempotency_key"] for charge in payments.ledger()} if holders else set()
     return [
-        (owners[owner], f"{step.rsplit('.', 1)[-1]} of {workflow_id}", idempotency_key(run, gen, seq) in charged)
+        (holders[owner], f"{step.rsplit('.', 1)[-1]} of {workflow_id}", idempotency_key(run, gen, seq) in charged)
         for owner, step, workflow_id, run, gen, seq in rows
+        if owner in holders
     ]
 
 

@@ -5,20 +5,16 @@ Every time limit is computed from the database's clock, never a worker's.
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from dataclasses import dataclass
 
 from django.db import router
 
 from ..models import WorkflowRun, WorkItem, idempotency_key
+from . import owners
 from .querysets import db_now_plus
 
 __all__ = ["Claim", "database", "db_now_plus", "fence", "lease_owner"]
-
-#: This machine, as lease owners name it.
-HOST = socket.gethostname()
 
 
 def database() -> str:
@@ -27,8 +23,8 @@ def database() -> str:
 
 
 def lease_owner() -> str:
-    """Who takes a lease: this process as ``host:pid`` (read at each claim: pool children fork)."""
-    return f"{HOST}:{os.getpid()}"
+    """Who takes a lease: this process, as :mod:`.owners` names it (read at each claim: pool children fork)."""
+    return str(owners.current())
 
 
 @dataclass(frozen=True, slots=True)

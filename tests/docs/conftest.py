@@ -16,6 +16,7 @@ PAGES = (
     "parallel.md",
     "child-workflows.md",
     "cancellation.md",
+    "long-steps.md",
     "continue-as-new.md",
     "versioning.md",
 )

@@ -13,6 +13,7 @@ import durable_django as durable
 from durable_django.core.interpreter import error_info
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from durable_django.store import work_items
+from durable_django.store.owners import Owner
 from durable_django.testing import run_until_idle
 from tests.testapp.compositions import importer
 from tests.testapp.models import Counter
@@ -87,7 +88,7 @@ def test_a_step_that_stops_heartbeating_is_taken_over_after_its_heartbeat_timeou
     run = importer.start("stalled", 20, 0.25)
     wait_for(lambda: counter("stalled:rows") >= 3, timeout=30, what="the import to start")
     owner = WorkItem.objects.get(run=run, kind=WorkItem.Kind.STEP).owner
-    pid = int(owner.split(":")[1])
+    pid = owner_pid(owner)
     os.kill(pid, signal.SIGSTOP)  # alive but silent: no dead-owner reclaim, only the heartbeat timeout
     try:
         began = time.monotonic()
@@ -114,3 +115,10 @@ def test_a_heartbeat_inline_in_a_test_runs_the_import_to_the_end():
     run_until_idle()
     run.refresh_from_db()
     assert (run.status, run.result) == (Status.COMPLETED, {"imported": 5, "resumed_from": 0})
+
+
+def owner_pid(owner: str) -> int:
+    """The pid in a lease's owner (``host:pid:namespace:boot:started``)."""
+    parsed = Owner.parse(owner)
+    assert parsed is not None, f"not an owner: {owner!r}"
+    return parsed.pid

@@ -8,6 +8,7 @@ from django.db.models.functions import Now
 from durable_django.core.interpreter import ErrorInfo
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from durable_django.store import outbox, work_items
+from durable_django.store.owners import Owner
 from tests.testapp.models import Counter
 from tests.testapp.workflows import bump_twice, echo_workflow, long_holder, spread
 
@@ -87,7 +88,7 @@ def test_a_step_whose_pool_process_was_killed_is_taken_over_long_before_its_leas
         timeout=20,
         what="the step to be running",
     )
-    assert worker.kill_child(int(owner.rsplit(":", 1)[1]))
+    assert worker.kill_child(owner_pid(owner))
     (run,) = wait_finished([run], timeout=30)  # far less than the 121 s lease
     assert run.result == "held"
     assert HistoryEntry.objects.get(run=run, seq=0).attempts == 2
@@ -106,10 +107,17 @@ def test_runs_complete_when_the_worker_loses_half_its_messages_and_doubles_other
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
-    "in_queue,expected",
-    [(0, {"late": 6, "never sent": 2}), (4, {"late": 2, "never sent": 2}), (9, {"late": 0, "never sent": 2})],
+    "in_queue,seconds_late,expected",
+    [
+        (0, 30, {"late": 6, "never sent": 2}),  # an empty queue holds none of them: resend after REPUBLISH_AFTER
+        (4, 30, {"late": 0, "never sent": 2}),  # a busy queue probably still holds them: wait
+        (4, 120, {"late": 6, "never sent": 2}),  # past REPUBLISH_AFTER_BUSY: resend, whatever else is queued
+        (500, 120, {"late": 6, "never sent": 2}),
+    ],
 )
-def test_the_sweeper_resends_only_what_a_busy_queue_cannot_be_holding(monkeypatch, settings, in_queue, expected):
+def test_the_sweeper_resends_a_lost_message_within_its_bound_whatever_else_is_queued(
+    monkeypatch, settings, in_queue, seconds_late, expected
+):
     from datetime import timedelta
 
     from durable_django.worker import sweeper
@@ -120,7 +128,7 @@ def test_the_sweeper_resends_only_what_a_busy_queue_cannot_be_holding(monkeypatc
     runs = [echo_workflow.start(index) for index in range(8)]
     items = WorkItem.objects.filter(run__in=runs).order_by("pk")
     late, never_sent = [item.pk for item in items[:6]], [item.pk for item in items[6:]]
-    WorkItem.objects.filter(pk__in=late).update(dispatched_at=Now() - timedelta(minutes=2))
+    WorkItem.objects.filter(pk__in=late).update(dispatched_at=Now() - timedelta(seconds=seconds_late))
     WorkItem.objects.filter(pk__in=never_sent).update(dispatched_at=None)
     published: list[int] = []
     monkeypatch.setattr(outbox, "publish", lambda item_id, queue, countdown=None: published.append(item_id))
@@ -130,3 +138,10 @@ def test_the_sweeper_resends_only_what_a_busy_queue_cannot_be_holding(monkeypatc
         "late": len(set(published) & set(late)),
         "never sent": len(set(published) & set(never_sent)),
     } == expected
+
+
+def owner_pid(owner: str) -> int:
+    """The pid in a lease's owner (``host:pid:namespace:boot:started``)."""
+    parsed = Owner.parse(owner)
+    assert parsed is not None, f"not an owner: {owner!r}"
+    return parsed.pid

@@ -17,6 +17,7 @@ import pytest
 from django.db import transaction
 
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem, idempotency_key
+from durable_django.store.owners import Owner
 from durable_django.testing import advance_time
 from example_project.shop import payments
 from example_project.shop.models import Order
@@ -41,7 +42,7 @@ def kill_a_step_in_flight(worker: CeleryWorker, already_made: set[str] | None = 
     busy = [
         pid
         for owner, run_id, generation, seq in items.values_list("owner", "run_id", "run__generation", "seq")
-        if (pid := int(owner.rsplit(":", 1)[1])) in children
+        if (pid := owner_pid(owner)) in children
         and (already_made is None or idempotency_key(run_id, generation, seq) in already_made)
     ]
     return bool(busy) and worker.kill_child(random.choice(busy))
@@ -131,3 +132,10 @@ def test_100_checkouts_complete_once_each_while_workers_are_sigkilled(worker):
         if expected[ref] == WorkflowRun.Status.COMPLETED:  # not shipped in time
             assert results[ref] == {"charge": order.charge_id, "refund": order.refund_id}
     assert not WorkItem.objects.exists()
+
+
+def owner_pid(owner: str) -> int:
+    """The pid in a lease's owner (``host:pid:namespace:boot:started``)."""
+    parsed = Owner.parse(owner)
+    assert parsed is not None, f"not an owner: {owner!r}"
+    return parsed.pid

@@ -138,3 +138,59 @@ def import_rows(name: str, total: int, pause: float) -> dict:
 @durable.workflow(name="tests.importer")
 def importer(name: str, total: int, pause: float = 0.0):
     return (yield import_rows(name, total, pause))
+
+
+# One workflow per request shape, looping n times: the cost per request must not grow with n.
+@durable.workflow(name="tests.loop_steps")
+def loop_steps(n: int):
+    for index in range(n):
+        yield double(index)
+
+
+@durable.workflow(name="tests.loop_all_of")
+def loop_all_of(n: int):
+    for index in range(n):
+        yield durable.all_of(double(index), double(index + 1))
+
+
+@durable.workflow(name="tests.loop_any_of")
+def loop_any_of(n: int):
+    for index in range(n):
+        yield durable.any_of(double(index), durable.sleep(timedelta(hours=1)))
+
+
+@durable.workflow(name="tests.loop_timers")
+def loop_timers(n: int):
+    for _ in range(n):
+        yield durable.sleep(timedelta(0))
+
+
+@durable.workflow(name="tests.loop_signals")
+def loop_signals(n: int):
+    for _ in range(n):
+        yield durable.wait_signal("tick")
+
+
+@durable.workflow(name="tests.loop_children")
+def loop_children(n: int):
+    for index in range(n):
+        yield child_of(index)
+
+
+@durable.workflow(name="tests.loop_atomic")
+def loop_atomic(n: int, counter: str):
+    for index in range(n):
+        yield bump(counter)
+        yield durable.set_state(index)  # not a step next: the one-statement path cannot take it
+
+
+@durable.workflow(name="tests.routed_then_compensate")
+def routed_then_compensate(counter: str):
+    """Its step goes to another queue, so advancing here leaves it queued for a worker to claim."""
+    from .workflows import routed
+
+    try:
+        return (yield routed())
+    except durable.Cancelled:
+        yield bump(f"{counter}:compensated")
+        raise
