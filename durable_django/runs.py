@@ -53,7 +53,11 @@ def check_workflow_id(workflow_id: Any) -> str:
 
 
 def start(definition: WorkflowCode, args: list[Any], kwargs: dict[str, Any], workflow_id: str | None) -> WorkflowRun:
-    """Create a run and its first work item in the caller's transaction (or a new one)."""
+    """Create a run and its first work item in the caller's transaction (or a new one).
+
+    A ``workflow_id`` that exists returns that run if it was started with the same arguments;
+    other arguments raise :class:`WorkflowIdConflict`, naming both.
+    """
     input_json = encode_arguments(args, kwargs, f"workflow {definition.name!r}")
     workflow_id = check_workflow_id(workflow_id)
     using = database()
@@ -73,6 +77,13 @@ def start(definition: WorkflowCode, args: list[Any], kwargs: dict[str, Any], wor
         raise WorkflowIdConflict(
             f"workflow_id {workflow_id!r} already belongs to a run of {run.workflow_name!r}, "
             f"not {definition.name!r}; use a workflow_id that names the workflow, such as 'checkout-42'."
+        )
+    started_with = run.initial_input_json or run.input_json  # the first generation's, after continue_as_new
+    if codec.decode(started_with) != codec.decode(input_json):
+        raise WorkflowIdConflict(
+            f"workflow_id {workflow_id!r} already belongs to a run of {definition.name!r} started with "
+            f"{started_with}, not {input_json}; the same id with the same arguments returns that run, so use "
+            "another workflow_id for other arguments."
         )
     return run
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from durable_django.core.interpreter import error_info
 from durable_django.models import HistoryEntry, Signal, WorkflowRun, WorkItem
@@ -27,6 +28,7 @@ from tests.testapp.compositions import (
     race_two_waits,
     step_or_signal,
     submit_loop,
+    tell_timeout_apart,
     votes,
 )
 from tests.testapp.models import Counter
@@ -194,3 +196,23 @@ def test_cancelling_a_blocked_parent_cancels_its_live_child():
     assert fresh(run).status == Status.CANCELLED
     assert fresh(child).status == Status.CANCELLED
     assert not Signal.objects.filter(run=child).exists()
+
+
+# wait_signal(default=...): a timeout told apart from a signal without payload.
+def test_a_wait_tells_a_timeout_from_a_signal_without_a_payload():
+    run = tell_timeout_apart.start()
+    run.signal("ping")  # no payload: None
+    run_until_idle()
+    pass_time(timedelta(minutes=2))
+    pass_time(timedelta(minutes=2))
+    assert fresh(run).result == [None, "timed out", ["timed out"]]
+
+
+def test_a_wait_whose_timeout_came_due_with_its_signal_in_the_inbox_takes_the_signal():
+    run = run_workflow(wait_or_timeout, 1)
+    WorkItem.objects.filter(run=run, kind=WorkItem.Kind.TIMER).update(available_at=timezone.now())
+    run.signal("go", "just in time")  # committed before the timer is fired
+    (timer,) = WorkItem.objects.filter(run=run, kind=WorkItem.Kind.TIMER).values_list("pk", flat=True)
+    runner.work(timer)  # the timer's message arrives first
+    run_until_idle()
+    assert (fresh(run).status, run.result) == (Status.COMPLETED, "just in time")

@@ -194,3 +194,20 @@ def routed_then_compensate(counter: str):
     except durable.Cancelled:
         yield bump(f"{counter}:compensated")
         raise
+
+
+TIMED_OUT = "timed out"  # the workflow's own sentinel: any object, it is never stored
+
+
+@durable.workflow(name="tests.tell_timeout_apart")
+def tell_timeout_apart():
+    first = yield durable.wait_signal("ping", timeout=timedelta(minutes=1), default=TIMED_OUT)
+    second = yield durable.wait_signal("ping", timeout=timedelta(minutes=1), default=TIMED_OUT)
+    third = yield durable.all_of(durable.wait_signal("ping", timeout=timedelta(minutes=1), default=TIMED_OUT))
+    return [first, second, third]
+
+
+@durable.workflow(name="tests.sleeper_then_step")
+def sleeper_then_step(counter: str):
+    yield durable.sleep(timedelta(minutes=1))
+    return (yield bump(counter))
