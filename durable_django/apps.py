@@ -12,6 +12,9 @@ class DurableDjangoConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
 
         from . import checks
+        from .conf import settings
+        from .core import codec
 
         checks.register()
+        codec.limit_payloads(lambda: settings.MAX_PAYLOAD_BYTES)
         autodiscover_modules("workflows")  # as the admin discovers its admin modules

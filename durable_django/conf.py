@@ -139,6 +139,11 @@ class Settings:
     COUNTDOWN_HINT_MAX = Setting(
         5.0, _number(0, inclusive=True), "Timer and retry waits up to this many seconds also travel as a countdown."
     )
+    MAX_PAYLOAD_BYTES = Setting(
+        2_097_152,
+        _integer(1024),
+        "The most bytes one stored value (arguments, a result, a signal's payload, a state) takes as JSON.",
+    )
     ADMIN_REDACT: Setting[tuple[str, ...]] = Setting(
         DEFAULT_ADMIN_REDACT, _fragments, "The admin hides values under keys containing one of these fragments."
     )

@@ -29,6 +29,7 @@ __all__ = [
     "InvalidYield",
     "LeaseLost",
     "NonDeterminismError",
+    "PayloadTooLarge",
     "RemoteFailure",
     "RunFinished",
     "RunNotFound",
@@ -97,6 +98,10 @@ class InvalidRequest(DurableError, ValueError):
 
 class SerializationError(DurableError, TypeError):
     """A value cannot be stored as JSON without loss."""
+
+
+class PayloadTooLarge(SerializationError):
+    """A value is larger than ``DURABLE_MAX_PAYLOAD_BYTES`` as JSON."""
 
 
 class NonDeterminismError(DurableError):

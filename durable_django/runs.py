@@ -9,11 +9,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models.functions import Now
 
 from .core import codec, engine
-from .core.interpreter import ErrorInfo, Interpreter
+from .core.interpreter import ErrorInfo, Interpreter, in_workflow
 from .core.registry import WorkflowCode, resolve_workflow
 from .core.requests import decode_arguments, encode_arguments
 from .exceptions import (
@@ -58,9 +58,11 @@ def start(definition: WorkflowCode, args: list[Any], kwargs: dict[str, Any], wor
     A ``workflow_id`` that exists returns that run if it was started with the same arguments;
     other arguments raise :class:`WorkflowIdConflict`, naming both.
     """
+    refuse_inside_workflow("start()", f"yield {definition.name.rsplit('.', 1)[-1]}(...) runs it as a child")
     input_json = encode_arguments(args, kwargs, f"workflow {definition.name!r}")
     workflow_id = check_workflow_id(workflow_id)
     using = database()
+    refuse_other_database(using, "start()")
     try:
         with transaction.atomic(using=using):
             run = WorkflowRun.objects.using(using).create(
@@ -88,6 +90,25 @@ def start(definition: WorkflowCode, args: list[Any], kwargs: dict[str, Any], wor
     return run
 
 
+def refuse_inside_workflow(call: str, instead: str) -> None:
+    """Workflow code replays: a call with a side effect there would happen again at every replay."""
+    if in_workflow():
+        raise InvalidRequest(f"{call} was called inside workflow code, which runs again at every replay; {instead}.")
+
+
+def refuse_other_database(using: str, call: str) -> None:
+    """The caller's transaction is on another database than durable_django's: they cannot commit together."""
+    if connections[using].in_atomic_block:
+        return
+    for other in connections.all(initialized_only=True):
+        if other.alias != using and other.in_atomic_block:
+            raise InvalidRequest(
+                f"{call} inside a transaction on database {other.alias!r}, while durable_django writes to "
+                f"{using!r}: the run would not commit or roll back with your data. Route durable_django's models "
+                f"to {other.alias!r} (DATABASE_ROUTERS), or call it outside that transaction."
+            )
+
+
 def get_run(run: WorkflowRun | str) -> WorkflowRun:
     """The run itself, or the run with this ``workflow_id``."""
     if isinstance(run, WorkflowRun):
@@ -108,11 +129,13 @@ def signal(run: WorkflowRun | str, name: str, payload: Any = None) -> None:
     It waits in the run's inbox until a ``wait_signal(name)`` takes it; signals of one
     name are taken one per wait, oldest first.
     """
+    refuse_inside_workflow("signal()", "send signals from a step, or from ordinary Django code")
     run = get_run(run)
     if not isinstance(name, str) or not name or len(name) > 255:
         raise InvalidRequest(f"signal name {name!r} must be a str of 1 to 255 characters.")
     payload_json = codec.encode(payload, f"the payload of signal {name!r}")
     using = database()
+    refuse_other_database(using, "signal()")
     with transaction.atomic(using=using, savepoint=False):  # nothing here fails but the database itself
         # Shared with other senders, exclusive of a worker finishing the run: a run cannot end
         # between this check and the caller's commit without seeing this signal.
@@ -130,6 +153,7 @@ def cancel(run: WorkflowRun | str) -> None:
 
     A blocked run cannot replay to its yield, so it is cancelled on the spot.
     """
+    refuse_inside_workflow("cancel()", "to end this run, raise or return; to cancel another run, do it in a step")
     run = get_run(run)
     using = database()
     with transaction.atomic(using=using):

@@ -68,6 +68,13 @@ else:
         }
     }
 
+# A second database, for the tests that check a start() refuses a transaction on another one.
+DATABASES["other"] = {
+    "ENGINE": "django.db.backends.sqlite3",
+    "NAME": os.path.join(tempfile.gettempdir(), f"{TEST_DB_NAME}_other.sqlite3"),
+    "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"{TEST_DB_NAME}_other_test.sqlite3")},
+}
+
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

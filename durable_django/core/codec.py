@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
-from ..exceptions import SerializationError
+from ..exceptions import PayloadTooLarge, SerializationError
 
-__all__ = ["decode", "encode", "roundtrip"]
+__all__ = ["decode", "encode", "limit_payloads", "roundtrip"]
 
 _HINTS: dict[type, str] = {
     set: "pass a sorted list instead",
@@ -78,10 +79,40 @@ def _check(value: object, path: str) -> None:
     )
 
 
+def _no_limit() -> int | None:
+    return None
+
+
+#: The most bytes one stored value may take as JSON, or None; the app sets it from its settings.
+_max_bytes: Callable[[], int | None] = _no_limit
+
+
+def limit_payloads(max_bytes: Callable[[], int | None]) -> None:
+    """Say where the size limit comes from (read at each use, so a change of settings applies at once)."""
+    global _max_bytes
+    _max_bytes = max_bytes
+
+
 def encode(value: Any, path: str = "value") -> str:
-    """Return compact JSON for ``value`` or raise :class:`SerializationError` naming ``path``."""
+    """Return compact JSON for ``value`` or raise :class:`SerializationError` naming ``path``.
+
+    A value over the size limit raises :class:`PayloadTooLarge` (a ``SerializationError``).
+    """
     _check(value, path)
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    limit = _max_bytes()
+    if limit is not None and len(text) * 4 > limit:  # a character takes 4 bytes at most: measure only then
+        size = len(text.encode("utf-8"))
+        if size > limit:
+            raise PayloadTooLarge(
+                f"{path} is {_bytes(size)} as JSON, over the limit of {_bytes(limit)} "
+                "(DURABLE_MAX_PAYLOAD_BYTES); keep large data elsewhere (a file, a table) and pass its key."
+            )
+    return text
+
+
+def _bytes(size: int) -> str:
+    return f"{size / 1_048_576:.1f} MiB" if size >= 1_048_576 else f"{size:,} bytes"
 
 
 def decode(text: str) -> Any:

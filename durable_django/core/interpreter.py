@@ -47,10 +47,14 @@ class ErrorInfo:
         return cls(type=data["type"], message=data["message"], traceback=data.get("traceback", ""))
 
 
+#: Characters of an error's message, and of its traceback, kept (the end of a traceback is what matters).
+_ERROR_CHARS = 20_000
+
+
 def error_info(error: BaseException) -> ErrorInfo:
     kind = type(error)
-    message = str(error).replace("\x00", "\\x00")
-    trace = "".join(tb.format_exception(error)).replace("\x00", "\\x00")
+    message = str(error).replace("\x00", "\\x00")[:_ERROR_CHARS]
+    trace = "".join(tb.format_exception(error)).replace("\x00", "\\x00")[-_ERROR_CHARS:]
     return ErrorInfo(type=f"{kind.__module__}.{kind.__qualname__}", message=message, traceback=trace)
 
 

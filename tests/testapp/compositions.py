@@ -211,3 +211,57 @@ def tell_timeout_apart():
 def sleeper_then_step(counter: str):
     yield durable.sleep(timedelta(minutes=1))
     return (yield bump(counter))
+
+
+# Workflows that misuse the API, for the bad-input catalog (tests/test_bad_input_catalog.py).
+@durable.workflow(name="tests.yields_a_dict")
+def yields_a_dict():
+    yield {"step": "charge"}
+
+
+@durable.workflow(name="tests.returns_a_set")
+def returns_a_set():
+    yield double(1)
+    return {1, 2}
+
+
+@durable.workflow(name="tests.starts_inside")
+def starts_inside():
+    from .workflows import echo_workflow
+
+    echo_workflow.start(1)  # a side effect in workflow code: refused
+    yield double(1)
+
+
+@durable.workflow(name="tests.big_state")
+def big_state(size: int):
+    yield durable.set_state("x" * size)
+
+
+@durable.step(name="tests.big_result")
+def big_result(size: int) -> str:
+    return "x" * size
+
+
+@durable.workflow(name="tests.returns_big_result")
+def returns_big_result(size: int):
+    try:
+        return (yield big_result(size))
+    except durable.StepFailed as error:
+        return {"type": error.error_type, "message": error.message}
+
+
+@durable.workflow(name="tests.swallows_cancel")
+def swallows_cancel():
+    try:
+        yield durable.wait_signal("never")
+    except durable.Cancelled:
+        return "carried on"
+
+
+@durable.workflow(name="tests.yields_in_finally")
+def yields_in_finally(counter: str):
+    try:
+        yield durable.wait_signal("go")
+    finally:
+        yield bump(f"{counter}:finally")

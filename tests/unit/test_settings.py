@@ -25,6 +25,7 @@ BAD: dict[str, Any] = {
     "RECLAIM_DEAD_OWNERS": 1,
     "WORKER_SWEEPER": None,
     "COUNTDOWN_HINT_MAX": True,
+    "MAX_PAYLOAD_BYTES": 100,
     "ADMIN_REDACT": "password",
 }
 
