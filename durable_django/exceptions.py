@@ -29,6 +29,7 @@ __all__ = [
     "InvalidYield",
     "NonDeterminismError",
     "RemoteFailure",
+    "RemoteTraceback",
     "RunFinished",
     "RunNotFound",
     "SerializationError",
@@ -102,8 +103,23 @@ class StepTimeout(DurableError, TimeoutError):
     """A step attempt ran longer than its timeout."""
 
 
+class RemoteTraceback(Exception):
+    """Where a step or child workflow raised, as text: the cause a :class:`RemoteFailure` prints."""
+
+    def __init__(self, traceback: str) -> None:
+        super().__init__(traceback)
+        self.traceback = traceback
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.traceback.rstrip()}\n"""'
+
+
 class RemoteFailure(DurableError):
-    """Base of errors that crossed JSON: the original class path, message and traceback are attributes."""
+    """Base of errors that crossed JSON: the original class path, message and traceback are attributes.
+
+    The original traceback is also the exception's ``__cause__``, as ``multiprocessing``
+    does, so a run that fails on it keeps where the step raised, before its own frames.
+    """
 
     what = "request"
 
@@ -113,6 +129,8 @@ class RemoteFailure(DurableError):
         self.error_type = error_type
         self.message = message
         self.traceback = traceback
+        if traceback:
+            self.__cause__ = RemoteTraceback(traceback)
 
 
 class StepFailed(RemoteFailure):
