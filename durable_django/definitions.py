@@ -89,10 +89,20 @@ class WorkflowDefinition(Generic[P]):
         return replace(self, options=replace(self.options, **{k: v for k, v in given.items() if v is not None}))
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
-        """Inside a workflow: a :class:`ChildCall` to yield. Elsewhere: the plain generator."""
+        """Inside a workflow: a :class:`ChildCall` to yield. Elsewhere: the plain generator.
+
+        The child's ``workflow_id`` is ``<parent>/<position>`` unless chosen with
+        ``other.using(workflow_id=...)``; a chosen id that a run already has raises
+        :class:`~durable_django.ChildFailed` (``WorkflowIdConflict``) at the yield.
+        """
         if not in_workflow():
             return self.func(*args, **kwargs)
-        return ChildCall(self.name, encode_arguments(args, kwargs, f"child workflow {self.name!r}"))
+        workflow_id = self.options.workflow_id
+        if workflow_id is not None:
+            from .runs import check_workflow_id  # workflow code runs with the app registry ready
+
+            check_workflow_id(workflow_id)
+        return ChildCall(self.name, encode_arguments(args, kwargs, f"child workflow {self.name!r}"), workflow_id)
 
     def start(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> WorkflowRun:
         """Create a run in the caller's transaction; workers start it once that commits.
@@ -107,7 +117,8 @@ class WorkflowDefinition(Generic[P]):
                 f"start(workflow_id={workflow_id!r}) contradicts using(workflow_id={self.options.workflow_id!r}); "
                 "give the workflow_id once."
             )
-        return runs.start(self, list(args), dict(kwargs), workflow_id=workflow_id or self.options.workflow_id)
+        chosen = workflow_id if workflow_id is not None else self.options.workflow_id
+        return runs.start(self, list(args), dict(kwargs), workflow_id=chosen)
 
 
 def _refuse_workflow(func: object) -> None:

@@ -78,5 +78,5 @@ def test_a_bad_chosen_child_id_fails_the_parent_where_it_was_given():
     run = run_workflow(bad_child_id)
     assert run.status == Status.FAILED
     assert run.error["type"] == "durable_django.exceptions.InvalidWorkflowId"
-    assert "yield echo_workflow.using(workflow_id=\" padded\")(1)" in run.error["traceback"]
+    assert 'yield echo_workflow.using(workflow_id=" padded")(1)' in run.error["traceback"]
     assert not WorkflowRun.objects.exclude(pk=run.pk).exists()
