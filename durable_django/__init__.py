@@ -17,6 +17,7 @@ from .exceptions import (
     DurableError,
     InvalidRequest,
     InvalidRunState,
+    InvalidSchedule,
     InvalidWorkflowId,
     InvalidYield,
     NonDeterminismError,
@@ -31,9 +32,10 @@ from .exceptions import (
     WorkflowIdConflict,
     WorkflowNotRegistered,
 )
+from .schedules import ScheduleDefinition, schedule
 
 if TYPE_CHECKING:
-    from .models import WorkflowRun
+    from .models import Schedule, WorkflowRun
     from .ops.repair import fork, retry
     from .runs import cancel, get_run, query, resume, signal
 
@@ -43,12 +45,15 @@ __all__ = [
     "DurableError",
     "InvalidRequest",
     "InvalidRunState",
+    "InvalidSchedule",
     "InvalidWorkflowId",
     "InvalidYield",
     "NonDeterminismError",
     "RetryPolicy",
     "RunFinished",
     "RunNotFound",
+    "Schedule",
+    "ScheduleDefinition",
     "SerializationError",
     "StepContext",
     "StepContextUnavailable",
@@ -71,6 +76,7 @@ __all__ = [
     "query",
     "resume",
     "retry",
+    "schedule",
     "set_state",
     "signal",
     "sleep",
@@ -82,6 +88,7 @@ __all__ = [
 ]
 
 _NEED_MODELS = {
+    "Schedule": "models",
     "WorkflowRun": "models",
     "cancel": "runs",
     "fork": "ops.repair",

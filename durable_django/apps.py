@@ -14,4 +14,5 @@ class DurableDjangoConfig(AppConfig):
         from . import checks
 
         checks.register()
-        autodiscover_modules("workflows")  # as the admin discovers its admin modules
+        # As the admin discovers its admin modules; schedules may live beside the workflows.
+        autodiscover_modules("workflows", "schedules")

@@ -5,14 +5,14 @@ catch ``ValueError``, ``LookupError`` or ``ObjectDoesNotExist`` without knowing 
 
 One naming rule: a name says the condition, so ``except`` clauses read as sentences.
 ``Invalid<Thing>`` is bad input refused where it was given (``InvalidRequest``,
-``InvalidYield``, ``InvalidWorkflowId``, ``InvalidRunState``); ``<Thing><What happened>`` is an
-outcome (``StepFailed``, ``ChildFailed``, ``StepTimeout``, ``WorkerLost``, ``RunFinished``,
-``RunNotFound``, ``WorkflowNotRegistered``, ``WorkflowIdConflict``, ``Cancelled``). The names
-ending in ``Error`` name a family of problems, each kind of which the message spells out:
-the root ``DurableError``, ``SerializationError`` (any value JSON cannot hold),
-``NonDeterminismError`` (any way replay can diverge) and ``WorkflowDefinitionError`` (any
-misuse of the decorators). Stored runs record these names (``run.error["type"]``), so they
-do not change.
+``InvalidYield``, ``InvalidWorkflowId``, ``InvalidRunState``, ``InvalidSchedule``);
+``<Thing><What happened>`` is an outcome (``StepFailed``, ``ChildFailed``, ``StepTimeout``,
+``WorkerLost``, ``RunFinished``, ``RunNotFound``, ``WorkflowNotRegistered``,
+``WorkflowIdConflict``, ``Cancelled``). The names ending in ``Error`` name a family of
+problems, each kind of which the message spells out: the root ``DurableError``,
+``SerializationError`` (any value JSON cannot hold), ``NonDeterminismError`` (any way replay
+can diverge) and ``WorkflowDefinitionError`` (any misuse of the decorators). Stored runs
+record these names (``run.error["type"]``), so they do not change.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ __all__ = [
     "DurableError",
     "InvalidRequest",
     "InvalidRunState",
+    "InvalidSchedule",
     "InvalidWorkflowId",
     "InvalidYield",
     "NonDeterminismError",
@@ -89,6 +90,10 @@ class WorkerLost(DurableError):
 
 class InvalidRequest(DurableError, ValueError):
     """A call got an argument it cannot act on: a negative duration, a naive datetime, a bad signal name."""
+
+
+class InvalidSchedule(DurableError, ValueError):
+    """A schedule that cannot fire as given: a bad cron expression, time zone, interval or option."""
 
 
 class SerializationError(DurableError, TypeError):
