@@ -199,3 +199,40 @@ def test_a_row_made_invalid_behind_the_forms_back_pauses_itself_visibly():
     assert schedules.sweep() == 0
     row.refresh_from_db()
     assert row.paused and "paused: schedule" not in row.note and "Bad minute" in row.note
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_sweeper_skips_a_schedule_another_sweeper_holds_and_finds_it_fired_after_its_commit():
+    import threading
+    import time
+
+    from django.db import connections, transaction
+
+    row = start_at(make("held", every=timedelta(hours=1)), utc(2030, 1, 1, 0), due_in=timedelta(0))
+    locked, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def other_sweeper() -> None:  # holds the row as a sweeper mid-transaction does, then fires it
+        try:
+            with transaction.atomic():
+                Schedule.objects.select_for_update().get(pk=row.pk)
+                locked.set()
+                release.wait(timeout=10)
+                schedules._fire("default", Schedule.objects.get(pk=row.pk), database_now("default"))
+        finally:
+            connections.close_all()
+            done.set()
+
+    thread = threading.Thread(target=other_sweeper)
+    thread.start()
+    try:
+        assert locked.wait(timeout=10)
+        began = time.monotonic()
+        assert schedules.sweep() == 0, "a sweeper fired a schedule another one holds"
+        assert time.monotonic() - began < 3, "a sweeper waited for another one's lock instead of skipping the row"
+    finally:
+        release.set()
+        thread.join(timeout=10)
+    assert done.is_set()
+    assert schedules.sweep() == 0, "the tick fired again after the other sweeper's commit"
+    assert tick_ids("held") == ["held@2030-01-01T00:00:00Z"]
