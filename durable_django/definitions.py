@@ -17,7 +17,7 @@ from .exceptions import InvalidWorkflowId, WorkflowDefinitionError
 if TYPE_CHECKING:
     from .models import WorkflowRun
 
-__all__ = ["RunOptions", "StepDefinition", "WorkflowDefinition", "step", "workflow"]
+__all__ = ["QueryFunction", "RunOptions", "StepDefinition", "WorkflowDefinition", "step", "workflow"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -69,6 +69,11 @@ class RunOptions:
     workflow_id: str | None = None
 
 
+#: A named query: ``(state, variables, *args) -> answer``; see :meth:`WorkflowDefinition.query`.
+QueryFunction = Callable[..., Any]
+Q = TypeVar("Q", bound=QueryFunction)
+
+
 @dataclass(frozen=True, eq=False)
 class WorkflowDefinition(Generic[P]):
     """A registered workflow: a generator function that yields requests."""
@@ -76,8 +81,35 @@ class WorkflowDefinition(Generic[P]):
     func: Callable[P, Generator[Any, Any, Any]]
     name: str
     options: RunOptions = field(default_factory=RunOptions)
+    #: Named queries by name; shared with the definitions ``using()`` returns.
+    queries: dict[str, QueryFunction] = field(default_factory=dict, repr=False)
 
     durable_kind = "workflow"
+
+    def query(self, name: str) -> Callable[[Q], Q]:
+        """Register a named query: ``@checkout.query("total")`` over ``def total(state, variables, *args)``.
+
+        ``run.query("total", *args)`` calls it with the run's published state (``run.state``),
+        its local variables where it waits (replayed only if the function reads them; empty
+        once the run finished) and ``args``, and returns its answer. It runs in the caller's
+        process and must not change anything.
+        """
+        if not isinstance(name, str) or not name or len(name) > 255:
+            raise WorkflowDefinitionError(f"{self.name}.query({name!r}) needs a query name of 1 to 255 characters.")
+
+        def register(function: Q) -> Q:
+            if not callable(function):
+                raise WorkflowDefinitionError(f"@{self.name}.query({name!r}): {function!r} is not a function.")
+            existing = self.queries.get(name)
+            if existing is not None and _default_name(existing) != _default_name(function):
+                raise WorkflowDefinitionError(
+                    f"workflow {self.name!r} has two queries named {name!r}: {_default_name(existing)} and "
+                    f"{_default_name(function)}; give one of them another name."
+                )
+            self.queries[name] = function
+            return function
+
+        return register
 
     def using(self, *, workflow_id: str | None = None) -> WorkflowDefinition[P]:
         """This workflow with per-run options, as Django's ``Task.using()``: ``wf.using(workflow_id="a").start()``.

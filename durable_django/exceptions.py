@@ -8,11 +8,12 @@ One naming rule: a name says the condition, so ``except`` clauses read as senten
 ``InvalidYield``, ``InvalidWorkflowId``, ``InvalidRunState``, ``InvalidSchedule``);
 ``<Thing><What happened>`` is an outcome (``StepFailed``, ``ChildFailed``, ``StepTimeout``,
 ``WorkerLost``, ``RunFinished``, ``RunNotFound``, ``WorkflowNotRegistered``,
-``WorkflowIdConflict``, ``Cancelled``). The names ending in ``Error`` name a family of
-problems, each kind of which the message spells out: the root ``DurableError``,
-``SerializationError`` (any value JSON cannot hold), ``NonDeterminismError`` (any way replay
-can diverge) and ``WorkflowDefinitionError`` (any misuse of the decorators). Stored runs
-record these names (``run.error["type"]``), so they do not change.
+``WorkflowIdConflict``, ``QueryNotDefined``, ``QueryFailed``, ``Cancelled``). The names
+ending in ``Error`` name a family of problems, each kind of which the message spells out:
+the root ``DurableError``, ``SerializationError`` (any value JSON cannot hold),
+``NonDeterminismError`` (any way replay can diverge) and ``WorkflowDefinitionError`` (any
+misuse of the decorators). Stored runs record these names (``run.error["type"]``), so they
+do not change.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ __all__ = [
     "InvalidWorkflowId",
     "InvalidYield",
     "NonDeterminismError",
+    "QueryFailed",
+    "QueryNotDefined",
     "RemoteFailure",
     "RemoteTraceback",
     "RunFinished",
@@ -70,6 +73,14 @@ class InvalidRunState(DurableError, ValueError):
 
 class RunFinished(InvalidRunState):
     """The run is completed, failed or cancelled, so it cannot take a signal or a cancel."""
+
+
+class QueryNotDefined(DurableError, LookupError):
+    """The run's workflow defines no query of that name (the message lists the ones it defines)."""
+
+
+class QueryFailed(DurableError):
+    """A named query raised; the query's own exception is the ``__cause__``."""
 
 
 class StepContextUnavailable(DurableError, RuntimeError):

@@ -110,11 +110,14 @@ class WorkflowRun(models.Model):
 
         runs.cancel(self)
 
-    def query(self) -> dict[str, Any]:
-        """The generator's local variables as of now, by replaying history with no side effects."""
+    def query(self, name: str | None = None, /, *args: Any) -> Any:
+        """Without a name: the generator's local variables as of now, by replay with no side effects.
+
+        With a name: the answer of the workflow's named query (``@wf.query(name)``) given ``args``.
+        """
         from . import runs
 
-        return runs.query(self)
+        return runs.query(self, name, *args)
 
     def resume(self) -> None:
         """Resume a blocked run once the code is fixed; it replays its history from the start."""
