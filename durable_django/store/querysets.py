@@ -115,8 +115,11 @@ class ScheduleQuerySet(models.QuerySet["Schedule"]):
         return self.filter(paused=False, missing_from_code=False)
 
     def due(self) -> ScheduleQuerySet:
-        """Active schedules whose next tick (plus its jitter) has come, by the database's clock."""
-        return self.active().filter(fire_at__lte=Now())
+        """Active schedules whose next tick (plus its jitter) has come, by the database's clock.
+
+        Also those with no next tick yet (a row written with the ORM): a sweep counts it.
+        """
+        return self.active().filter(Q(fire_at__lte=Now()) | Q(fire_at__isnull=True))
 
 
 def claimable() -> Q:

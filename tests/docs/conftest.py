@@ -18,6 +18,8 @@ PAGES = (
     "cancellation.md",
     "continue-as-new.md",
     "versioning.md",
+    # Last: its schedules fire on days other pages let pass; it pauses them before it ends.
+    "schedules.md",
 )
 CAPABILITY_PAGES = [DOCS / name for name in PAGES]
 #: "Testing your workflows": followed last, by test_testing.py, which also counts the tests it ran.

@@ -33,6 +33,16 @@ def test_a_new_schedule_waits_for_its_first_tick_after_now():
     assert tick_ids("hourly") == []
 
 
+def test_a_row_written_without_its_timing_gets_its_first_tick_at_the_next_sweep():
+    row = Schedule.objects.create(name="orm-made", workflow_name="tests.echo", every=timedelta(hours=1))
+    assert row.fire_at is None
+    assert schedules.sweep() == 0
+    row.refresh_from_db()
+    assert row.next_tick_at > database_now("default") and row.fire_at == row.next_tick_at
+    pass_time(timedelta(hours=1))
+    assert len(tick_ids("orm-made")) == 1
+
+
 def test_ticks_fire_in_order_each_once_and_never_before_their_time():
     row = make("hourly", every=timedelta(hours=1))
     first = row.next_tick_at
