@@ -6,7 +6,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 import durable_django as durable
 from durable_django.core.schedules import build
@@ -109,3 +109,16 @@ def test_the_management_command_syncs_and_lists(capsys):
     assert "created: cmd-nightly" in out
     assert "cmd-nightly" in out and "At 02:00 every day (UTC)" in out and "tests.echo" in out
     assert Schedule.objects.filter(name="cmd-nightly", source=Source.CODE).exists()
+
+
+def test_the_management_command_pauses_resumes_and_triggers_by_name(capsys):
+    sync([nightly()])
+    call_command("durable_schedules", "--pause", "nightly")
+    assert Schedule.objects.get(name="nightly").paused
+    call_command("durable_schedules", "--resume", "nightly")
+    assert not Schedule.objects.get(name="nightly").paused
+    call_command("durable_schedules", "--trigger", "nightly")
+    out = capsys.readouterr().out
+    assert "paused nightly" in out and "resumed nightly" in out and "started nightly@manual-" in out
+    with pytest.raises(CommandError, match="no schedule is named 'nightley'"):
+        call_command("durable_schedules", "--pause", "nightley")

@@ -246,3 +246,11 @@ def test_a_sweeper_skips_a_schedule_another_sweeper_holds_and_finds_it_fired_aft
     assert done.is_set()
     assert schedules.sweep() == 0, "the tick fired again after the other sweeper's commit"
     assert tick_ids("held") == ["held@2030-01-01T00:00:00Z"]
+
+
+def test_a_tick_of_a_workflow_no_code_has_starts_a_run_that_blocks_visibly():
+    make("ghost", "tests.no_such_workflow", every=timedelta(hours=1))
+    pass_time(timedelta(hours=1))
+    (run,) = tick_runs("ghost")
+    assert run.status == Status.BLOCKED
+    assert run.error["type"] == "durable_django.exceptions.WorkflowNotRegistered"
