@@ -17,11 +17,14 @@ from .exceptions import (
     DurableError,
     InvalidRequest,
     InvalidRunState,
+    InvalidSchedule,
     InvalidWorkflowId,
     InvalidYield,
     LeaseLost,
     NonDeterminismError,
     PayloadTooLarge,
+    QueryFailed,
+    QueryNotDefined,
     RunFinished,
     RunNotFound,
     SerializationError,
@@ -33,9 +36,10 @@ from .exceptions import (
     WorkflowIdConflict,
     WorkflowNotRegistered,
 )
+from .schedules import ScheduleDefinition, schedule
 
 if TYPE_CHECKING:
-    from .models import WorkflowRun
+    from .models import Schedule, WorkflowRun
     from .ops.repair import fork, retry
     from .runs import cancel, get_run, query, resume, signal
 
@@ -45,14 +49,19 @@ __all__ = [
     "DurableError",
     "InvalidRequest",
     "InvalidRunState",
+    "InvalidSchedule",
     "InvalidWorkflowId",
     "InvalidYield",
     "LeaseLost",
     "NonDeterminismError",
     "PayloadTooLarge",
+    "QueryFailed",
+    "QueryNotDefined",
     "RetryPolicy",
     "RunFinished",
     "RunNotFound",
+    "Schedule",
+    "ScheduleDefinition",
     "SerializationError",
     "StepContext",
     "StepContextUnavailable",
@@ -75,6 +84,7 @@ __all__ = [
     "query",
     "resume",
     "retry",
+    "schedule",
     "set_state",
     "signal",
     "sleep",
@@ -86,6 +96,7 @@ __all__ = [
 ]
 
 _NEED_MODELS = {
+    "Schedule": "models",
     "WorkflowRun": "models",
     "cancel": "runs",
     "fork": "ops.repair",

@@ -17,4 +17,5 @@ class DurableDjangoConfig(AppConfig):
 
         checks.register()
         codec.limit_payloads(lambda: settings.MAX_PAYLOAD_BYTES)
-        autodiscover_modules("workflows")  # as the admin discovers its admin modules
+        # As the admin discovers its admin modules; schedules may live beside the workflows.
+        autodiscover_modules("workflows", "schedules")

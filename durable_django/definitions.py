@@ -17,7 +17,7 @@ from .exceptions import InvalidWorkflowId, WorkflowDefinitionError
 if TYPE_CHECKING:
     from .models import WorkflowRun
 
-__all__ = ["RunOptions", "StepDefinition", "WorkflowDefinition", "step", "workflow"]
+__all__ = ["QueryFunction", "RunOptions", "StepDefinition", "WorkflowDefinition", "step", "workflow"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -80,6 +80,11 @@ class RunOptions:
     workflow_id: str | None = None
 
 
+#: A named query: ``(state, variables, *args) -> answer``; see :meth:`WorkflowDefinition.query`.
+QueryFunction = Callable[..., Any]
+Q = TypeVar("Q", bound=QueryFunction)
+
+
 @dataclass(frozen=True, eq=False)
 class WorkflowDefinition(Generic[P]):
     """A registered workflow: a generator function that yields requests."""
@@ -87,8 +92,35 @@ class WorkflowDefinition(Generic[P]):
     func: Callable[P, Generator[Any, Any, Any]]
     name: str
     options: RunOptions = field(default_factory=RunOptions)
+    #: Named queries by name; shared with the definitions ``using()`` returns.
+    queries: dict[str, QueryFunction] = field(default_factory=dict, repr=False)
 
     durable_kind = "workflow"
+
+    def query(self, name: str) -> Callable[[Q], Q]:
+        """Register a named query: ``@checkout.query("total")`` over ``def total(state, variables, *args)``.
+
+        ``run.query("total", *args)`` calls it with the run's published state (``run.state``),
+        its local variables where it waits (replayed only if the function reads them; empty
+        once the run finished) and ``args``, and returns its answer. It runs in the caller's
+        process and must not change anything.
+        """
+        if not isinstance(name, str) or not name or len(name) > 255:
+            raise WorkflowDefinitionError(f"{self.name}.query({name!r}) needs a query name of 1 to 255 characters.")
+
+        def register(function: Q) -> Q:
+            if not callable(function):
+                raise WorkflowDefinitionError(f"@{self.name}.query({name!r}): {function!r} is not a function.")
+            existing = self.queries.get(name)
+            if existing is not None and _default_name(existing) != _default_name(function):
+                raise WorkflowDefinitionError(
+                    f"workflow {self.name!r} has two queries named {name!r}: {_default_name(existing)} and "
+                    f"{_default_name(function)}; give one of them another name."
+                )
+            self.queries[name] = function
+            return function
+
+        return register
 
     def using(self, *, workflow_id: str | None = None) -> WorkflowDefinition[P]:
         """This workflow with per-run options, as Django's ``Task.using()``: ``wf.using(workflow_id="a").start()``.
@@ -100,10 +132,20 @@ class WorkflowDefinition(Generic[P]):
         return replace(self, options=replace(self.options, **{k: v for k, v in given.items() if v is not None}))
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
-        """Inside a workflow: a :class:`ChildCall` to yield. Elsewhere: the plain generator."""
+        """Inside a workflow: a :class:`ChildCall` to yield. Elsewhere: the plain generator.
+
+        The child's ``workflow_id`` is ``<parent>/<position>`` unless chosen with
+        ``other.using(workflow_id=...)``; a chosen id that a run already has raises
+        :class:`~durable_django.ChildFailed` (``WorkflowIdConflict``) at the yield.
+        """
         if not in_workflow():
             return self.func(*args, **kwargs)
-        return ChildCall(self.name, encode_arguments(args, kwargs, f"child workflow {self.name!r}"))
+        workflow_id = self.options.workflow_id
+        if workflow_id is not None:
+            from .runs import check_workflow_id  # workflow code runs with the app registry ready
+
+            check_workflow_id(workflow_id)
+        return ChildCall(self.name, encode_arguments(args, kwargs, f"child workflow {self.name!r}"), workflow_id)
 
     def start(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> WorkflowRun:
         """Create a run in the caller's transaction; workers start it once that commits.

@@ -5,9 +5,10 @@ catch ``ValueError``, ``LookupError`` or ``ObjectDoesNotExist`` without knowing 
 
 One naming rule: a name says the condition, so ``except`` clauses read as sentences.
 ``Invalid<Thing>`` is bad input refused where it was given (``InvalidRequest``,
-``InvalidYield``, ``InvalidWorkflowId``, ``InvalidRunState``); ``<Thing><What happened>`` is an
-outcome (``StepFailed``, ``ChildFailed``, ``StepTimeout``, ``WorkerLost``, ``LeaseLost``, ``RunFinished``,
-``RunNotFound``, ``WorkflowNotRegistered``, ``WorkflowIdConflict``, ``Cancelled``). The names
+``InvalidYield``, ``InvalidWorkflowId``, ``InvalidRunState``, ``InvalidSchedule``);
+``<Thing><What happened>`` is an outcome (``StepFailed``, ``ChildFailed``, ``StepTimeout``,
+``WorkerLost``, ``LeaseLost``, ``RunFinished``, ``RunNotFound``, ``WorkflowNotRegistered``,
+``WorkflowIdConflict``, ``QueryNotDefined``, ``QueryFailed``, ``PayloadTooLarge``, ``Cancelled``). The names
 ending in ``Error`` name a family of problems, each kind of which the message spells out:
 the root ``DurableError``, ``SerializationError`` (any value JSON cannot hold),
 ``NonDeterminismError`` (any way replay can diverge) and ``WorkflowDefinitionError`` (any
@@ -25,12 +26,16 @@ __all__ = [
     "DurableError",
     "InvalidRequest",
     "InvalidRunState",
+    "InvalidSchedule",
     "InvalidWorkflowId",
     "InvalidYield",
     "LeaseLost",
     "NonDeterminismError",
     "PayloadTooLarge",
+    "QueryFailed",
+    "QueryNotDefined",
     "RemoteFailure",
+    "RemoteTraceback",
     "RunFinished",
     "RunNotFound",
     "SerializationError",
@@ -72,6 +77,14 @@ class RunFinished(InvalidRunState):
     """The run is completed, failed or cancelled, so it cannot take a signal or a cancel."""
 
 
+class QueryNotDefined(DurableError, LookupError):
+    """The run's workflow defines no query of that name (the message lists the ones it defines)."""
+
+
+class QueryFailed(DurableError):
+    """A named query raised; the query's own exception is the ``__cause__``."""
+
+
 class StepContextUnavailable(DurableError, RuntimeError):
     """``durable.step_context()`` was called outside a step that a worker is running."""
 
@@ -96,6 +109,10 @@ class InvalidRequest(DurableError, ValueError):
     """A call got an argument it cannot act on: a negative duration, a naive datetime, a bad signal name."""
 
 
+class InvalidSchedule(DurableError, ValueError):
+    """A schedule that cannot fire as given: a bad cron expression, time zone, interval or option."""
+
+
 class SerializationError(DurableError, TypeError):
     """A value cannot be stored as JSON without loss."""
 
@@ -112,8 +129,23 @@ class StepTimeout(DurableError, TimeoutError):
     """A step attempt ran longer than its timeout."""
 
 
+class RemoteTraceback(Exception):
+    """Where a step or child workflow raised, as text: the cause a :class:`RemoteFailure` prints."""
+
+    def __init__(self, traceback: str) -> None:
+        super().__init__(traceback)
+        self.traceback = traceback
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.traceback.rstrip()}\n"""'
+
+
 class RemoteFailure(DurableError):
-    """Base of errors that crossed JSON: the original class path, message and traceback are attributes."""
+    """Base of errors that crossed JSON: the original class path, message and traceback are attributes.
+
+    The original traceback is also the exception's ``__cause__``, as ``multiprocessing``
+    does, so a run that fails on it keeps where the step raised, before its own frames.
+    """
 
     what = "request"
 
@@ -123,6 +155,8 @@ class RemoteFailure(DurableError):
         self.error_type = error_type
         self.message = message
         self.traceback = traceback
+        if traceback:
+            self.__cause__ = RemoteTraceback(traceback)
 
 
 class StepFailed(RemoteFailure):

@@ -12,23 +12,22 @@ from typing import Any
 from django.db import IntegrityError, connections, transaction
 from django.db.models.functions import Now
 
-from .core import codec, engine
-from .core.interpreter import ErrorInfo, Interpreter, in_workflow
-from .core.registry import WorkflowCode, resolve_workflow
-from .core.requests import decode_arguments, encode_arguments
+from . import queries
+from .core import codec
+from .core.interpreter import ErrorInfo, in_workflow
+from .core.registry import WorkflowCode
+from .core.requests import encode_arguments
 from .exceptions import (
     DurableError,
     InvalidRequest,
     InvalidRunState,
     InvalidWorkflowId,
-    NonDeterminismError,
     RunFinished,
     RunNotFound,
     WorkflowIdConflict,
 )
 from .models import Signal, WorkflowRun, WorkItem
 from .store import observe, outbox
-from .store.history import History
 from .store.leases import database
 from .store.lifecycle import finish, request_cancel
 from .store.locking import lock_run, shared_status
@@ -186,33 +185,17 @@ def resume(run: WorkflowRun | str) -> None:
         outbox.wake(using, run.pk)
 
 
-def query(run: WorkflowRun | str) -> dict[str, Any]:
-    """The workflow's local variables where it waits now, by replay: nothing runs, nothing is written.
+def query(run: WorkflowRun | str, name: str | None = None, /, *args: Any) -> Any:
+    """Without a name: the workflow's local variables where it waits now, by replay. Nothing runs, nothing is written.
 
-    Values JSON cannot hold show as ``"<module.Type>"``. A finished run has none.
+    Values JSON cannot hold show as ``"<module.Type>"``. A finished run has none (``{}``).
+    With a name: the answer of the workflow's query ``name`` (``@wf.query(name)``), given
+    ``args``; see :meth:`~durable_django.WorkflowDefinition.query`.
     """
     run = get_run(run)
-    using = database()
-    current = (
-        WorkflowRun.objects.using(using)
-        .filter(pk=run.pk)
-        .values_list("status", "workflow_name", "input_json", "next_seq")
-        .first()
-    )
-    if current is None:
-        raise RunNotFound(f"run {run.workflow_id!r} no longer exists.")
-    status, name, input_json, next_seq = current
-    if status in WorkflowRun.FINISHED:
-        return {}
-    args, kwargs = decode_arguments(input_json)
-    interpreter = Interpreter(name, resolve_workflow(name).func, args, kwargs)
-    try:
-        decision = engine.decide(interpreter, History(using, run.pk, next_seq))
-        if isinstance(decision.end, engine.Block):
-            raise NonDeterminismError(decision.end.message)
-        return {key: _shown(value) for key, value in interpreter.local_variables().items()}
-    finally:
-        interpreter.close()
+    if name is not None:
+        return queries.answer(run, name, args)
+    return {key: _shown(value) for key, value in queries.local_variables(run).items()}
 
 
 def _shown(value: Any) -> Any:

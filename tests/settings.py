@@ -86,7 +86,8 @@ PAYMENTS_LEDGER = env.str(
 )
 PAYMENTS_LATENCY = env.float("PAYMENTS_LATENCY", default=0.2)
 
-DURABLE_SWEEP_INTERVAL = 0.5
+# A worker process may get its own (the schedule race test staggers its sweepers).
+DURABLE_SWEEP_INTERVAL = env.float("DURABLE_SWEEP_INTERVAL", default=0.5)
 DURABLE_REPUBLISH_AFTER = 2.0
 DURABLE_REPUBLISH_AFTER_BUSY = 20.0
 DURABLE_LEASE_GRACE = 1.0

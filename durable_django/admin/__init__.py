@@ -23,9 +23,10 @@ import durable_django as durable
 from ..core.requests import Kind
 from ..models import HistoryEntry, WorkflowRun
 from . import display
+from .schedules import ScheduleAdmin
 from .views import RunViews
 
-__all__ = ["WorkflowRunAdmin"]
+__all__ = ["ScheduleAdmin", "WorkflowRunAdmin"]
 
 Status = WorkflowRun.Status
 

@@ -8,6 +8,7 @@ as it is. Without the action's permission the page answers 403.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +22,13 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.safestring import SafeString
 from django.utils.text import slugify
 
 import durable_django as durable
 
+from ..core import codec
+from ..core.registry import resolve_workflow
 from ..core.requests import Kind
 from ..models import WorkflowRun
 from ..ops import replay
@@ -247,7 +251,27 @@ class RunViews(_Base):
             context["parent_url"] = self.url(run.parent)
         if live:
             context.update(self._locals(run, secrets))
+        context["queries"] = self._queries(run, secrets)
         return context
+
+    def _queries(self, run: WorkflowRun, secrets: tuple[str, ...]) -> list[tuple[str, SafeString | str]]:
+        """The answer of each named query that takes no arguments (the others say how to call them)."""
+        try:
+            functions = getattr(resolve_workflow(run.workflow_name), "queries", {})
+        except durable.WorkflowNotRegistered:
+            return []
+        shown: list[tuple[str, SafeString | str]] = []
+        for name in sorted(functions):
+            parameters = list(inspect.signature(functions[name]).parameters.values())[2:]
+            if any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters):
+                shown.append((name, f"takes arguments: run.query({name!r}, ...)"))
+                continue
+            try:  # a query is the user's code: whatever it raises, the page still shows
+                value = durable.query(run, name)
+                shown.append((name, display.json_block(redact(codec.roundtrip(value)[1], secrets), ())))
+            except Exception as error:
+                shown.append((name, f"{type(error).__name__}: {error}"))
+        return shown
 
     def _locals(self, run: WorkflowRun, secrets: tuple[str, ...]) -> dict[str, Any]:
         # Replay runs the user's workflow code, which may raise anything; the page must still show.

@@ -25,6 +25,7 @@ __all__ = [
     "resolve_workflow",
     "step",
     "workflow",
+    "workflow_names",
 ]
 
 
@@ -101,6 +102,11 @@ def _lookup(table: dict[str, Any], kind: str, name: str) -> Any:
 
 def workflow(name: str) -> WorkflowCode:
     return _lookup(_workflows, "workflow", name)  # type: ignore[no-any-return]
+
+
+def workflow_names() -> list[str]:
+    """The registered workflows' names, sorted (``step.enqueue()``'s one-step workflows are not registered)."""
+    return sorted(_workflows)
 
 
 def step(name: str) -> StepCode:

@@ -109,10 +109,15 @@ class WaitSignal:
 
 @dataclass(frozen=True, slots=True)
 class ChildCall:
-    """Start the workflow registered as ``name`` as a child and wait for its result."""
+    """Start the workflow registered as ``name`` as a child and wait for its result.
+
+    ``workflow_id`` is the child's id when the parent chose one (``other.using(workflow_id=...)``);
+    history links the child by its run, so replay does not compare it.
+    """
 
     name: str
     args_json: str
+    workflow_id: str | None = None
     kind = Kind.CHILD
 
 

@@ -246,14 +246,11 @@ class _Advance:
 
     def _open_child(self, seq: int, request: ChildCall, group: int | None) -> None:
         self.running = True
-        runs = WorkflowRun.objects.using(self.using)
-        child = runs.create(
-            workflow_id=lifecycle.child_workflow_id(self.using, self.run, seq),
-            workflow_name=request.name,
-            input_json=request.args_json,
-            parent_id=self.run.pk,
-            parent_seq=seq,
-        )
+        child = lifecycle.create_child(self.using, self.run, seq, request.name, request.args_json, request.workflow_id)
+        if isinstance(child, ErrorInfo):  # the chosen id is taken: the parent gets the refusal at its yield
+            self._entry(seq, request, group_seq=group, **_columns(engine.Failed(child)))
+            self.history.add(seq, _with_outcome(self.history[seq], engine.Failed(child)))
+            return
         self._entry(seq, request, group_seq=group, child=child)
         outbox.wake(self.using, child.pk)
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
+from ..core.interpreter import ErrorInfo, error_info
+from ..exceptions import WorkflowIdConflict
 from ..models import HistoryEntry, Signal, WorkflowRun, WorkItem
 from . import observe, outbox
 
-__all__ = ["child_workflow_id", "continue_as_new", "finish", "request_cancel"]
+__all__ = ["child_workflow_id", "continue_as_new", "create_child", "finish", "request_cancel"]
 
 Status = WorkflowRun.Status
 
@@ -101,3 +104,29 @@ def child_workflow_id(using: str, parent: WorkflowRun, seq: int) -> str:
     if WorkflowRun.objects.using(using).with_id(candidate).exists():
         candidate = f"{candidate[:240]}-{uuid.uuid4().hex[:12]}"
     return candidate
+
+
+def create_child(
+    using: str, parent: WorkflowRun, seq: int, name: str, args_json: str, workflow_id: str | None
+) -> WorkflowRun | ErrorInfo:
+    """The child run for the parent's position ``seq``, or the refusal when its chosen id is taken.
+
+    A default id never collides (:func:`child_workflow_id`). A chosen one may: another run
+    has it, or a sibling in the same ``all_of`` took it first. Joining that run instead
+    would hand the parent a result it did not start, so the parent gets the conflict.
+    """
+    runs = WorkflowRun.objects.using(using)
+    fields = {"workflow_name": name, "input_json": args_json, "parent_id": parent.pk, "parent_seq": seq}
+    if workflow_id is None:
+        return runs.create(workflow_id=child_workflow_id(using, parent, seq), **fields)
+    try:
+        with transaction.atomic(using=using):  # a savepoint: the unique id may refuse the row
+            return runs.create(workflow_id=workflow_id, **fields)
+    except IntegrityError:
+        holder = runs.with_id(workflow_id).values_list("pk", flat=True).first()
+        return error_info(
+            WorkflowIdConflict(
+                f"the child workflow_id {workflow_id!r} is already used by run {holder}; choose an id that names "
+                "this child uniquely (such as f'invoice-{order_id}'), or leave it out for '<parent>/<position>'."
+            )
+        )

@@ -17,9 +17,9 @@ from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 
 if TYPE_CHECKING:  # the models import this module; the type checker alone needs their names
-    from ..models import HistoryEntry, Signal, WorkflowRun, WorkItem  # noqa: F401
+    from ..models import HistoryEntry, Schedule, Signal, WorkflowRun, WorkItem  # noqa: F401
 
-__all__ = ["HistoryQuerySet", "RunQuerySet", "SignalQuerySet", "WorkItemQuerySet", "db_now_plus"]
+__all__ = ["HistoryQuerySet", "RunQuerySet", "ScheduleQuerySet", "SignalQuerySet", "WorkItemQuerySet", "db_now_plus"]
 
 
 def db_now_plus(seconds: float) -> ExpressionWrapper[CombinedExpression]:
@@ -110,6 +110,19 @@ class WorkItemQuerySet(models.QuerySet["WorkItem"]):
 
     def of_kind(self, kind: str) -> WorkItemQuerySet:
         return self.filter(kind=kind)
+
+
+class ScheduleQuerySet(models.QuerySet["Schedule"]):
+    def active(self) -> ScheduleQuerySet:
+        """Not paused, and still declared in code if code declared them."""
+        return self.filter(paused=False, missing_from_code=False)
+
+    def due(self) -> ScheduleQuerySet:
+        """Active schedules whose next tick (plus its jitter) has come, by the database's clock.
+
+        Also those with no next tick yet (a row written with the ORM): a sweep counts it.
+        """
+        return self.active().filter(Q(fire_at__lte=Now()) | Q(fire_at__isnull=True))
 
 
 def claimable() -> Q:

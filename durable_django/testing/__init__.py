@@ -2,8 +2,10 @@
 
 - :func:`run_workflow` starts a run and works it in the test's own process until nothing
   is left to do now; :func:`send_signal` does the same after a signal.
-- :func:`pass_time` lets time pass for every timer and retry wait, so a 30-day sleep
-  takes no time; :func:`advance_time` only moves timers (for tests with a real worker).
+- :func:`pass_time` lets time pass for every timer, retry wait and schedule tick, so a
+  30-day sleep takes no time; :func:`advance_time` only moves them (for tests with a real
+  worker). :func:`sync_schedules` writes the schedules the code declares to the test
+  database, as a worker does when it starts.
 - :func:`assert_history` compares a run's history with the expected one and shows a diff;
   :func:`assert_replays` replays a recorded history (an export) against the current code.
 
@@ -16,7 +18,7 @@ no wake-up message is ever sent) as well as in a transactional test, where
 from __future__ import annotations
 
 from ._assertions import assert_history, assert_replays
-from ._clock import advance_time, pass_time
+from ._clock import advance_time, pass_time, sync_schedules
 from ._inline import no_broker, run_until_idle, run_workflow, send_signal
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "run_until_idle",
     "run_workflow",
     "send_signal",
+    "sync_schedules",
 ]
 
 
@@ -38,6 +41,7 @@ class Toolkit:
     run = staticmethod(run_workflow)
     signal = staticmethod(send_signal)
     pass_time = staticmethod(pass_time)
+    sync_schedules = staticmethod(sync_schedules)
     run_until_idle = staticmethod(run_until_idle)
     assert_history = staticmethod(assert_history)
     assert_replays = staticmethod(assert_replays)

@@ -3,8 +3,8 @@
 The fixture ``durable_env`` gives a test database access, keeps wake-up messages in the
 process (:func:`~durable_django.testing.no_broker`), and returns a
 :class:`~durable_django.testing.Toolkit`: ``durable_env.run(workflow, *args)``,
-``.signal(run, name, payload)``, ``.pass_time(delta)``, ``.assert_history(run, [...])``,
-``.assert_replays(path)``.
+``.signal(run, name, payload)``, ``.pass_time(delta)``, ``.sync_schedules()``,
+``.assert_history(run, [...])``, ``.assert_replays(path)``.
 """
 
 from __future__ import annotations

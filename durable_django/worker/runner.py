@@ -57,7 +57,7 @@ def _run_step(held: Claim) -> Claim | None:
     except WorkflowNotRegistered as error:  # an older worker, mid-deploy: leave the step to one that has it
         missing = error_info(error)
         return _report(held, lambda: work_items.park(held, missing))
-    if held.attempt > definition.retry.max_attempts:  # every attempt so far died without a word
+    if definition.retry.out_of_attempts(held.attempt - 1):  # every attempt so far died without a word
         lost = WorkerLost(
             f"the process running attempt {held.attempt - 1} of step {held.step!r} died before it reported "
             "(its lease expired), and no attempt is left; look for OOM kills or crashes in the worker logs"

@@ -20,7 +20,7 @@ from ..conf import settings
 from ..models import WorkItem
 from ..store import outbox, owners
 from ..store.leases import db_now_plus
-from . import connections
+from . import connections, schedule_firing
 
 __all__ = ["Sweeper", "reclaim_dead_owners", "sweep"]
 
@@ -109,6 +109,7 @@ class Sweeper(threading.Thread):
                 for _ in range(_CATCH_UP_ROUNDS):  # a full batch means more are due: go on at once
                     if sweep() < settings.SWEEP_BATCH:
                         break
+                schedule_firing.sweep()
             except Exception:
                 logger.warning("durable_django: sweep failed; retrying next interval", exc_info=True)
             finally:

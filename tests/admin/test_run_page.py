@@ -152,3 +152,16 @@ def test_the_page_takes_the_same_queries_for_a_long_history_as_for_a_short_one(s
     with CaptureQueriesContext(connection) as many:
         assert "#59 step tests." in text(client.get(page(long)))
     assert len(many) == len(few) <= 10
+
+
+def test_the_page_answers_the_workflows_named_queries_that_take_no_arguments(staff):
+    from tests.testapp.workflows import cart
+
+    run = worked(cart, "ann", workflow_id="cart-page")
+    run.signal("add", {"sku": "mug", "cents": 1200})
+    run = settle(run)
+    shown = text(staff().get(page(run)))
+    assert "Queries the workflow's named queries, answered now" in shown
+    assert "count 1" in shown and "total 1200" in shown
+    assert "broken QueryFailed: query 'broken' of run 'cart-page' raised ZeroDivisionError: division by zero" in shown
+    assert 'variables { "customer": "ann", "items": [{"sku": "mug", "cents": 1200}]' in shown

@@ -19,6 +19,8 @@ PAGES = (
     "long-steps.md",
     "continue-as-new.md",
     "versioning.md",
+    # Last: its schedules fire on days other pages let pass; it pauses them before it ends.
+    "schedules.md",
 )
 CAPABILITY_PAGES = [DOCS / name for name in PAGES]
 #: "Testing your workflows": followed last, by test_testing.py, which also counts the tests it ran.

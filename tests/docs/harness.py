@@ -51,11 +51,12 @@ CONSOLE = """
 import code, io, json, time
 from contextlib import redirect_stdout
 from django.db.models.functions import Now
-from durable_django.models import WorkflowRun, WorkItem
+from durable_django.models import Schedule, WorkflowRun, WorkItem
 
 def busy():
-    # Work a worker should be doing now: anything but a timer that is not due yet.
-    return WorkItem.objects.exclude(kind=WorkItem.Kind.TIMER, available_at__gt=Now()).exists()
+    # Work a worker should be doing now: anything but a timer that is not due yet, or a due schedule tick.
+    items = WorkItem.objects.exclude(kind=WorkItem.Kind.TIMER, available_at__gt=Now())
+    return items.exists() or Schedule.objects.due().exists()
 
 def settle():
     deadline = time.monotonic() + {wait}

@@ -375,4 +375,44 @@ def fulfil_order(order_id: int, amount_cents: int, email: str, card: dict):
     return {"reservation": reservation["reservation"], "receipt": receipt, "shipment": shipment, "picked": picked}
 
 
+@durable.workflow(name="tests.cart")
+def cart(customer: str):
+    items = []
+    while True:
+        item = yield durable.wait_signal("add")
+        if item == "checkout":
+            break
+        items.append(item)
+        yield durable.set_state({"items": len(items)})
+    return {"customer": customer, "items": items}
+
+
+@cart.query("total")
+def cart_total(state, variables, discount_percent=0):
+    cents = sum(item["cents"] for item in variables.get("items", []))
+    return cents * (100 - discount_percent) // 100
+
+
+@cart.query("count")
+def cart_count(state, variables):
+    return 0 if state is None else state["items"]
+
+
+@cart.query("variables")
+def cart_variables(state, variables):
+    return dict(variables)
+
+
+@cart.query("meddle")
+def meddle(state, variables):
+    state["items"] = 999
+    variables["items"].clear()
+    return "meddled"
+
+
+@cart.query("broken")
+def broken(state, variables):
+    return state["items"] / 0
+
+
 from . import compositions  # noqa: E402, F401  (registers the composition workflows)

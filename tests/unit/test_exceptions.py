@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import traceback
 from pathlib import Path
 
 import pytest
@@ -44,10 +45,24 @@ def test_every_public_exception_is_exported_and_documented():
     for name in exceptions.__all__:
         error = getattr(exceptions, name)
         assert error.__doc__ and error.__doc__.strip(), f"{name} needs a one-line docstring"
-        if name != "RemoteFailure":
+        if name not in {"RemoteFailure", "RemoteTraceback"}:
             assert name in durable.__all__, f"durable.{name} is not exported"
 
 
 def test_step_context_outside_a_step_says_where_it_works():
     with pytest.raises(durable.StepContextUnavailable, match=r"only inside a function decorated with @durable\.step"):
         durable.step_context()
+
+
+@pytest.mark.parametrize("failure", [durable.StepFailed, durable.ChildFailed])
+def test_a_remote_failure_prints_the_remote_traceback_as_its_cause(failure):
+    remote = 'Traceback (most recent call last):\n  File "shop/payments.py", line 7, in charge\nValueError: declined\n'
+    error = failure("shop.charge", "builtins.ValueError", "declined", remote)
+    printed = "".join(traceback.format_exception(error))
+    assert 'File "shop/payments.py", line 7, in charge' in printed
+    assert printed.index("shop/payments.py") < printed.index("The above exception was the direct cause")
+    assert error.traceback == remote
+
+
+def test_a_remote_failure_without_a_traceback_has_no_cause():
+    assert durable.StepFailed("shop.charge", "x.Lost", "no report").__cause__ is None
