@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings
-from example_project.processes import CeleryWorker
 
 from durable_django.models import Schedule, WorkflowRun
+from tests.support.processes import CeleryWorker
 
 from .schedules import make, tick_runs
 from .waiting import wait_finished, wait_for
