@@ -14,25 +14,48 @@ and read back from history on every later replay.
 from __future__ import annotations
 
 from collections.abc import Container, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import Cancelled, ChildFailed, StepFailed
 from . import codec
-from .interpreter import ErrorInfo, Event, Interpreter, Raised, Returned
-from .requests import AllOf, AnyOf, ChildCall, ContinueAsNew, Group, Leaf, Patched, SetState, WaitSignal, describe
+from .decisions import (
+    CANCELLED,
+    TIMED_OUT,
+    Block,
+    Command,
+    Complete,
+    Decision,
+    End,
+    Fail,
+    Failed,
+    Note,
+    Open,
+    Outcome,
+    Recorded,
+    Restart,
+    Settle,
+    Succeeded,
+    _Cancelled,
+    _TimedOut,
+)
+from .divergence import divergence, ended_early, mismatch, same
+from .interpreter import Event, Interpreter, Raised, Returned
+from .requests import AllOf, AnyOf, ChildCall, ContinueAsNew, Group, Leaf, Patched, SetState, WaitSignal
 
 __all__ = [
     "CANCELLED",
     "NO_SIGNALS",
     "TIMED_OUT",
     "Block",
+    "Command",
     "Complete",
     "Decision",
+    "End",
     "Fail",
     "Failed",
     "Note",
     "Open",
+    "Outcome",
     "Recorded",
     "Restart",
     "Settle",
@@ -40,120 +63,8 @@ __all__ = [
     "decide",
 ]
 
-
-# Outcomes recorded for a history entry.
-@dataclass(frozen=True, slots=True)
-class Succeeded:
-    value_json: str
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    error: ErrorInfo
-
-
-@dataclass(frozen=True, slots=True)
-class _Cancelled:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class _TimedOut:
-    """A signal wait whose timeout came first: the wait returns its ``default``."""
-
-
-CANCELLED = _Cancelled()
-TIMED_OUT = _TimedOut()
+#: The message of the Cancelled that run.cancel() raises in the workflow.
 _CANCEL_MESSAGE = "the run was cancelled (run.cancel())"
-Outcome = Succeeded | Failed | _Cancelled | _TimedOut
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """One history entry: what was requested at a position and, once known, its outcome.
-
-    A group's outcome names the leaf that decided it: ``Succeeded("2")`` for leaf 2,
-    ``Succeeded("null")`` when every leaf of an ``all_of`` succeeded.
-    """
-
-    kind: str
-    name: str
-    args_json: str
-    outcome: Outcome | None = None
-
-
-# Commands: what the store must persist, in order, in the same transaction.
-@dataclass(frozen=True, slots=True)
-class Open:
-    """A new pending entry: start the leaf (or note the group) at ``seq``."""
-
-    seq: int
-    request: Leaf | Group
-    group: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Note:
-    """A new entry whose outcome is already known (a patch marker, a state, a cancelled request)."""
-
-    seq: int
-    request: Leaf | Group | Patched | SetState
-    outcome: Outcome
-    group: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Settle:
-    """Set the outcome of the pending entry at ``seq``; ``CANCELLED`` also stops its work."""
-
-    seq: int
-    outcome: Outcome
-
-
-Command = Open | Note | Settle
-
-
-# How a decision ends the run, if it does.
-@dataclass(frozen=True, slots=True)
-class Complete:
-    result_json: str
-
-
-@dataclass(frozen=True, slots=True)
-class Fail:
-    error: ErrorInfo
-    cancelled: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """Replay diverged from history; the run must stop before any side effect."""
-
-    seq: int
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class Restart:
-    """``continue_as_new``: start over with ``args_json`` and an empty history."""
-
-    args_json: str
-
-
-End = Complete | Fail | Block | Restart
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """Commands to persist, then either an end or the leaf entries the run now waits on."""
-
-    commands: tuple[Command, ...] = ()
-    end: End | None = None
-    waiting: tuple[int, ...] = ()
-    cancel_delivered: bool = False
-    #: The waiting leaves are an ``any_of``'s: the first outcome decides, and once one has,
-    #: the others must take nothing (no signal).
-    race: bool = False
 
 
 #: An inbox with nothing in it, for replays that must not take signals.
@@ -195,7 +106,7 @@ def decide(
         recorded = history.get(seq)
         if isinstance(event, Returned | Raised | ContinueAsNew):
             if recorded is not None:  # the code stops where history goes on
-                return decision(Block(seq, _ended_early(interpreter.name, seq, recorded)))
+                return decision(Block(seq, ended_early(interpreter.name, seq, recorded)))
             if isinstance(event, Returned):
                 return decision(Complete(event.value_json))
             if isinstance(event, Raised):
@@ -213,8 +124,8 @@ def decide(
         if isinstance(event, SetState):
             if recorded is None:
                 commands.append(Note(seq, event, Succeeded("null")))
-            elif not _same(recorded, event):
-                return decision(Block(seq, _divergence(interpreter.name, seq, recorded, event)))
+            elif not same(recorded, event):
+                return decision(Block(seq, divergence(interpreter.name, seq, recorded, event)))
             event = interpreter.send(None, consumed=1)
             continue
 
@@ -245,9 +156,9 @@ def decide(
             return decision(waiting=tuple(range(first, first + len(leaves))), race=isinstance(event, AnyOf))
 
         entries = [history.get(first + i) for i in range(len(leaves))]
-        mismatch = _mismatch(interpreter.name, seq, first, event, recorded, leaves, entries)
-        if mismatch is not None:
-            return decision(mismatch)
+        diverged = mismatch(interpreter.name, seq, first, event, recorded, leaves, entries)
+        if diverged is not None:
+            return decision(diverged)
         if isinstance(event, AllOf | AnyOf):
             outcome = _group_outcome(event, recorded, entries, first, running, commands)
         else:
@@ -350,44 +261,3 @@ def _feed_leaf(interpreter: Interpreter, leaf: Leaf, outcome: Outcome, width: in
     error = outcome.error
     failure = ChildFailed if isinstance(leaf, ChildCall) else StepFailed
     return interpreter.throw(failure(leaf.name, error.type, error.message, error.traceback), consumed=width)
-
-
-def _same(recorded: Recorded, request: Leaf | Group | SetState) -> bool:
-    return (recorded.kind, recorded.name, recorded.args_json) == (request.kind, request.name, request.args_json)
-
-
-def _mismatch(
-    workflow: str,
-    seq: int,
-    first: int,
-    event: Leaf | Group,
-    recorded: Recorded,
-    leaves: tuple[Leaf, ...],
-    entries: list[Recorded | None],
-) -> Block | None:
-    if not _same(recorded, event):
-        return Block(seq, _divergence(workflow, seq, recorded, event))
-    for index, (leaf, entry) in enumerate(zip(leaves, entries, strict=True)):
-        if entry is None:
-            message = f"Non-determinism in workflow {workflow!r}: the group at #{seq} has no entry #{first + index}."
-            return Block(first + index, message)
-        if not _same(entry, leaf):
-            return Block(first + index, _divergence(workflow, first + index, entry, leaf))
-    return None
-
-
-def _ended_early(workflow: str, seq: int, recorded: Recorded) -> str:
-    return (
-        f"Non-determinism in workflow {workflow!r} at position #{seq}: history recorded "
-        f"{describe(recorded.kind, recorded.name, recorded.args_json)} but the code now ends there. "
-        "Deploy the code that started this run, or branch with durable.patched(), then resume the run."
-    )
-
-
-def _divergence(workflow: str, seq: int, recorded: Recorded, yielded: Leaf | Group | SetState) -> str:
-    return (
-        f"Non-determinism in workflow {workflow!r} at position #{seq}: history recorded "
-        f"{describe(recorded.kind, recorded.name, recorded.args_json)} but the code now yields "
-        f"{describe(yielded.kind, yielded.name, yielded.args_json)}. Deploy the code that started this run, "
-        "or branch with durable.patched(), then resume the run."
-    )

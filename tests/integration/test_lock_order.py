@@ -9,10 +9,11 @@ item, while the cancel runs; the cancel must wait for the claim, never deadlock.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from durable_django.store import work_items
@@ -84,3 +85,45 @@ def test_a_cancel_racing_a_claim_waits_for_it_instead_of_deadlocking(monkeypatch
     assert run.status == WorkflowRun.Status.CANCELLED
     assert HistoryEntry.objects.get(run=run, seq=0).status == HistoryEntry.Status.CANCELLED
     assert Counter.objects.get(name="race:compensated").value == 1
+
+
+@pytest.mark.postgres  # SQLite has no row locks: a caller's write transaction holds the whole database
+def test_a_callers_open_transaction_never_stalls_a_worker():
+    from durable_django.store import outbox
+    from durable_django.store.locking import RunBusy
+    from tests.testapp.workflows import echo_workflow
+
+    with no_broker():
+        run = echo_workflow.start(21)
+        (first,) = WorkItem.objects.filter(run=run).values_list("pk", flat=True)
+        held = work_items.take(first)  # the step, leased to this "worker"
+        assert held is not None
+        with transaction.atomic():
+            outbox.wake("default", run.pk)  # an advance item, committed before the caller comes
+        (advance,) = WorkItem.objects.filter(run=run, kind=WorkItem.Kind.ADVANCE).values_list("pk", flat=True)
+        holding, release = threading.Event(), threading.Event()
+        errors: list[BaseException] = []
+
+        def caller() -> None:
+            with transaction.atomic():
+                run.signal("note", "hello")  # shares the run's row until this commits
+                holding.set()
+                release.wait(10)
+
+        sender = in_thread(caller, errors)
+        assert holding.wait(10)
+        try:
+            began = time.monotonic()
+            assert work_items.take(advance) is None  # the row is held: the worker moves on
+            with pytest.raises(RunBusy):
+                work_items.record_success(held, "42")  # the runner waits outside any transaction, then retries
+            assert time.monotonic() - began < 2, "a worker waited for the caller's transaction"
+            assert WorkItem.objects.filter(pk=advance).exists() and WorkItem.objects.filter(pk=held.item_id).exists()
+        finally:
+            release.set()
+            sender.join(10)
+        assert not errors
+        assert work_items.record_success(held, "42") is None  # once the caller committed
+        run_until_idle()
+    run.refresh_from_db()
+    assert (run.status, run.result["doubled"]) == (WorkflowRun.Status.COMPLETED, 42)

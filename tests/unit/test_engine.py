@@ -9,7 +9,7 @@ import pytest
 import durable_django as durable
 from durable_django.core import codec, engine
 from durable_django.core.engine import CANCELLED, Decision, Note, Open, Recorded, Settle, Succeeded
-from durable_django.core.interpreter import Interpreter
+from durable_django.core.interpreter import ErrorInfo, Interpreter
 from durable_django.core.requests import AllOf, AnyOf, ChildCall, SetState, StepCall, encode_arguments
 
 
@@ -112,7 +112,7 @@ def done(value) -> Succeeded:
 
 
 def failed(kind="builtins.RuntimeError", message="boom") -> engine.Failed:
-    return engine.Failed(engine.ErrorInfo(type=kind, message=message))
+    return engine.Failed(ErrorInfo(type=kind, message=message))
 
 
 def entry(request, outcome=None) -> Recorded:
@@ -188,7 +188,7 @@ CASES = {
         fan_out,
         [],
         [entry(FAN), entry(FAN.requests[0]), entry(FAN.requests[1], failed())],
-        Decision((Settle(1, CANCELLED), Settle(0, Succeeded("1"))), end=engine.Fail(engine.ErrorInfo("x", "x"))),
+        Decision((Settle(1, CANCELLED), Settle(0, Succeeded("1"))), end=engine.Fail(ErrorInfo("x", "x"))),
     ),
     "any_of takes the first finished leaf and cancels the rest": (
         race,
@@ -293,7 +293,7 @@ CANCEL_CASES = {
     ),
     "after compensation: Cancelled escapes and the run ends cancelled": (
         [entry(call("unit.fetch", "charge"), CANCELLED), entry(call("unit.fetch", "refund"), done({}))],
-        Decision(end=engine.Fail(engine.ErrorInfo("x", "x"), cancelled=True)),
+        Decision(end=engine.Fail(ErrorInfo("x", "x"), cancelled=True)),
     ),
 }
 
