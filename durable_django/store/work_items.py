@@ -107,6 +107,11 @@ def _claim_step(using: str, item_id: int, run_id: Any) -> Claim | None:
     row = _lock_claimable(using, item_id)
     if row is None:
         return None
+    if WorkflowRun.objects.using(using).filter(pk=run_id, cancel_requested=True).exists():
+        # No attempt starts once the run is cancelled (say, its running attempt's worker died and
+        # the lease ran out): an advance cancels the step instead, under the run's lock.
+        outbox.wake(using, run_id)
+        return None
     token = row["token"] + 1
     WorkItem.objects.using(using).filter(pk=item_id).update(
         token=token, lease_expires_at=db_now_plus(row["lease_seconds"]), owner=lease_owner()

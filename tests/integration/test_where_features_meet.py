@@ -216,3 +216,18 @@ def test_a_wait_whose_timeout_came_due_with_its_signal_in_the_inbox_takes_the_si
     runner.work(timer)  # the timer's message arrives first
     run_until_idle()
     assert (fresh(run).status, run.result) == (Status.COMPLETED, "just in time")
+
+
+def test_no_attempt_starts_after_a_cancel_even_when_the_running_attempts_worker_died():
+    run = compensate_at_the_step.start("died", fail_times=0)
+    held = claim_first_step(run)
+    run.cancel()
+    run_until_idle()  # the cancel waits: the attempt is running
+    assert fresh(run).cancel_requested
+    WorkItem.objects.filter(pk=held.item_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert work_items.take(held.item_id) is None, "a new attempt started after the cancel"
+    run_until_idle()
+    run = fresh(run)
+    assert run.status == Status.CANCELLED
+    assert HistoryEntry.objects.get(run=run, name="tests.flaky").attempts == 1
+    assert counter("died:compensated") == 1
