@@ -1,6 +1,17 @@
 """Durable execution for Django: workflows are generators, steps commit with your data.
 
-The public API is the set below; everything else is private.
+The public API is the set below; everything else is private. The package, from the inside out:
+
+- ``core/``: the replay core, pure (no Django, no Celery): requests, the interpreter, the
+  engine that decides, the registry, JSON values, retry policies, cron cadences.
+- ``store/``: the database side: advancing a run under its lock, the transactions workers
+  make, the one-statement fast path, the outbox, leases and their owners, the lock order.
+- ``worker/``: the Celery shell: the step runner, the sweeper, signal wiring, connections.
+- ``ops/``: what operators call: repair, replay checks, pruning, the console.
+- The top level is what Django and Celery look for by name (``models``, ``tasks``, ``apps``,
+  ``checks``, ``signals``, ``admin/``, ``management/``, ``migrations/``, ``testing/``), the
+  public API's modules (``definitions``, ``runs``, ``queries``, ``schedules``), ``conf`` and
+  ``exceptions``. ``tests/test_layers.py`` holds the arrows between them to this order.
 """
 
 from __future__ import annotations
