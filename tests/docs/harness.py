@@ -54,9 +54,11 @@ from django.db.models.functions import Now
 from durable_django.models import Schedule, WorkflowRun, WorkItem
 
 def busy():
-    # Work a worker should be doing now: anything but a timer that is not due yet, or a due schedule tick.
-    items = WorkItem.objects.exclude(kind=WorkItem.Kind.TIMER, available_at__gt=Now())
-    return items.exists() or Schedule.objects.due().exists()
+    # Work a worker should be doing now: a due schedule tick, or anything but a timer that is not due yet.
+    # Schedules first: a tick fired between the two reads shows as its runs' work items in the second.
+    if Schedule.objects.due().exists():
+        return True
+    return WorkItem.objects.exclude(kind=WorkItem.Kind.TIMER, available_at__gt=Now()).exists()
 
 def settle():
     deadline = time.monotonic() + {wait}
