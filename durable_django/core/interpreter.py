@@ -114,7 +114,8 @@ class Interpreter:
 
     def local_variables(self) -> dict[str, Any]:
         """The generator's local variables where it is suspended now (empty once it ended)."""
-        return inspect.getgeneratorlocals(self._generator) if self._generator is not None else {}
+        # A copy: since Python 3.13 a frame's locals are a live view, gone once the generator closes.
+        return dict(inspect.getgeneratorlocals(self._generator)) if self._generator is not None else {}
 
     def _live(self) -> Generator[Any, Any, Any]:
         if self._generator is None or isinstance(self.current, Returned | Raised):
