@@ -9,12 +9,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.apps import apps
 from django.db import models
-from django.db.models.functions import Now
+from django.db.models.functions import Cast, Now
 from django.utils.translation import gettext_lazy as _
 
 from .core import codec
 from .core.requests import Kind as RequestKind
+from .store.attributes import AttributesField
 from .store.querysets import HistoryQuerySet, RunQuerySet, SignalQuerySet, WorkItemQuerySet
 
 __all__ = ["HistoryEntry", "Signal", "WorkItem", "WorkflowRun", "idempotency_key"]
@@ -58,6 +60,21 @@ class WorkflowRun(models.Model):
     created_at = models.DateTimeField(db_default=Now(), db_index=True)
     updated_at = models.DateTimeField(db_default=Now())
     finished_at = models.DateTimeField(null=True, blank=True)
+    #: The caller's own keys, given with ``wf.using(attributes={...})``: ``filter(attributes__customer=42)``.
+    attributes = AttributesField(default=dict, blank=True)
+    #: The model instance the run is about (``wf.using(subject=order)``), by model label and primary
+    #: key: a generic relation that needs no ``contenttypes`` and reads the same in every database.
+    subject_type = models.CharField(max_length=100, blank=True, default="")
+    subject_id = models.CharField(max_length=255, blank=True, default="")
+    # The result and the state as JSON for filter() and the admin, computed by the database from
+    # the text columns, which stay the source of truth: every writer (the fast path's raw SQL
+    # included) writes text only, and replay reads the exact text it recorded.
+    result_data = models.GeneratedField(
+        expression=Cast("result_json", models.JSONField()), output_field=models.JSONField(), db_persist=True
+    )
+    state_data = models.GeneratedField(
+        expression=Cast("state_json", models.JSONField()), output_field=models.JSONField(), db_persist=True
+    )
 
     objects = RunQuerySet.as_manager()
 
@@ -72,6 +89,14 @@ class WorkflowRun(models.Model):
             ("signal_workflowrun", _("Can send signals to workflow runs")),
             ("fork_workflowrun", _("Can restart workflow runs from a chosen step")),
             ("export_unredacted_workflowrun", _("Can download workflow run history unredacted")),
+        ]
+        # The GIN index on attributes is PostgreSQL's own; migration 0003 creates it there.
+        indexes = [
+            models.Index(
+                fields=["subject_type", "subject_id"],
+                name="durable_run_subject",
+                condition=~models.Q(subject_type=""),
+            )
         ]
 
     def __str__(self) -> str:
@@ -91,6 +116,18 @@ class WorkflowRun(models.Model):
     def state(self) -> Any:
         """The value last published with ``durable.set_state()``, without replaying anything."""
         return None if self.state_json is None else codec.decode(self.state_json)
+
+    @property
+    def subject(self) -> models.Model | None:
+        """The instance given with ``wf.using(subject=...)``, loaded now; None if none was or it is gone."""
+        if not self.subject_type:
+            return None
+        try:
+            model = apps.get_model(self.subject_type)
+        except LookupError:
+            return None
+        found: models.Model | None = model._default_manager.filter(pk=self.subject_id).first()
+        return found
 
     @property
     def is_finished(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Now
 
 from .core import codec, engine
@@ -52,15 +52,28 @@ def check_workflow_id(workflow_id: Any) -> str:
     return workflow_id
 
 
-def start(definition: WorkflowCode, args: list[Any], kwargs: dict[str, Any], workflow_id: str | None) -> WorkflowRun:
+def start(
+    definition: WorkflowCode,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    workflow_id: str | None,
+    *,
+    attributes: dict[str, Any] | None = None,
+    subject: models.Model | None = None,
+) -> WorkflowRun:
     """Create a run and its first work item in the caller's transaction (or a new one)."""
     input_json = encode_arguments(args, kwargs, f"workflow {definition.name!r}")
     workflow_id = check_workflow_id(workflow_id)
     using = database()
+    linked = {} if subject is None else {"subject_type": subject._meta.label_lower, "subject_id": str(subject.pk)}
     try:
         with transaction.atomic(using=using):
             run = WorkflowRun.objects.using(using).create(
-                workflow_id=workflow_id, workflow_name=definition.name, input_json=input_json
+                workflow_id=workflow_id,
+                workflow_name=definition.name,
+                input_json=input_json,
+                attributes=attributes or {},
+                **linked,
             )
             outbox.wake(using, run.pk)
             observe.run_started(using, run.pk, workflow_id, definition.name)

@@ -127,6 +127,9 @@ def _copy(using: str, run: WorkflowRun, entries: list[HistoryEntry], from_seq: i
             input_json=run.input_json,
             next_seq=from_seq,
             status=Status.RUNNING,
+            attributes=run.attributes,
+            subject_type=run.subject_type,
+            subject_id=run.subject_id,
         )
         for entry in entries:
             entry.pk = None
