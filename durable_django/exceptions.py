@@ -6,8 +6,9 @@ catch ``ValueError``, ``LookupError`` or ``ObjectDoesNotExist`` without knowing 
 One naming rule: a name says the condition, so ``except`` clauses read as sentences.
 ``Invalid<Thing>`` is bad input refused where it was given (``InvalidRequest``,
 ``InvalidYield``, ``InvalidWorkflowId``, ``InvalidRunState``); ``<Thing><What happened>`` is an
-outcome (``StepFailed``, ``ChildFailed``, ``StepTimeout``, ``WorkerLost``, ``RunFinished``,
-``RunNotFound``, ``WorkflowNotRegistered``, ``WorkflowIdConflict``, ``Cancelled``). The names
+outcome (``StepFailed``, ``ChildFailed``, ``RunFailed``, ``StepTimeout``, ``WaitTimeout``,
+``WorkerLost``, ``RunFinished``, ``RunNotFound``, ``WorkflowNotRegistered``,
+``WorkflowIdConflict``, ``Cancelled``). The names
 ending in ``Error`` name a family of problems, each kind of which the message spells out:
 the root ``DurableError``, ``SerializationError`` (any value JSON cannot hold),
 ``NonDeterminismError`` (any way replay can diverge) and ``WorkflowDefinitionError`` (any
@@ -29,12 +30,14 @@ __all__ = [
     "InvalidYield",
     "NonDeterminismError",
     "RemoteFailure",
+    "RunFailed",
     "RunFinished",
     "RunNotFound",
     "SerializationError",
     "StepContextUnavailable",
     "StepFailed",
     "StepTimeout",
+    "WaitTimeout",
     "WorkerLost",
     "WorkflowDefinitionError",
     "WorkflowIdConflict",
@@ -102,6 +105,10 @@ class StepTimeout(DurableError, TimeoutError):
     """A step attempt ran longer than its timeout."""
 
 
+class WaitTimeout(DurableError, TimeoutError):
+    """``run.wait()`` or ``await run.await_result()`` gave up: the run had not finished in time (it goes on)."""
+
+
 class RemoteFailure(DurableError):
     """Base of errors that crossed JSON: the original class path, message and traceback are attributes."""
 
@@ -132,6 +139,16 @@ class ChildFailed(RemoteFailure):
 
     @property
     def workflow(self) -> str:
+        return self.name
+
+
+class RunFailed(RemoteFailure):
+    """The run failed; ``run.wait()`` and ``await run.await_result()`` raise it with the run's error."""
+
+    what = "run"
+
+    @property
+    def workflow_id(self) -> str:
         return self.name
 
 

@@ -7,6 +7,7 @@ nothing else; losing or duplicating one can delay work, never lose or repeat it.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.apps import apps
@@ -156,6 +157,22 @@ class WorkflowRun(models.Model):
         from . import runs
 
         runs.resume(self)
+
+    def wait(self, timeout: float | timedelta) -> Any:
+        """Block until the run finishes: its result, or its error raised (``RunFailed``, ``Cancelled``).
+
+        Raises ``WaitTimeout`` (a ``TimeoutError``) after ``timeout`` seconds (or a timedelta).
+        Refreshes ``status``, ``result``, ``error`` and ``finished_at`` on this instance.
+        """
+        from . import runs
+
+        return runs.wait(self, timeout)
+
+    async def await_result(self, timeout: float | timedelta) -> Any:
+        """:meth:`wait` for async code: ``await run.await_result(timeout=30)``."""
+        from . import runs
+
+        return await runs.await_result(self, timeout)
 
 
 class HistoryEntry(models.Model):

@@ -32,8 +32,9 @@ from .store.advance import lock_run
 from .store.history import History
 from .store.leases import database
 from .store.lifecycle import finish, request_cancel
+from .waiting import await_result, wait
 
-__all__ = ["cancel", "get_run", "query", "resume", "signal", "start"]
+__all__ = ["await_result", "cancel", "get_run", "query", "resume", "signal", "start", "wait"]
 
 Status = WorkflowRun.Status
 

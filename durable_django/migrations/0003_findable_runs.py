@@ -19,6 +19,36 @@ def drop_gin_index(apps, schema_editor):
         schema_editor.execute("DROP INDEX IF EXISTS durable_run_attributes")
 
 
+# run.wait() and await run.await_result() LISTEN on durable_run_<run id hex>. A trigger sends
+# the NOTIFY, so every transaction that finishes a run does (the fast path's one-statement
+# completion and any writer to come), and PostgreSQL delivers it only if that one commits.
+# "UPDATE OF status" keeps the trigger off the per-step updates that leave the status alone.
+NOTIFY_FINISHED = """
+CREATE OR REPLACE FUNCTION durable_django_run_finished() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('durable_run_' || replace(NEW.id::text, '-', ''), NEW.status);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER durable_django_run_finished
+    AFTER UPDATE OF status ON durable_django_workflowrun
+    FOR EACH ROW
+    WHEN (NEW.status IN ('completed', 'failed', 'cancelled') AND OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION durable_django_run_finished();
+"""
+
+
+def create_notify_trigger(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(NOTIFY_FINISHED)
+
+
+def drop_notify_trigger(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("DROP TRIGGER IF EXISTS durable_django_run_finished ON durable_django_workflowrun")
+        schema_editor.execute("DROP FUNCTION IF EXISTS durable_django_run_finished()")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -56,4 +86,5 @@ class Migration(migrations.Migration):
             index=models.Index(condition=models.Q(('subject_type', ''), _negated=True), fields=['subject_type', 'subject_id'], name='durable_run_subject'),
         ),
         migrations.RunPython(create_gin_index, drop_gin_index),
+        migrations.RunPython(create_notify_trigger, drop_notify_trigger),
     ]

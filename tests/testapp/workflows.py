@@ -373,3 +373,9 @@ def fulfil_order(order_id: int, amount_cents: int, email: str, card: dict):
     yield durable.set_state({"stage": "awaiting shipment", "charge": charge["charge_id"]})
     shipment = yield durable.wait_signal("shipped", timeout=timedelta(days=7))
     return {"reservation": reservation["reservation"], "receipt": receipt, "shipment": shipment, "picked": picked}
+
+
+@durable.workflow(name="tests.refuses")
+def refuses(reason: str):
+    yield double(1)
+    raise ValueError(reason)
