@@ -36,8 +36,8 @@ from .exceptions import (
 
 if TYPE_CHECKING:
     from .models import WorkflowRun
-    from .ops.repair import fork, retry
-    from .runs import cancel, get_run, query, resume, signal
+    from .ops.repair import afork, aretry, fork, retry
+    from .runs import acancel, aget_run, aquery, aresume, asignal, cancel, get_run, query, resume, signal
 
 __all__ = [
     "Cancelled",
@@ -65,8 +65,15 @@ __all__ = [
     "WorkflowIdConflict",
     "WorkflowNotRegistered",
     "WorkflowRun",
+    "acancel",
+    "afork",
+    "aget_run",
     "all_of",
     "any_of",
+    "aquery",
+    "aresume",
+    "aretry",
+    "asignal",
     "cancel",
     "continue_as_new",
     "fork",
@@ -87,6 +94,13 @@ __all__ = [
 
 _NEED_MODELS = {
     "WorkflowRun": "models",
+    "acancel": "runs",
+    "afork": "ops.repair",
+    "aget_run": "runs",
+    "aquery": "runs",
+    "aresume": "runs",
+    "aretry": "ops.repair",
+    "asignal": "runs",
     "cancel": "runs",
     "fork": "ops.repair",
     "get_run": "runs",

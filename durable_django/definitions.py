@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+from asgiref.sync import sync_to_async
 from django.db import models
 
 from .core import codec, registry
@@ -55,6 +56,10 @@ class StepDefinition(Generic[P, R]):
         from . import runs
 
         return runs.start(registry.enqueued_workflow(self), list(args), dict(kwargs), workflow_id=None)
+
+    async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> WorkflowRun:
+        """:meth:`enqueue` for async code; it commits on its own."""
+        return await sync_to_async(self.enqueue)(*args, **kwargs)
 
     @property
     def timeout_seconds(self) -> float:
@@ -133,6 +138,14 @@ class WorkflowDefinition(Generic[P]):
             attributes=options.attributes,
             subject=options.subject,
         )
+
+    async def astart(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> WorkflowRun:
+        """:meth:`start` for async code: the run and its first work item commit on their own.
+
+        Django's ``transaction.atomic`` is sync-only, so an async caller cannot start a run in
+        the same transaction as its own writes; put both in one sync function (see the docs).
+        """
+        return await sync_to_async(self.start)(*args, workflow_id=workflow_id, **kwargs)
 
 
 def _checked_attributes(attributes: object) -> dict[str, Any]:

@@ -158,6 +158,30 @@ class WorkflowRun(models.Model):
 
         runs.resume(self)
 
+    async def asignal(self, name: str, payload: Any = None) -> None:
+        """:meth:`signal` for async code; it commits on its own."""
+        from . import runs
+
+        await runs.asignal(self, name, payload)
+
+    async def acancel(self) -> None:
+        """:meth:`cancel` for async code; it commits on its own."""
+        from . import runs
+
+        await runs.acancel(self)
+
+    async def aquery(self) -> dict[str, Any]:
+        """:meth:`query` for async code."""
+        from . import runs
+
+        return await runs.aquery(self)
+
+    async def aresume(self) -> None:
+        """:meth:`resume` for async code; it commits on its own."""
+        from . import runs
+
+        await runs.aresume(self)
+
     def wait(self, timeout: float | timedelta) -> Any:
         """Block until the run finishes: its result, or its error raised (``RunFailed``, ``Cancelled``).
 

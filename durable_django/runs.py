@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Now
 
@@ -34,7 +35,21 @@ from .store.leases import database
 from .store.lifecycle import finish, request_cancel
 from .waiting import await_result, wait
 
-__all__ = ["await_result", "cancel", "get_run", "query", "resume", "signal", "start", "wait"]
+__all__ = [
+    "acancel",
+    "aget_run",
+    "aquery",
+    "aresume",
+    "asignal",
+    "await_result",
+    "cancel",
+    "get_run",
+    "query",
+    "resume",
+    "signal",
+    "start",
+    "wait",
+]
 
 Status = WorkflowRun.Status
 
@@ -195,3 +210,32 @@ def _shown(value: Any) -> Any:
         return codec.roundtrip(value)[1]
     except DurableError:
         return f"<{type(value).__module__}.{type(value).__qualname__}>"
+
+
+# The async twins run their sync sibling in the thread Django keeps for sync code, as Django's
+# own ``aget()`` does. Each call is its own transaction: ``transaction.atomic`` is sync-only.
+
+
+async def aget_run(run: WorkflowRun | str) -> WorkflowRun:
+    """:func:`get_run` for async code."""
+    return await sync_to_async(get_run)(run)
+
+
+async def asignal(run: WorkflowRun | str, name: str, payload: Any = None) -> None:
+    """:func:`signal` for async code; it commits on its own."""
+    await sync_to_async(signal)(run, name, payload)
+
+
+async def acancel(run: WorkflowRun | str) -> None:
+    """:func:`cancel` for async code; it commits on its own."""
+    await sync_to_async(cancel)(run)
+
+
+async def aresume(run: WorkflowRun | str) -> None:
+    """:func:`resume` for async code; it commits on its own."""
+    await sync_to_async(resume)(run)
+
+
+async def aquery(run: WorkflowRun | str) -> dict[str, Any]:
+    """:func:`query` for async code (the replay runs in Django's sync thread)."""
+    return await sync_to_async(query)(run)

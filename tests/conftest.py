@@ -38,6 +38,23 @@ def _fresh_generator_cache() -> Iterator[None]:
     generator_cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _close_connections_of_sync_to_async() -> Iterator[None]:
+    """Close what asyncio.run() + sync_to_async opened in asgiref's thread, as a request's end would.
+
+    Outside an async_to_sync caller, thread-sensitive sync code runs in a thread of its own,
+    whose database connection would outlive the test (and keep the test database in use).
+    """
+    yield
+    from asgiref.sync import SyncToAsync
+
+    executor = SyncToAsync.single_thread_executor
+    if getattr(executor, "_threads", None):
+        from django.db import connections
+
+        executor.submit(connections.close_all).result(timeout=10)
+
+
 @pytest.fixture
 def no_messages(monkeypatch: pytest.MonkeyPatch) -> None:
     """Publishing succeeds and sends nothing: for tests that work items in this process."""

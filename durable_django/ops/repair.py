@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 
+from asgiref.sync import sync_to_async
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 
@@ -23,7 +24,7 @@ from ..store import outbox
 from ..store.advance import lock_run
 from ..store.leases import database
 
-__all__ = ["fork", "retry"]
+__all__ = ["afork", "aretry", "fork", "retry"]
 
 Status = WorkflowRun.Status
 Entry = HistoryEntry.Status
@@ -137,3 +138,13 @@ def _copy(using: str, run: WorkflowRun, entries: list[HistoryEntry], from_seq: i
         HistoryEntry.objects.using(using).bulk_create(entries)
         outbox.wake(using, new.pk)
     return new
+
+
+async def aretry(run: WorkflowRun | str) -> None:
+    """:func:`retry` for async code; it commits on its own."""
+    await sync_to_async(retry)(run)
+
+
+async def afork(run: WorkflowRun | str, from_seq: int, *, workflow_id: str | None = None) -> WorkflowRun:
+    """:func:`fork` for async code; it commits on its own."""
+    return await sync_to_async(fork)(run, from_seq, workflow_id=workflow_id)
