@@ -11,7 +11,8 @@ class DurableDjangoConfig(AppConfig):
     def ready(self) -> None:
         from django.utils.module_loading import autodiscover_modules
 
-        from . import checks
+        from . import checks, task_hooks
 
         checks.register()
+        task_hooks.install()  # imports nothing of django.tasks until a task run is met
         autodiscover_modules("workflows")  # as the admin discovers its admin modules

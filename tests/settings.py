@@ -3,7 +3,9 @@
 import os
 import socket
 import tempfile
+from datetime import timedelta
 
+import django
 import environ
 
 env = environ.Env()
@@ -33,6 +35,8 @@ INSTALLED_APPS = [
     "durable_django",
     "example_project.shop",
     "tests.testapp",
+    # Django 5.2: the django.tasks backport's system checks (Django 6 has them built in).
+    *(["django_tasks"] if django.VERSION < (6,) else []),
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -67,6 +71,15 @@ else:
             "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"{TEST_DB_NAME}.sqlite3")},
         }
     }
+
+# Every @task in tests.testapp.tasks runs as a durable run on the suite's workers.
+TASKS = {
+    "default": {
+        "BACKEND": "durable_django.task_backend.DurableBackend",
+        "QUEUES": ["default", "special"],
+        "OPTIONS": {"retry": {"max_attempts": 2, "initial_interval": timedelta(0)}},
+    }
+}
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
 CELERY_TASK_SERIALIZER = "json"
