@@ -20,7 +20,7 @@ from .core.requests import Kind as RequestKind
 from .store.attributes import AttributesField
 from .store.querysets import HistoryQuerySet, RunQuerySet, SignalQuerySet, WorkItemQuerySet
 
-__all__ = ["HistoryEntry", "Signal", "WorkItem", "WorkflowRun", "idempotency_key"]
+__all__ = ["HistoryEntry", "LostAttempt", "Signal", "WorkItem", "WorkflowRun", "idempotency_key"]
 
 
 class WorkflowRun(models.Model):
@@ -249,6 +249,28 @@ class HistoryEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.kind} {self.name} ({self.status})"
+
+
+class LostAttempt(models.Model):
+    """An attempt of a step that never reported: its worker died or hung, and its lease ran out.
+
+    Written when another attempt claims the step, so a killed attempt stays visible in the
+    timeline after the step succeeds (its error, if any, is overwritten by then).
+    """
+
+    entry = models.ForeignKey(HistoryEntry, on_delete=models.CASCADE, related_name="lost_attempts")
+    attempt = models.PositiveIntegerField()
+    #: ``host:pid`` of the process that held the lease.
+    owner = models.CharField(max_length=255, blank=True, default="")
+    #: When the next attempt took the step over.
+    detected_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        verbose_name = _("lost attempt")
+        verbose_name_plural = _("lost attempts")
+
+    def __str__(self) -> str:
+        return f"attempt {self.attempt} of {self.entry}"
 
 
 def idempotency_key(run_id: uuid.UUID | str, generation: int, seq: int) -> str:

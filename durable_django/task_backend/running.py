@@ -10,6 +10,7 @@ run's end sends ``task_finished`` once it commits.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -83,7 +84,17 @@ class TaskStep:
 
     @property
     def func(self) -> Callable[..., Any]:
-        return self.__call__
+        call = self.__call__
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return call(*args, **kwargs)
+
+        # The task's own parameters (context, which the caller never passes, left out), so the
+        # admin shows its arguments by name.
+        signature = inspect.signature(self.task.func)
+        parameters = list(signature.parameters.values())[1 if self.task.takes_context else 0 :]
+        run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        return run
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         context = step_context()

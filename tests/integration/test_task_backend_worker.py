@@ -7,7 +7,7 @@ import time
 import pytest
 from django.db import transaction
 
-from durable_django.models import WorkflowRun, WorkItem
+from durable_django.models import LostAttempt, WorkflowRun, WorkItem
 from durable_django.store import outbox
 from durable_django.task_backend.compat import TaskResultDoesNotExist, TaskResultStatus
 from example_project.shop import payments
@@ -66,6 +66,8 @@ def test_a_task_whose_worker_is_killed_mid_task_finishes_once(worker):
 
     finished(result, timeout=60)
     assert result.status == TaskResultStatus.SUCCESSFUL and result.attempts == 2
+    [lost] = LostAttempt.objects.filter(entry__run__workflow_id=result.id)
+    assert (lost.attempt, lost.owner.rsplit(":", 1)[1]) == (1, str(pid)), "the killed attempt stays in the timeline"
     [charge] = payments.ledger()
     assert charge["requests"] == 2, "the retry sent the same idempotency key"
     assert result.return_value == charge["charge_id"]
