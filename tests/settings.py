@@ -1,9 +1,14 @@
-"""Test settings: PostgreSQL when reachable (or DATABASE_URL), else SQLite; Redis broker."""
+"""Test settings: PostgreSQL when reachable (or DATABASE_URL), else SQLite; Redis broker, or RabbitMQ.
+
+``CELERY_BROKER_URL`` picks the broker: Redis database 15 by default; ``make test-rabbitmq``
+points it at RabbitMQ (``amqp://...``) and runs the tests that start real workers again.
+"""
 
 import os
 import socket
 import tempfile
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import django
 import environ
@@ -82,6 +87,9 @@ TASKS = {
 }
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
+_BROKER = urlsplit(CELERY_BROKER_URL)
+BROKER_IS_REDIS = _BROKER.scheme.startswith("redis")
+BROKER = reachable(_BROKER.hostname or "127.0.0.1", _BROKER.port or (6379 if BROKER_IS_REDIS else 5672))
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
