@@ -139,6 +139,11 @@ class Settings:
     COUNTDOWN_HINT_MAX = Setting(
         5.0, _number(0, inclusive=True), "Timer and retry waits up to this many seconds also travel as a countdown."
     )
+    WAIT_LISTEN = Setting(
+        True,
+        _boolean,
+        "On PostgreSQL, run.wait() and await_result() LISTEN for the run's end; False polls (for a pooler).",
+    )
     ADMIN_REDACT: Setting[tuple[str, ...]] = Setting(
         DEFAULT_ADMIN_REDACT, _fragments, "The admin hides values under keys containing one of these fragments."
     )

@@ -25,6 +25,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import connections
 
+from .conf import settings
 from .exceptions import Cancelled, InvalidRequest, RunFailed, RunNotFound, WaitTimeout
 from .models import WorkflowRun
 from .store.leases import database
@@ -50,7 +51,7 @@ def channel(run_id: uuid.UUID) -> str:
 
 def listens(using: str) -> bool:
     """Whether waiting on this database uses LISTEN/NOTIFY (PostgreSQL with psycopg 3), else a poll."""
-    if connections[using].vendor != "postgresql":
+    if connections[using].vendor != "postgresql" or not settings.WAIT_LISTEN:
         return False
     try:
         import psycopg  # noqa: F401

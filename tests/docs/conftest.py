@@ -18,6 +18,9 @@ PAGES = (
     "cancellation.md",
     "continue-as-new.md",
     "versioning.md",
+    "tasks.md",
+    "async.md",
+    "finding-runs.md",
 )
 CAPABILITY_PAGES = [DOCS / name for name in PAGES]
 #: "Testing your workflows": followed last, by test_testing.py, which also counts the tests it ran.
