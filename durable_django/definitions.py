@@ -134,7 +134,7 @@ class WorkflowDefinition(Generic[P]):
             self,
             list(args),
             dict(kwargs),
-            workflow_id=workflow_id or options.workflow_id,
+            workflow_id=options.workflow_id if workflow_id is None else workflow_id,  # "" is refused, not replaced
             attributes=options.attributes,
             subject=options.subject,
         )
