@@ -25,6 +25,7 @@ BAD: dict[str, Any] = {
     "RECLAIM_DEAD_OWNERS": 1,
     "WORKER_SWEEPER": None,
     "COUNTDOWN_HINT_MAX": True,
+    "WAIT_LISTEN": "no",
     "ADMIN_REDACT": "password",
 }
 
