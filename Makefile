@@ -50,11 +50,11 @@ $(STAMP_NEXT): pyproject.toml
 	touch $(STAMP_NEXT)
 
 test-next: $(STAMP_NEXT) browser
-	TEST_DB_NAME=durable_django_test_next $(VENV_NEXT)/bin/python -m pytest $(PYTEST_ARGS)
+	TEST_DB_NAME=$${TEST_DB_NAME:-durable_django_test}_next $(VENV_NEXT)/bin/python -m pytest $(PYTEST_ARGS)
 
 ## The database-independent tests again on SQLite, with real worker processes beside the test process.
 test-sqlite: $(STAMP) browser
-	TEST_DATABASE=sqlite TEST_DB_NAME=durable_django_test_sqlite $(PY) -m pytest $(PYTEST_ARGS)
+	TEST_DATABASE=sqlite TEST_DB_NAME=$${TEST_DB_NAME:-durable_django_test}_sqlite $(PY) -m pytest $(PYTEST_ARGS)
 
 ## The tests that start real workers, again with RabbitMQ as the broker (RABBITMQ_URL: server and vhost).
 RABBITMQ_URL ?= amqp://guest:guest@127.0.0.1:5672//
