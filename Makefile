@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test test-next test-sqlite bench chaos chaos-smoke clean
+.PHONY: demo test test-next test-sqlite test-rabbitmq browser bench chaos chaos-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,21 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m example_project.demo
 
+## The admin's browser test drives Debian's headless Chromium: installed with apt when missing
+## (as root); otherwise that one test is skipped, and fails under CI=true.
+browser:
+	@if [ -x /usr/bin/chromium ] && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing chromium and chromium-driver with apt (for the admin's browser test)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver >/dev/null; } || echo "apt could not install them: the browser test will say so"; \
+	else \
+		echo "No chromium/chromedriver, and not root to install them: the admin's browser test is skipped"; \
+		echo "(apt-get install chromium chromium-driver, or run make test as root)"; \
+	fi
+
 ## Run the whole test suite (PostgreSQL and Redis tests run when reachable, required when CI=true).
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
@@ -36,12 +49,17 @@ $(STAMP_NEXT): pyproject.toml
 	$(VENV_NEXT)/bin/python -m pip install --quiet -e ".[test]" "django>=6.0"
 	touch $(STAMP_NEXT)
 
-test-next: $(STAMP_NEXT)
-	TEST_DB_NAME=durable_django_test_next $(VENV_NEXT)/bin/python -m pytest $(PYTEST_ARGS)
+test-next: $(STAMP_NEXT) browser
+	TEST_DB_NAME=$${TEST_DB_NAME:-durable_django_test}_next $(VENV_NEXT)/bin/python -m pytest $(PYTEST_ARGS)
 
 ## The database-independent tests again on SQLite, with real worker processes beside the test process.
-test-sqlite: $(STAMP)
-	TEST_DATABASE=sqlite TEST_DB_NAME=durable_django_test_sqlite $(PY) -m pytest $(PYTEST_ARGS)
+test-sqlite: $(STAMP) browser
+	TEST_DATABASE=sqlite TEST_DB_NAME=$${TEST_DB_NAME:-durable_django_test}_sqlite $(PY) -m pytest $(PYTEST_ARGS)
+
+## The tests that start real workers, again with RabbitMQ as the broker (RABBITMQ_URL: server and vhost).
+RABBITMQ_URL ?= amqp://guest:guest@127.0.0.1:5672//
+test-rabbitmq: $(STAMP)
+	CELERY_BROKER_URL=$(RABBITMQ_URL) $(PY) -m pytest -m "broker and not redis" $(PYTEST_ARGS)
 
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e ".[test,bench]"

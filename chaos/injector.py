@@ -34,7 +34,7 @@ from django.db.models.functions import Now
 
 from .cluster import Cluster
 from .profiles import Profile
-from .services import FakeApi, Postgres, Redis
+from .services import FakeApi, Postgres, RabbitMQ, Redis
 from .workload import with_retries
 
 logger = logging.getLogger("chaos")
@@ -102,7 +102,7 @@ class Injector:
         seed: int,
         cluster: Cluster,
         postgres: Postgres,
-        redis: Redis,
+        broker: Redis | RabbitMQ,
         api: FakeApi,
         timeline: Timeline,
         run_dir: Path,
@@ -111,7 +111,7 @@ class Injector:
         self.rng = random.Random(seed + 2)
         self.cluster = cluster
         self.postgres = postgres
-        self.redis = redis
+        self.broker = broker
         self.api = api
         self.timeline = timeline
         self.run_dir = run_dir
@@ -446,28 +446,23 @@ class Injector:
 
     def _queued(self) -> tuple[int, int]:
         """(messages waiting in the broker's queues, messages delivered but not yet acknowledged)."""
-        with self.redis.client() as client:
-            queued = 0
-            for key in client.scan_iter(match="celery*", count=100):
-                if client.type(key) == b"list":
-                    queued += int(client.llen(key))
-            return queued, int(client.hlen("unacked"))
+        return self.broker.queued()
 
     def broker_restart(self, lossy: bool = False) -> dict[str, Any]:
-        """Kill Redis (no persistence: whatever it held is lost) and start it again on the same port."""
+        """Kill the broker and start it again: what it held is lost (no Redis persistence; a deleted vhost)."""
         queued, unacked = self._wait_for_queued(1.0 if lossy else 0.0)
         paused: list[int] = []
         if lossy and not queued:  # the workers keep up: stall them (SIGSTOP) until messages wait in the broker
             paused = self._pause_workers()
             try:
                 queued, unacked = self._wait_for_queued(5.0)
-                self.redis.crash()
+                self.broker.crash()
             finally:
                 self._resume(paused)
         else:
-            self.redis.crash()
+            self.broker.crash()
         began = time.monotonic()
-        self.redis.start()
+        self.broker.start()
         self.counts["broker_restarts"] += 1
         self.counts["broker_restarts_lossy"] += bool(queued)
         self.counts["messages_lost"] += queued
@@ -511,8 +506,7 @@ class Injector:
         try:
             if paused:
                 queued, unacked = self._wait_for_queued(5.0)
-            with self.redis.client() as client:
-                client.flushall()
+            self.broker.flush()
         finally:
             self._resume(paused)
         self.counts["broker_flushes"] += 1

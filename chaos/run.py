@@ -27,7 +27,7 @@ from typing import Any
 
 from . import report as reporting
 from .profiles import PROFILES, Profile
-from .services import ROOT, FakeApi, Postgres, Redis, free_port
+from .services import ROOT, FakeApi, Postgres, RabbitMQ, Redis, free_port
 
 logger = logging.getLogger("chaos")
 DATABASE = "chaos"
@@ -41,12 +41,13 @@ INHERITED_CELERY_URLS = (
 
 
 class Harness:
-    def __init__(self, profile: Profile, seed: int, run_dir: Path) -> None:
+    def __init__(self, profile: Profile, seed: int, run_dir: Path, broker: str = "redis") -> None:
         self.profile = profile
         self.seed = seed
         self.run_dir = run_dir
+        self.broker_kind = broker
         self.postgres: Postgres | None = None
-        self.redis: Redis | None = None
+        self.broker: Redis | RabbitMQ | None = None
         self.api: FakeApi | None = None
         self.cluster: Any = None
         self.workload: Any = None
@@ -63,8 +64,12 @@ class Harness:
         self.postgres.init()
         self.postgres.start()
         self._create_database()
-        self.redis = Redis(free_port(), self.run_dir)
-        self.redis.start()
+        if self.broker_kind == "rabbitmq":  # a vhost of its own on the machine's server
+            self.broker = RabbitMQ(f"chaos-{self.run_dir.name}", self.run_dir)
+        else:
+            self.broker = Redis(free_port(), self.run_dir)
+        self.broker.start()
+        port = str(self.broker.port) if isinstance(self.broker, Redis) else "0"
         self.api = FakeApi(
             free_port(), self.run_dir / "ledger.sqlite3", self.run_dir, self.profile.api_faults, self.seed
         )
@@ -77,7 +82,8 @@ class Harness:
             DJANGO_SETTINGS_MODULE="chaos.settings",
             CHAOS_PG_PORT=str(self.postgres.port),
             CHAOS_PG_DB=DATABASE,
-            CHAOS_REDIS_PORT=str(self.redis.port),
+            CHAOS_REDIS_PORT=port,
+            CHAOS_BROKER_URL=self.broker.url,
             CHAOS_API_URL=self.api.url,
             CHAOS_DIR=str(self.run_dir),
             CHAOS_ROLE="harness",
@@ -102,7 +108,8 @@ class Harness:
         env = environment(
             CHAOS_PG_PORT=str(self.postgres.port),
             CHAOS_PG_DB=DATABASE,
-            CHAOS_REDIS_PORT=str(self.redis.port),
+            CHAOS_REDIS_PORT=port,
+            CHAOS_BROKER_URL=self.broker.url,
             CHAOS_API_URL=self.api.url,
             CHAOS_DIR=str(self.run_dir),
             DURABLE_FAULT_PUBLISH=self.profile.publish_faults,
@@ -124,9 +131,8 @@ class Harness:
         with connection.cursor() as cursor:
             cursor.execute("SHOW server_version")
             self.versions["postgresql"] = cursor.fetchone()[0]
-        assert self.redis is not None
-        with self.redis.client() as client:
-            self.versions["redis"] = str(client.info("server").get("redis_version"))
+        assert self.broker is not None
+        self.versions["broker"] = self.broker.version()
         import celery
         import django
 
@@ -143,9 +149,9 @@ class Harness:
         timeline = Timeline(self.run_dir / "timeline.jsonl")
         self.workload = workload = Workload(plans, self.seed, timeline)
         workload.t0 = timeline.t0
-        assert self.postgres and self.redis and self.api
+        assert self.postgres and self.broker and self.api
         self.injector = injector = Injector(
-            self.profile, self.seed, self.cluster, self.postgres, self.redis, self.api, timeline, self.run_dir
+            self.profile, self.seed, self.cluster, self.postgres, self.broker, self.api, timeline, self.run_dir
         )
         drained = threading.Event()
         self.supervising = threading.Event()
@@ -335,10 +341,10 @@ class Harness:
             lambda: self.cluster and self.cluster.stop(),
             lambda: self.api and self.api.stop(),
             lambda: self._close_database(),
-            lambda: self.redis and self.redis.stop(),
+            lambda: self.broker and self.broker.stop(),
             lambda: self.postgres and self.postgres.stop(),
             lambda: self.postgres and self.postgres.cleanup(),
-            lambda: self.redis and self.redis.cleanup(),
+            lambda: self.broker and self.broker.cleanup(),
         ):
             try:
                 stop()
@@ -371,6 +377,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="the schedule and the workload follow from it")
     parser.add_argument("--report", default=None, help="where to write the JSON report (default: in the run folder)")
     parser.add_argument("--workflows", type=int, default=None, help="override the profile's number of workflows")
+    parser.add_argument(
+        "--broker",
+        choices=["redis", "rabbitmq"],
+        default="redis",
+        help="redis: a server of its own; rabbitmq: a vhost of its own on the RabbitMQ at 127.0.0.1:5672",
+    )
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
     if args.workflows:
@@ -391,8 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGALRM, _overtime)
     # A hard limit on the whole run, whatever hangs: the start window, the faults, the drain and ten minutes.
     signal.alarm(int(profile.start_window + profile.fault_end + profile.drain_timeout + 600))
-    logger.info("chaos profile %s, seed %d, artifacts in %s", profile.name, seed, run_dir)
-    harness = Harness(profile, seed, run_dir)
+    logger.info("chaos profile %s, seed %d, broker %s, artifacts in %s", profile.name, seed, args.broker, run_dir)
+    harness = Harness(profile, seed, run_dir, args.broker)
     began = time.monotonic()
     report: dict[str, Any] | None = None
     try:

@@ -214,6 +214,89 @@ class Redis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def queued(self) -> tuple[int, int]:
+        """(messages waiting in the broker's queues, messages delivered but not yet acknowledged)."""
+        with self.client() as client:
+            queued = 0
+            for key in client.scan_iter(match="celery*", count=100):
+                if client.type(key) == b"list":
+                    queued += int(client.llen(key))
+            return queued, int(client.hlen("unacked"))
+
+    def flush(self) -> None:
+        """FLUSHALL: every queued message, and the queue bindings, vanish."""
+        with self.client() as client:
+            client.flushall()
+
+    def version(self) -> str:
+        with self.client() as client:
+            return f"redis {client.info('server').get('redis_version')}"
+
+
+class RabbitMQ:
+    """A vhost of its own on the machine's RabbitMQ (127.0.0.1:5672, guest/guest; CI starts the server).
+
+    The server is shared, so it is never restarted: a "crash" deletes the vhost, which closes
+    every connection to it and drops its queues with all the messages they held (as a Redis
+    without persistence loses them), and "start" creates it again, empty.
+    """
+
+    def __init__(self, vhost: str, log_dir: Path) -> None:
+        self.vhost = vhost
+        self.log_dir = log_dir
+        self.starts = 0
+
+    def _ctl(self, *arguments: str) -> str:
+        result = subprocess.run(
+            ["rabbitmqctl", "-q", *arguments], capture_output=True, text=True, timeout=60, check=False
+        )
+        with open(self.log_dir / "rabbitmqctl.log", "a") as log:
+            log.write(f"$ rabbitmqctl {' '.join(arguments)}\n{result.stdout}{result.stderr}")
+        if result.returncode:
+            raise RuntimeError(f"rabbitmqctl {' '.join(arguments)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def start(self) -> None:
+        self.starts += 1
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._ctl("add_vhost", self.vhost)
+        self._ctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+
+    def crash(self) -> None:
+        self._ctl("delete_vhost", self.vhost)
+
+    def stop(self) -> None:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+            self.crash()
+
+    def cleanup(self) -> None:
+        pass
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:5672/{self.vhost}"
+
+    def _queues(self) -> list[tuple[str, int, int]]:
+        rows = self._ctl("list_queues", "-p", self.vhost, "name", "messages_ready", "messages_unacknowledged")
+        found = []
+        for line in rows.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3 and parts[1].isdigit():
+                found.append((parts[0], int(parts[1]), int(parts[2])))
+        return found
+
+    def queued(self) -> tuple[int, int]:
+        queues = [queue for queue in self._queues() if not queue[0].startswith("celery@")]  # not pidbox replies
+        return sum(ready for _, ready, _ in queues), sum(unacked for _, _, unacked in queues)
+
+    def flush(self) -> None:
+        """Purge every queue: the queued messages vanish; connections and bindings stay."""
+        for name, _, _ in self._queues():
+            self._ctl("purge_queue", "-p", self.vhost, name)
+
+    def version(self) -> str:
+        return f"rabbitmq {self._ctl('version').strip()}"
+
 
 class FakeApi:
     """The fake payment and email API (``chaos.fakeapi``) as its own process."""

@@ -1,7 +1,8 @@
 """Django settings of the chaos project: the harness's own PostgreSQL and Redis, given by environment.
 
 The orchestrator and every worker it starts read the same variables: ``CHAOS_PG_PORT``,
-``CHAOS_REDIS_PORT``, ``CHAOS_API_URL`` and ``CHAOS_DIR`` (the run's artifact folder).
+``CHAOS_REDIS_PORT`` (or ``CHAOS_BROKER_URL``, for RabbitMQ), ``CHAOS_API_URL`` and ``CHAOS_DIR``
+(the run's artifact folder).
 """
 
 import os
@@ -23,12 +24,13 @@ DATABASES = {
 }
 
 _REDIS = f"redis://127.0.0.1:{os.environ.get('CHAOS_REDIS_PORT', '6379')}/0"
-CELERY_BROKER_URL = _REDIS
+CELERY_BROKER_URL = os.environ.get("CHAOS_BROKER_URL") or _REDIS
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5, "socket_keepalive": True}
+if CELERY_BROKER_URL.startswith("redis"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5, "socket_keepalive": True}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 CHAOS_API_URL = os.environ.get("CHAOS_API_URL", "http://127.0.0.1:0")

@@ -36,12 +36,14 @@ from .exceptions import (
     PayloadTooLarge,
     QueryFailed,
     QueryNotDefined,
+    RunFailed,
     RunFinished,
     RunNotFound,
     SerializationError,
     StepContextUnavailable,
     StepFailed,
     StepTimeout,
+    WaitTimeout,
     WorkerLost,
     WorkflowDefinitionError,
     WorkflowIdConflict,
@@ -51,8 +53,8 @@ from .schedules import ScheduleDefinition, schedule
 
 if TYPE_CHECKING:
     from .models import Schedule, WorkflowRun
-    from .ops.repair import fork, retry
-    from .runs import cancel, get_run, query, resume, signal
+    from .ops.repair import afork, aretry, fork, retry
+    from .runs import acancel, aget_run, aquery, aresume, asignal, cancel, get_run, query, resume, signal
 
 __all__ = [
     "Cancelled",
@@ -69,6 +71,7 @@ __all__ = [
     "QueryFailed",
     "QueryNotDefined",
     "RetryPolicy",
+    "RunFailed",
     "RunFinished",
     "RunNotFound",
     "Schedule",
@@ -79,14 +82,22 @@ __all__ = [
     "StepDefinition",
     "StepFailed",
     "StepTimeout",
+    "WaitTimeout",
     "WorkerLost",
     "WorkflowDefinition",
     "WorkflowDefinitionError",
     "WorkflowIdConflict",
     "WorkflowNotRegistered",
     "WorkflowRun",
+    "acancel",
+    "afork",
+    "aget_run",
     "all_of",
     "any_of",
+    "aquery",
+    "aresume",
+    "aretry",
+    "asignal",
     "cancel",
     "continue_as_new",
     "fork",
@@ -109,6 +120,13 @@ __all__ = [
 _NEED_MODELS = {
     "Schedule": "models",
     "WorkflowRun": "models",
+    "acancel": "runs",
+    "afork": "ops.repair",
+    "aget_run": "runs",
+    "aquery": "runs",
+    "aresume": "runs",
+    "aretry": "ops.repair",
+    "asignal": "runs",
     "cancel": "runs",
     "fork": "ops.repair",
     "get_run": "runs",

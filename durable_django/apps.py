@@ -11,11 +11,12 @@ class DurableDjangoConfig(AppConfig):
     def ready(self) -> None:
         from django.utils.module_loading import autodiscover_modules
 
-        from . import checks
+        from . import checks, task_hooks
         from .conf import settings
         from .core import codec
 
         checks.register()
         codec.limit_payloads(lambda: settings.MAX_PAYLOAD_BYTES)
+        task_hooks.install()  # imports nothing of django.tasks until a task run is met
         # As the admin discovers its admin modules; schedules may live beside the workflows.
         autodiscover_modules("workflows", "schedules")

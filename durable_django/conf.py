@@ -144,6 +144,11 @@ class Settings:
         _integer(1024),
         "The most bytes one stored value (arguments, a result, a signal's payload, a state) takes as JSON.",
     )
+    WAIT_LISTEN = Setting(
+        True,
+        _boolean,
+        "On PostgreSQL, run.wait() and await_result() LISTEN for the run's end; False polls (for a pooler).",
+    )
     ADMIN_REDACT: Setting[tuple[str, ...]] = Setting(
         DEFAULT_ADMIN_REDACT, _fragments, "The admin hides values under keys containing one of these fragments."
     )

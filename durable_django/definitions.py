@@ -8,11 +8,14 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from .core import registry
+from asgiref.sync import sync_to_async
+from django.db import models
+
+from .core import codec, registry
 from .core.interpreter import in_workflow
 from .core.policy import RetryPolicy
 from .core.requests import ChildCall, StepCall, encode_arguments
-from .exceptions import InvalidWorkflowId, WorkflowDefinitionError
+from .exceptions import InvalidRequest, InvalidWorkflowId, WorkflowDefinitionError
 
 if TYPE_CHECKING:
     from .models import WorkflowRun
@@ -55,6 +58,10 @@ class StepDefinition(Generic[P, R]):
 
         return runs.start(registry.enqueued_workflow(self), list(args), dict(kwargs), workflow_id=None)
 
+    async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> WorkflowRun:
+        """:meth:`enqueue` for async code; it commits on its own."""
+        return await sync_to_async(self.enqueue)(*args, **kwargs)
+
     @property
     def timeout_seconds(self) -> float:
         from .conf import settings
@@ -78,6 +85,10 @@ class RunOptions:
 
     #: The run's unique id; a random UUID when None. Starting an existing one is idempotent.
     workflow_id: str | None = None
+    #: JSON the run carries to be found by: ``WorkflowRun.objects.filter(attributes__customer=42)``.
+    attributes: dict[str, Any] | None = None
+    #: The saved model instance the run is about: ``WorkflowRun.objects.for_subject(order)``.
+    subject: models.Model | None = None
 
 
 #: A named query: ``(state, variables, *args) -> answer``; see :meth:`WorkflowDefinition.query`.
@@ -122,13 +133,24 @@ class WorkflowDefinition(Generic[P]):
 
         return register
 
-    def using(self, *, workflow_id: str | None = None) -> WorkflowDefinition[P]:
+    def using(
+        self,
+        *,
+        workflow_id: str | None = None,
+        attributes: dict[str, Any] | None = None,
+        subject: models.Model | None = None,
+    ) -> WorkflowDefinition[P]:
         """This workflow with per-run options, as Django's ``Task.using()``: ``wf.using(workflow_id="a").start()``.
 
-        Returns a new definition; ``self`` is unchanged, and options never take a keyword
-        away from the workflow's own signature.
+        ``attributes`` is a JSON object to find the run by; ``subject`` a saved model instance
+        the run is about. Returns a new definition; ``self`` is unchanged, and options never
+        take a keyword away from the workflow's own signature.
         """
-        given = {"workflow_id": workflow_id}
+        given: dict[str, Any] = {
+            "workflow_id": workflow_id,
+            "attributes": None if attributes is None else _checked_attributes(attributes),
+            "subject": None if subject is None else _checked_subject(subject),
+        }
         return replace(self, options=replace(self.options, **{k: v for k, v in given.items() if v is not None}))
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
@@ -160,8 +182,36 @@ class WorkflowDefinition(Generic[P]):
                 f"start(workflow_id={workflow_id!r}) contradicts using(workflow_id={self.options.workflow_id!r}); "
                 "give the workflow_id once."
             )
-        chosen = self.options.workflow_id if workflow_id is None else workflow_id
-        return runs.start(self, list(args), dict(kwargs), workflow_id=chosen)
+        options = self.options
+        return runs.start(
+            self,
+            list(args),
+            dict(kwargs),
+            workflow_id=options.workflow_id if workflow_id is None else workflow_id,  # "" is refused, not replaced
+            attributes=options.attributes,
+            subject=options.subject,
+        )
+
+    async def astart(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> WorkflowRun:
+        """:meth:`start` for async code: the run and its first work item commit on their own.
+
+        Django's ``transaction.atomic`` is sync-only, so an async caller cannot start a run in
+        the same transaction as its own writes; put both in one sync function (see the docs).
+        """
+        return await sync_to_async(self.start)(*args, workflow_id=workflow_id, **kwargs)
+
+
+def _checked_attributes(attributes: object) -> dict[str, Any]:
+    if not isinstance(attributes, dict):
+        raise InvalidRequest(f"using(attributes={attributes!r}): pass a dict, such as {{'customer': 42}}.")
+    decoded: dict[str, Any] = codec.roundtrip(attributes, "using(attributes=...)")[1]
+    return decoded
+
+
+def _checked_subject(subject: object) -> models.Model:
+    if not isinstance(subject, models.Model) or subject.pk is None:
+        raise InvalidRequest(f"using(subject={subject!r}): pass a saved model instance, such as an Order.")
+    return subject
 
 
 def _refuse_workflow(func: object) -> None:

@@ -6,8 +6,8 @@ catch ``ValueError``, ``LookupError`` or ``ObjectDoesNotExist`` without knowing 
 One naming rule: a name says the condition, so ``except`` clauses read as sentences.
 ``Invalid<Thing>`` is bad input refused where it was given (``InvalidRequest``,
 ``InvalidYield``, ``InvalidWorkflowId``, ``InvalidRunState``, ``InvalidSchedule``);
-``<Thing><What happened>`` is an outcome (``StepFailed``, ``ChildFailed``, ``StepTimeout``,
-``WorkerLost``, ``LeaseLost``, ``RunFinished``, ``RunNotFound``, ``WorkflowNotRegistered``,
+``<Thing><What happened>`` is an outcome (``StepFailed``, ``ChildFailed``, ``RunFailed``, ``StepTimeout``,
+``WaitTimeout``, ``WorkerLost``, ``LeaseLost``, ``RunFinished``, ``RunNotFound``, ``WorkflowNotRegistered``,
 ``WorkflowIdConflict``, ``QueryNotDefined``, ``QueryFailed``, ``PayloadTooLarge``, ``Cancelled``). The names
 ending in ``Error`` name a family of problems, each kind of which the message spells out:
 the root ``DurableError``, ``SerializationError`` (any value JSON cannot hold),
@@ -36,12 +36,14 @@ __all__ = [
     "QueryNotDefined",
     "RemoteFailure",
     "RemoteTraceback",
+    "RunFailed",
     "RunFinished",
     "RunNotFound",
     "SerializationError",
     "StepContextUnavailable",
     "StepFailed",
     "StepTimeout",
+    "WaitTimeout",
     "WorkerLost",
     "WorkflowDefinitionError",
     "WorkflowIdConflict",
@@ -140,6 +142,10 @@ class RemoteTraceback(Exception):
         return f'\n"""\n{self.traceback.rstrip()}\n"""'
 
 
+class WaitTimeout(DurableError, TimeoutError):
+    """``run.wait()`` or ``await run.await_result()`` gave up: the run had not finished in time (it goes on)."""
+
+
 class RemoteFailure(DurableError):
     """Base of errors that crossed JSON: the original class path, message and traceback are attributes.
 
@@ -176,6 +182,16 @@ class ChildFailed(RemoteFailure):
 
     @property
     def workflow(self) -> str:
+        return self.name
+
+
+class RunFailed(RemoteFailure):
+    """The run failed; ``run.wait()`` and ``await run.await_result()`` raise it with the run's error."""
+
+    what = "run"
+
+    @property
+    def workflow_id(self) -> str:
         return self.name
 
 

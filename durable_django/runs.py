@@ -9,7 +9,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db import IntegrityError, connections, transaction
+from asgiref.sync import sync_to_async
+from django.db import IntegrityError, connections, models, transaction
 from django.db.models.functions import Now
 
 from . import queries
@@ -31,8 +32,23 @@ from .store import observe, outbox
 from .store.leases import database
 from .store.lifecycle import finish, request_cancel
 from .store.locking import lock_run, shared_status
+from .waiting import await_result, wait
 
-__all__ = ["cancel", "get_run", "query", "resume", "signal", "start"]
+__all__ = [
+    "acancel",
+    "aget_run",
+    "aquery",
+    "aresume",
+    "asignal",
+    "await_result",
+    "cancel",
+    "get_run",
+    "query",
+    "resume",
+    "signal",
+    "start",
+    "wait",
+]
 
 Status = WorkflowRun.Status
 
@@ -51,7 +67,15 @@ def check_workflow_id(workflow_id: Any) -> str:
     return workflow_id
 
 
-def start(definition: WorkflowCode, args: list[Any], kwargs: dict[str, Any], workflow_id: str | None) -> WorkflowRun:
+def start(
+    definition: WorkflowCode,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    workflow_id: str | None,
+    *,
+    attributes: dict[str, Any] | None = None,
+    subject: models.Model | None = None,
+) -> WorkflowRun:
     """Create a run and its first work item in the caller's transaction (or a new one).
 
     A ``workflow_id`` that exists returns that run if it was started with the same arguments;
@@ -62,10 +86,15 @@ def start(definition: WorkflowCode, args: list[Any], kwargs: dict[str, Any], wor
     workflow_id = check_workflow_id(workflow_id)
     using = database()
     refuse_other_database(using, "start()")
+    linked = {} if subject is None else {"subject_type": subject._meta.label_lower, "subject_id": str(subject.pk)}
     try:
         with transaction.atomic(using=using):
             run = WorkflowRun.objects.using(using).create(
-                workflow_id=workflow_id, workflow_name=definition.name, input_json=input_json
+                workflow_id=workflow_id,
+                workflow_name=definition.name,
+                input_json=input_json,
+                attributes=attributes or {},
+                **linked,
             )
             outbox.wake(using, run.pk)
             observe.run_started(using, run.pk, workflow_id, definition.name)
@@ -203,3 +232,32 @@ def _shown(value: Any) -> Any:
         return codec.roundtrip(value)[1]
     except DurableError:
         return f"<{type(value).__module__}.{type(value).__qualname__}>"
+
+
+# The async twins run their sync sibling in the thread Django keeps for sync code, as Django's
+# own ``aget()`` does. Each call is its own transaction: ``transaction.atomic`` is sync-only.
+
+
+async def aget_run(run: WorkflowRun | str) -> WorkflowRun:
+    """:func:`get_run` for async code."""
+    return await sync_to_async(get_run)(run)
+
+
+async def asignal(run: WorkflowRun | str, name: str, payload: Any = None) -> None:
+    """:func:`signal` for async code; it commits on its own."""
+    await sync_to_async(signal)(run, name, payload)
+
+
+async def acancel(run: WorkflowRun | str) -> None:
+    """:func:`cancel` for async code; it commits on its own."""
+    await sync_to_async(cancel)(run)
+
+
+async def aresume(run: WorkflowRun | str) -> None:
+    """:func:`resume` for async code; it commits on its own."""
+    await sync_to_async(resume)(run)
+
+
+async def aquery(run: WorkflowRun | str, name: str | None = None, /, *args: Any) -> Any:
+    """:func:`query` for async code (the replay runs in Django's sync thread)."""
+    return await sync_to_async(query)(run, name, *args)

@@ -18,12 +18,15 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("CI=true needs PostgreSQL on 127.0.0.1:5432; .ci/run starts it")
     if IN_CI and not settings.REDIS:
         raise pytest.UsageError("CI=true needs Redis on 127.0.0.1:6379; .ci/run starts it")
+    if IN_CI and not settings.BROKER:
+        raise pytest.UsageError(f"CI=true needs the broker at {settings.CELERY_BROKER_URL}; .ci/run starts it")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     missing = {
         "postgres": None if settings.POSTGRES else "needs PostgreSQL; this session runs on SQLite",
-        "broker": None if settings.REDIS else "Redis is not reachable on 127.0.0.1:6379",
+        "broker": None if settings.BROKER else f"the broker is not reachable at {settings.CELERY_BROKER_URL}",
+        "redis": None if settings.REDIS else "Redis is not reachable on 127.0.0.1:6379",
     }
     for item in items:
         for marker, reason in missing.items():
@@ -36,6 +39,23 @@ def _fresh_generator_cache() -> Iterator[None]:
     generator_cache.clear()
     yield
     generator_cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _close_connections_of_sync_to_async() -> Iterator[None]:
+    """Close what asyncio.run() + sync_to_async opened in asgiref's thread, as a request's end would.
+
+    Outside an async_to_sync caller, thread-sensitive sync code runs in a thread of its own,
+    whose database connection would outlive the test (and keep the test database in use).
+    """
+    yield
+    from asgiref.sync import SyncToAsync
+
+    executor = SyncToAsync.single_thread_executor
+    if getattr(executor, "_threads", None):
+        from django.db import connections
+
+        executor.submit(connections.close_all).result(timeout=10)
 
 
 @pytest.fixture
@@ -68,12 +88,28 @@ def worker_env(django_db_setup: None, django_db_blocker: object) -> dict[str, st
     return {"DATABASE_URL": url, "TEST_DATABASE": "postgres", **broker}
 
 
+def _empty_the_broker(queues: tuple[str, ...]) -> None:
+    """No message of an earlier test may reach this test's worker."""
+    if settings.BROKER_IS_REDIS:
+        import redis
+
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+        return
+    from tests.celery_app import app
+
+    with app.connection_for_write() as connection:
+        for queue in queues:
+            try:
+                connection.default_channel.queue_purge(queue)
+            except Exception:  # not declared yet: nothing in it
+                connection.close()
+                connection = app.connection_for_write()
+
+
 @pytest.fixture
 def worker(worker_env: dict[str, str], tmp_path: Path, transactional_db: None) -> Iterator[CeleryWorker]:
     """A running Celery worker process tree (prefork, 2 children), stopped after the test."""
-    import redis
-
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    _empty_the_broker(("celery", "special"))
     process = CeleryWorker("tests.celery_app", worker_env, tmp_path, queues="celery,special")
     process.start()
     try:

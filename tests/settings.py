@@ -1,9 +1,16 @@
-"""Test settings: PostgreSQL when reachable (or DATABASE_URL), else SQLite; Redis broker."""
+"""Test settings: PostgreSQL when reachable (or DATABASE_URL), else SQLite; Redis broker, or RabbitMQ.
+
+``CELERY_BROKER_URL`` picks the broker: Redis database 15 by default; ``make test-rabbitmq``
+points it at RabbitMQ (``amqp://...``) and runs the tests that start real workers again.
+"""
 
 import os
 import socket
 import tempfile
+from datetime import timedelta
+from urllib.parse import urlsplit
 
+import django
 import environ
 
 env = environ.Env()
@@ -33,6 +40,8 @@ INSTALLED_APPS = [
     "durable_django",
     "example_project.shop",
     "tests.testapp",
+    # Django 5.2: the django.tasks backport's system checks (Django 6 has them built in).
+    *(["django_tasks"] if django.VERSION < (6,) else []),
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -75,7 +84,19 @@ DATABASES["other"] = {
     "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"{TEST_DB_NAME}_other_test.sqlite3")},
 }
 
+# Every @task in tests.testapp.tasks runs as a durable run on the suite's workers.
+TASKS = {
+    "default": {
+        "BACKEND": "durable_django.task_backend.DurableBackend",
+        "QUEUES": ["default", "special"],
+        "OPTIONS": {"retry": {"max_attempts": 2, "initial_interval": timedelta(0)}},
+    }
+}
+
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
+_BROKER = urlsplit(CELERY_BROKER_URL)
+BROKER_IS_REDIS = _BROKER.scheme.startswith("redis")
+BROKER = reachable(_BROKER.hostname or "127.0.0.1", _BROKER.port or (6379 if BROKER_IS_REDIS else 5672))
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 

@@ -6,6 +6,8 @@ library's public functions, which the actions call, each behind its own permissi
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import Callable
 from contextlib import suppress
@@ -24,14 +26,17 @@ from ..core.requests import Kind
 from ..models import HistoryEntry, WorkflowRun
 from . import display
 from .schedules import ScheduleAdmin
+from .subjects import WorkflowRunsMixin
 from .views import RunViews
 
-__all__ = ["ScheduleAdmin", "WorkflowRunAdmin"]
+__all__ = ["ScheduleAdmin", "WorkflowRunAdmin", "WorkflowRunsMixin"]
 
 Status = WorkflowRun.Status
 
 #: At most this many refusals are named in a bulk action's message.
 _NAMED = 5
+#: A search for runs by attribute: ``customer=42``, ``address__city=Oslo``.
+_ATTRIBUTE = re.compile(r"(?P<key>[A-Za-z_]\w*(?:__\w+)*)=(?P<value>.+)")
 
 
 def _status_counts(request: HttpRequest) -> dict[str, Any]:
@@ -58,7 +63,7 @@ class WorkflowRunAdmin(RunViews):
     list_display = ("run", "status_badge", "started", "duration", "current_step", "attempts")
     list_filter = ("status", "workflow_name")
     search_fields = ("workflow_id",)
-    search_help_text = "A workflow id (or part of one), or a run id."
+    search_help_text = "A workflow id (or part of one), a run id, or an attribute: customer=42."
     list_per_page = 50
     actions = ["cancel_runs", "retry_runs"]
     change_form_template = "admin/durable_django/workflowrun/change_form.html"
@@ -94,6 +99,14 @@ class WorkflowRunAdmin(RunViews):
         match = Q(workflow_id__icontains=term)
         with suppress(ValueError):
             match |= Q(pk=uuid.UUID(term))
+        attribute = _ATTRIBUTE.fullmatch(term)
+        if attribute is not None:  # "customer=42": a JSON scalar, else the text itself
+            try:
+                value = json.loads(attribute["value"])
+            except ValueError:
+                value = attribute["value"]
+            if value is None or isinstance(value, str | int | float | bool):
+                match |= Q(**{f"attributes__{attribute['key']}": value})
         return queryset.filter(match), False
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:

@@ -80,14 +80,19 @@ def json_inline(value: Any, secrets: tuple[str, ...]) -> SafeString:
 
 
 def call(arguments: Any, secrets: tuple[str, ...], names: tuple[str, ...] = ()) -> SafeString:
-    """Stored ``{"args": [...], "kwargs": {...}}`` as ``(1, "a", key=2)``, or as a block when long.
+    """Stored ``{"args": [...], "kwargs": {...}}`` as ``(order_id=1, note="a", key=2)``, or as a block when long.
 
-    ``names`` are the positional parameters' names, so a secret passed by position is hidden too.
+    ``names`` are the positional parameters' names (empty when the code is not in this
+    process): each positional value shows under its name, and a secret passed by position
+    is hidden too.
     """
     arguments = redact_call(arguments, names, secrets)
     if not is_call(arguments):
         return json_block(arguments, ())
-    parts = [_compact(item) for item in arguments["args"]]
+    parts = [
+        f"{names[index]}={_compact(item)}" if index < len(names) else _compact(item)
+        for index, item in enumerate(arguments["args"])
+    ]
     parts += [f"{key}={_compact(item)}" for key, item in arguments["kwargs"].items()]
     text = f"({', '.join(parts)})"
     if len(text) > INLINE_MAX:

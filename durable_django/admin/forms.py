@@ -6,7 +6,10 @@ import json
 from typing import Any
 
 from django import forms
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
+from ..core.requests import Kind
 from ..models import HistoryEntry, WorkflowRun
 
 __all__ = ["ForkForm", "SignalForm"]
@@ -14,6 +17,26 @@ __all__ = ["ForkForm", "SignalForm"]
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def waited_for(run: WorkflowRun) -> list[str]:
+    """The names of the signals the run waits for now, in the order it began waiting."""
+    waits = HistoryEntry.objects.filter(run=run, kind=Kind.SIGNAL).pending().order_by("seq")
+    return list(dict.fromkeys(waits.values_list("name", flat=True)))
+
+
+class _Suggesting(forms.TextInput):
+    """A text input that suggests ``names`` (an HTML datalist): any other name can still be typed."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(attrs={"list": "durable-signal-names", "autocomplete": "off"})
+        self.names = names
+
+    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> SafeString:
+        options = format_html_join("", '<option value="{}">', ((name,) for name in self.names))
+        return format_html(
+            '{}<datalist id="durable-signal-names">{}</datalist>', super().render(name, value, attrs, renderer), options
+        )
 
 
 class SignalForm(forms.Form):
@@ -26,6 +49,19 @@ class SignalForm(forms.Form):
         initial="null",
         help_text="JSON. Empty means <code>null</code>.",
     )
+
+    def __init__(self, run: WorkflowRun, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = waited_for(run)
+        field = self.fields["name"]
+        field.widget = _Suggesting(names)
+        if names:
+            waits = ", ".join(f"<code>{format_html('{}', name)}</code>" for name in names)
+            field.help_text = f"The run waits for {waits} now; a signal of another name waits in its inbox."
+        else:
+            field.help_text = "The run waits for no signal now; this one waits in its inbox until a wait takes it."
+        if len(names) == 1:
+            field.initial = names[0]
 
     def clean_payload(self) -> Any:
         text = self.cleaned_data["payload"].strip() or "null"

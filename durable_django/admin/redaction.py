@@ -72,7 +72,7 @@ def positional_names(kind: str, name: str) -> tuple[str, ...]:
         if kind == "step" or name.startswith(registry.ENQUEUE_PREFIX):
             func: Any = registry.step(name.removeprefix(registry.ENQUEUE_PREFIX)).func
         else:
-            func = registry.workflow(name).func
+            func = registry.resolve_workflow(name).func
         parameters = inspect.signature(func).parameters.values()
     except (WorkflowNotRegistered, TypeError, ValueError):
         return ()

@@ -1,7 +1,8 @@
 """A run's history, shaped for people: one item per position, groups holding their leaves.
 
-Two queries whatever the history holds: the entries (with their child runs) and the
-signals. Values are decoded and redacted here, so the template only lays them out.
+Three queries whatever the history holds: the entries (with their child runs), the
+signals, and the attempts whose worker died (:class:`LostAttempt`). Values are decoded and
+redacted here, so the template only lays them out.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from ..core.requests import Kind
-from ..models import HistoryEntry, Signal, WorkflowRun
+from ..models import HistoryEntry, LostAttempt, Signal, WorkflowRun
 from . import display
 from .redaction import positional_names, redact
 
-__all__ = ["LIMIT", "Item", "Timeline", "WaitingSignal", "build"]
+__all__ = ["LIMIT", "Item", "Lost", "Timeline", "WaitingSignal", "build"]
 
 #: The most history positions one page shows (the newest); the download has them all.
 LIMIT = 500
@@ -31,6 +32,15 @@ Status = HistoryEntry.Status
 Names = Callable[[str, str], tuple[str, ...]]
 
 _LABELS = {"all_of": "all of", "any_of": "any of", "signal": "wait signal", "state": "set state"}
+
+
+@dataclass(frozen=True)
+class Lost:
+    """An attempt whose worker died or hung: it never reported, and the next one took over."""
+
+    attempt: int
+    owner: str
+    detected_at: datetime
 
 
 @dataclass
@@ -59,6 +69,8 @@ class Item:
     leaves: list[Item] = field(default_factory=list)
     #: For ``any_of``: the position of the leaf that finished first.
     winner: int | None = None
+    #: Attempts of this step that never reported (a killed or hung worker).
+    lost: list[Lost] = field(default_factory=list)
 
     @property
     def asked_is_block(self) -> bool:
@@ -181,6 +193,10 @@ def build(run: WorkflowRun, secrets: tuple[str, ...]) -> Timeline:
     for item in top:
         if item.kind == Kind.ANY_OF and item.status != Status.SCHEDULED:  # the others were cancelled
             item.winner = next((leaf.seq for leaf in item.leaves if leaf.status != Status.CANCELLED), None)
+    lost = LostAttempt.objects.filter(entry__run=run, entry__seq__gte=first).order_by("attempt")
+    for seq, attempt, owner, detected_at in lost.values_list("entry__seq", "attempt", "owner", "detected_at"):
+        if seq in items:
+            items[seq].lost.append(Lost(attempt, owner, detected_at))
     waiting = []
     for signal in signals:
         if signal.consumed_seq is None:

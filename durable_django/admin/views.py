@@ -20,7 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 from django.utils.text import slugify
@@ -32,9 +32,10 @@ from ..core.registry import resolve_workflow
 from ..core.requests import Kind
 from ..models import WorkflowRun
 from ..ops import replay
+from ..task_names import TaskName
 from . import display, timeline
 from .forms import ForkForm, SignalForm
-from .redaction import fragments, positional_names, redact, redact_call
+from .redaction import fragments, is_call, positional_names, redact, redact_call
 
 if TYPE_CHECKING:
     _Base = admin.ModelAdmin[WorkflowRun]
@@ -95,6 +96,8 @@ class RunViews(_Base):
             "title": title,
             "run_url": self.url(run),
             "media": self.media,
+            # Django 6 marks breadcrumbs up as a list (<ol class="breadcrumbs">); the action pages follow.
+            "breadcrumbs_list": django.VERSION >= (6,),
             **context,
         }
         return TemplateResponse(request, f"admin/durable_django/workflowrun/{template}", context)
@@ -156,7 +159,7 @@ class RunViews(_Base):
 
     def signal_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         run = self._run(request, object_id, "signal")
-        form = SignalForm(request.POST if request.method == "POST" else None)
+        form = SignalForm(run, request.POST if request.method == "POST" else None)
         if form.is_valid():
             name, payload = form.cleaned_data["name"], form.cleaned_data["payload"]
             try:
@@ -229,9 +232,9 @@ class RunViews(_Base):
             "run": run,
             "live": live,
             "duration": display.duration(end - run.created_at),
-            "input": display.call(
-                display.loads(run.input_json), secrets, positional_names("workflow", run.workflow_name)
-            ),
+            "input": _input(run, secrets),
+            "attributes": display.json_inline(run.attributes, secrets) if run.attributes else None,
+            "subject_url": _subject_url(self.admin_site.name, run),
             "result": None if run.result_json is None else display.json_block(run.result, secrets),
             "error": None if run.error_json is None else redact(display.loads(run.error_json), secrets),
             "state": None if run.state_json is None else display.json_block(run.state, secrets),
@@ -273,6 +276,10 @@ class RunViews(_Base):
                 shown.append((name, f"{type(error).__name__}: {error}"))
         return shown
 
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        # The "all runs of this object" link of WorkflowRunsMixin filters by subject.
+        return lookup in {"subject_type", "subject_id"} or super().lookup_allowed(lookup, value, request)
+
     def _locals(self, run: WorkflowRun, secrets: tuple[str, ...]) -> dict[str, Any]:
         # Replay runs the user's workflow code, which may raise anything; the page must still show.
         try:
@@ -281,3 +288,24 @@ class RunViews(_Base):
             return {"locals_error": f"{type(error).__name__}: {error}"}
         shown = redact(variables, secrets)
         return {"locals": [(name, display.json_block(value, ())) for name, value in shown.items()]}
+
+
+def _input(run: WorkflowRun, secrets: tuple[str, ...]) -> Any:
+    """The run's arguments by parameter name; a django.tasks run's as its task was called."""
+    arguments = display.loads(run.input_json)
+    task = TaskName.parse(run.workflow_name)
+    if task is not None and is_call(arguments) and len(arguments["args"]) >= 2:
+        args, kwargs = arguments["args"][:2]
+        return display.call({"args": args, "kwargs": kwargs}, secrets, positional_names("step", run.workflow_name))
+    return display.call(arguments, secrets, positional_names("workflow", run.workflow_name))
+
+
+def _subject_url(site: str, run: WorkflowRun) -> str | None:
+    """The admin page of the run's subject, if the admin has one."""
+    if not run.subject_type:
+        return None
+    app_label, _, model_name = run.subject_type.partition(".")
+    try:
+        return reverse(f"{site}:{app_label}_{model_name}_change", args=[quote(run.subject_id)])
+    except NoReverseMatch:
+        return None

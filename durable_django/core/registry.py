@@ -20,6 +20,7 @@ __all__ = [
     "StepCode",
     "WorkflowCode",
     "enqueued_workflow",
+    "register_resolver",
     "register_step",
     "register_workflow",
     "resolve_workflow",
@@ -64,6 +65,22 @@ class StepCode(Protocol):
 
 _workflows: dict[str, WorkflowCode] = {}
 _steps: dict[str, StepCode] = {}
+#: Name prefix -> what makes the workflow and the step of a name no decorator registered: code
+#: found by its name at run time (django.tasks' tasks, by module path). It raises
+#: WorkflowNotRegistered for a name it cannot resolve.
+_resolvers: dict[str, Callable[[str], tuple[WorkflowCode, StepCode]]] = {}
+
+
+def register_resolver(prefix: str, resolve: Callable[[str], tuple[WorkflowCode, StepCode]]) -> None:
+    """Resolve names starting with ``prefix`` with ``resolve`` (the workflow and the step they name)."""
+    _resolvers[prefix] = resolve
+
+
+def _resolved(name: str) -> tuple[WorkflowCode, StepCode] | None:
+    for prefix, resolve in _resolvers.items():
+        if name.startswith(prefix):
+            return resolve(name)
+    return None
 
 
 def _register(table: dict[str, Any], kind: str, definition: StepCode | WorkflowCode) -> None:
@@ -110,6 +127,9 @@ def workflow_names() -> list[str]:
 
 
 def step(name: str) -> StepCode:
+    resolved = _resolved(name) if name not in _steps else None
+    if resolved is not None:
+        return resolved[1]
     return _lookup(_steps, "step", name)  # type: ignore[no-any-return]
 
 
@@ -142,4 +162,7 @@ def resolve_workflow(name: str) -> WorkflowCode:
     """Find the workflow a stored run names, including one-step ``enqueue`` runs."""
     if name.startswith(ENQUEUE_PREFIX):
         return enqueued_workflow(step(name.removeprefix(ENQUEUE_PREFIX)))
+    resolved = _resolved(name) if name not in _workflows else None
+    if resolved is not None:
+        return resolved[0]
     return workflow(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 
+from asgiref.sync import sync_to_async
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 
@@ -22,7 +23,7 @@ from ..store import outbox
 from ..store.leases import database
 from ..store.locking import lock_run
 
-__all__ = ["fork", "retry"]
+__all__ = ["afork", "aretry", "fork", "retry"]
 
 Status = WorkflowRun.Status
 Entry = HistoryEntry.Status
@@ -126,6 +127,9 @@ def _copy(using: str, run: WorkflowRun, entries: list[HistoryEntry], from_seq: i
             input_json=run.input_json,
             next_seq=from_seq,
             status=Status.RUNNING,
+            attributes=run.attributes,
+            subject_type=run.subject_type,
+            subject_id=run.subject_id,
         )
         for entry in entries:
             entry.pk = None
@@ -133,3 +137,13 @@ def _copy(using: str, run: WorkflowRun, entries: list[HistoryEntry], from_seq: i
         HistoryEntry.objects.using(using).bulk_create(entries)
         outbox.wake(using, new.pk)
     return new
+
+
+async def aretry(run: WorkflowRun | str) -> None:
+    """:func:`retry` for async code; it commits on its own."""
+    await sync_to_async(retry)(run)
+
+
+async def afork(run: WorkflowRun | str, from_seq: int, *, workflow_id: str | None = None) -> WorkflowRun:
+    """:func:`fork` for async code; it commits on its own."""
+    return await sync_to_async(fork)(run, from_seq, workflow_id=workflow_id)

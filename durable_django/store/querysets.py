@@ -50,6 +50,10 @@ class RunQuerySet(models.QuerySet["WorkflowRun"]):
     def children_of(self, run_id: uuid.UUID) -> RunQuerySet:
         return self.filter(parent_id=run_id)
 
+    def for_subject(self, instance: models.Model) -> RunQuerySet:
+        """Runs started with ``wf.using(subject=instance)``, newest first."""
+        return self.filter(subject_type=instance._meta.label_lower, subject_id=str(instance.pk))
+
 
 class HistoryQuerySet(models.QuerySet["HistoryEntry"]):
     def of(self, run_id: uuid.UUID) -> HistoryQuerySet:

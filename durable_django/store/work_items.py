@@ -19,7 +19,7 @@ from ..core import engine
 from ..core.interpreter import ErrorInfo
 from ..core.requests import Kind
 from ..exceptions import LeaseLost
-from ..models import HistoryEntry, Signal, WorkflowRun, WorkItem
+from ..models import HistoryEntry, LostAttempt, Signal, WorkflowRun, WorkItem
 from . import fastpath, generator_cache, lifecycle, observe, outbox, poison
 from .advance import advance
 from .leases import Claim, database, db_now_plus, fence, lease_owner
@@ -98,7 +98,7 @@ def _lock_claimable(using: str, item_id: int) -> Mapping[str, Any] | None:
         .select_for_update(skip_locked=True)
         .claimable()
         .filter(pk=item_id)
-        .values("token", "seq", "queue", "lease_seconds")
+        .values("token", "seq", "queue", "lease_seconds", "lease_expires_at", "owner")
         .first()
     )
 
@@ -119,8 +119,10 @@ def _claim_step(using: str, item_id: int, run_id: Any) -> Claim | None:
     entries = HistoryEntry.objects.using(using).at(run_id, row["seq"])
     entries.update(attempts=F("attempts") + 1, started_at=Now())
     entry = entries.values(
-        "name", "args_json", "attempts", "heartbeat_json", "run__workflow_id", "run__generation"
+        "pk", "name", "args_json", "attempts", "heartbeat_json", "run__workflow_id", "run__generation"
     ).get()
+    if row["lease_expires_at"] is not None:  # claimable while leased: the last attempt's lease ran out
+        LostAttempt.objects.using(using).create(entry_id=entry["pk"], attempt=entry["attempts"] - 1, owner=row["owner"])
     return Claim(
         item_id=item_id,
         token=token,

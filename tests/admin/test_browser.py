@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import django
 import pytest
 from django.test import override_settings
 
@@ -97,7 +98,7 @@ def follow(driver: Any, click: Any) -> None:
 
 
 @override_settings(DEBUG=True)  # serve the admin's CSS from the app directories
-def test_an_operator_logs_in_filters_opens_a_run_cancels_it_and_sees_it_cancelled(
+def test_an_operator_logs_in_filters_opens_a_run_signals_and_cancels_it_and_sees_it_cancelled(
     browser, live_server, django_user_model, tmp_path
 ):
     from selenium.webdriver.common.by import By
@@ -129,8 +130,19 @@ def test_an_operator_logs_in_filters_opens_a_run_cancels_it_and_sees_it_cancelle
     follow(driver, driver.find_element(By.CSS_SELECTOR, "#result_list th.field-run a").click)
     page = driver.find_element(By.ID, "content-main").text
     assert "tests.charge_card" in page and "2 attempts" in page
+    assert "order_id=1042" in page, "inputs and arguments show with their parameter names"
     assert "4242424242424242" not in driver.page_source, "the card number is redacted"
     screenshot(driver, "admin-run.png", tmp_path)
+
+    # see which signal the run waits for on the signal form, under this Django's breadcrumbs,
+    follow(driver, driver.find_element(By.LINK_TEXT, "SEND SIGNAL").click)
+    offered = driver.find_elements(By.CSS_SELECTOR, "datalist#durable-signal-names option")
+    assert [option.get_attribute("value") for option in offered] == ["shipped"]
+    assert driver.find_element(By.NAME, "name").get_attribute("value") == "shipped"
+    crumbs = "ol.breadcrumbs li" if django.VERSION >= (6,) else "div.breadcrumbs a"
+    trail = [crumb.text for crumb in driver.find_elements(By.CSS_SELECTOR, crumbs)]
+    assert trail[:3] == ["Home", "Durable workflows", "Workflow runs"] and "order-1042" in trail[3], trail
+    follow(driver, driver.find_element(By.LINK_TEXT, "Back to the run").click)
 
     # and cancel it.
     follow(driver, driver.find_element(By.LINK_TEXT, "CANCEL RUN").click)

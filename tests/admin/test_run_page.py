@@ -34,9 +34,9 @@ def test_the_page_shows_each_step_with_its_arguments_result_attempts_and_duratio
     run = worked(echo_workflow, 21, workflow_id="echo-1", note="hi")
     shown = text(staff().get(page(run)))
     assert "completed tests.echo" in shown
-    assert "#0 step tests.double (21) completed 1 attempt took" in shown
+    assert "#0 step tests.double (value=21) completed 1 attempt took" in shown
     assert "result 42" in shown
-    assert 'Input (21, note="hi")' in shown
+    assert 'Input (value=21, note="hi")' in shown
     assert 'Result {"value": 21, "doubled": 42, "extra": {"note": "hi"}}' in shown
     assert "Local variables" not in shown, "a finished run has no locals to show"
 
@@ -45,7 +45,7 @@ def test_a_failed_step_shows_its_error_and_a_collapsible_traceback(staff):
     run = worked(repairable, "page", workflow_id="repair-1")
     response = staff().get(page(run))
     shown = text(response)
-    assert '#1 step tests.until_fixed ("page") failed' in shown
+    assert '#1 step tests.until_fixed (name="page") failed' in shown
     assert "builtins.RuntimeError: not fixed yet" in shown
     assert response.text.count("<summary>Traceback</summary>") == 2, "the run's error and the step's, each folded"
     assert 'raise RuntimeError("not fixed yet")' in htmllib.unescape(response.text)
@@ -62,7 +62,7 @@ def test_the_timeline_shows_timers_signals_groups_children_patches_and_state(sta
     assert "#3 set state completed" in shown and 'published {"doubled": 9}' in shown
     assert "#4 all of completed" in shown and "waits for all of 2 requests" in shown
     child = WorkflowRun.objects.get(parent=run)
-    assert "#6 child tests.echo (2) completed" in shown and f"child run {child.workflow_id} completed" in shown
+    assert "#6 child tests.echo (value=2) completed" in shown and f"child run {child.workflow_id} completed" in shown
     assert "#7 any of completed" in shown
     assert re.search(r"#8 wait signal go completed .*no timeout; received the signal sent", shown)
     assert 'payload {"carrier": "UPS"}' in shown
@@ -108,7 +108,9 @@ def test_values_under_secret_looking_keys_are_redacted_everywhere_on_the_page(st
     for secret in SECRETS:
         assert secret not in response.text, f"{secret!r} is on the page"
     shown = text(response)
-    assert 'Input ("ann", "[redacted]")' in shown, "a workflow argument passed by position, known by its name"
+    assert 'Input (user="ann", password="[redacted]")' in shown, (
+        "a workflow argument passed by position, known by its name"
+    )
     assert '"token": "[redacted]"' in shown and '"api_key": "[redacted]"' in shown and '"label": "main"' in shown
     assert 'password="[redacted]"' in shown, "a step's keyword argument"
     assert '"card": "[redacted]"' in shown, "the published state"

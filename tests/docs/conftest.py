@@ -19,6 +19,9 @@ PAGES = (
     "long-steps.md",
     "continue-as-new.md",
     "versioning.md",
+    "tasks.md",
+    "async.md",
+    "finding-runs.md",
     # Last: its schedules fire on days other pages let pass; it pauses them before it ends.
     "schedules.md",
 )

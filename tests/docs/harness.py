@@ -22,6 +22,7 @@ server: SQLite and kombu's filesystem transport.
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import json
 import os
 import re
@@ -154,6 +155,9 @@ class Project:
                 pass  # this test runs in the suite's virtualenv
             case ["pip", "install", "-e", _]:
                 pass  # the suite's virtualenv has durable_django installed in editable mode
+            case ["pip", "install", *packages]:
+                for package in packages:  # the suite's virtualenv has them: its test extra lists them
+                    importlib.metadata.version(package)
             case ["django-admin", *arguments]:
                 self.run(sys.executable, "-m", "django", *arguments)
             case ["python", "manage.py", "shell"]:
@@ -286,3 +290,12 @@ def assert_unique_top_level_names(path: Path, page: str) -> None:
         if isinstance(node, ast.FunctionDef | ast.ClassDef):
             assert node.name not in seen, f"{page}: {path.name} defines {node.name!r} twice"
             seen.add(node.name)
+
+
+#: Django's own report of a task that failed, which a page makes fail on purpose (tasks.md):
+#: its logger "django.tasks" logs the task's exception with its traceback.
+FAILED_TASK = re.compile(r"state=FAILED\nTraceback \(most recent call last\):\n(?:[ \t].*\n)*\S.*\n")
+
+
+def unexpected(logs: str) -> str:
+    return FAILED_TASK.sub("state=FAILED\n", logs)

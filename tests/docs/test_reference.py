@@ -73,3 +73,22 @@ def test_the_readme_and_concepts_link_every_page():
         assert f"(docs/{page.name})" in readme, f"README.md does not link docs/{page.name}"
         if page.name not in {"concepts.md", "quickstart.md", "reference.md", "operations.md"}:
             assert f"({page.name})" in concepts, f"concepts.md does not link {page.name}"
+
+
+DURABLE_NAME = re.compile(r"\bdurable\.([A-Za-z_]\w*)")
+DENIED = re.compile(r"[Tt]here is no `durable\.(\w+)")
+
+
+@pytest.mark.parametrize("page", [*PAGES, ROOT / "README.md"], ids=[*(page.name for page in PAGES), "README.md"])
+def test_every_durable_name_a_page_uses_exists_and_none_is_said_to_be_missing(page):
+    content = page.read_text()
+    unknown = sorted({name for name in DURABLE_NAME.findall(content) if not hasattr(durable_django, name)})
+    assert not unknown, f"{page.name} names durable.{', durable.'.join(unknown)}, which do not exist"
+    denied = sorted({name for name in DENIED.findall(content) if hasattr(durable_django, name)})
+    assert not denied, f"{page.name} says durable.{', durable.'.join(denied)} does not exist, but it does"
+
+
+@pytest.mark.parametrize("page", [*PAGES, ROOT / "README.md"], ids=[*(page.name for page in PAGES), "README.md"])
+def test_no_page_sends_readers_to_a_private_function(page):
+    # The replay check of an export is public as durable_django.testing.assert_replays.
+    assert "check_export" not in page.read_text(), f"{page.name} names the private replay.check_export"

@@ -22,7 +22,7 @@ from tests.testapp.workflows import nap
 
 from .waiting import wait_finished, wait_for
 
-pytestmark = [pytest.mark.postgres, pytest.mark.broker]
+pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.redis]
 
 
 @pytest.fixture

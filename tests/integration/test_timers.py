@@ -42,6 +42,7 @@ def test_a_short_sleep_fires_by_itself_and_not_before_its_time(worker):
     assert (sleep.fire_at - sleep.scheduled_at).total_seconds() >= 1.5
 
 
+@pytest.mark.redis  # reads Redis's lists
 @pytest.mark.postgres  # reads pg_stat_activity
 def test_a_thousand_sleeping_runs_hold_no_worker_message_or_transaction_then_all_wake(worker):
     with transaction.atomic():

@@ -375,6 +375,12 @@ def fulfil_order(order_id: int, amount_cents: int, email: str, card: dict):
     return {"reservation": reservation["reservation"], "receipt": receipt, "shipment": shipment, "picked": picked}
 
 
+@durable.workflow(name="tests.refuses")
+def refuses(reason: str):
+    yield double(1)
+    raise ValueError(reason)
+
+
 @durable.workflow(name="tests.cart")
 def cart(customer: str):
     items = []

@@ -35,6 +35,8 @@ def test_durable_error_itself_is_never_raised_a_named_subclass_is():
         (durable.StepContextUnavailable, RuntimeError),
         (durable.InvalidRequest, ValueError),
         (durable.SerializationError, TypeError),
+        (durable.WaitTimeout, TimeoutError),
+        (durable.RunFailed, exceptions.RemoteFailure),
     ],
 )
 def test_errors_are_also_the_python_or_django_type_callers_catch(error, also):

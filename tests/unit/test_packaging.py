@@ -17,3 +17,10 @@ def test_the_admin_templates_and_css_are_package_data():
     assert needed, "the admin has no templates or static files?"
     missing = sorted(str(path.relative_to(PACKAGE)) for path in needed if path not in declared)
     assert not missing, f"not in [tool.setuptools.package-data] of pyproject.toml, so not in the wheel: {missing}"
+
+
+def test_the_license_is_an_spdx_expression_that_setuptools_reads():
+    # The table form ({text = ...}) is deprecated by setuptools 77 and warns on every build.
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert config["project"]["license"] == "MIT"
+    assert "setuptools>=77" in config["build-system"]["requires"]

@@ -26,6 +26,7 @@ BAD: dict[str, Any] = {
     "WORKER_SWEEPER": None,
     "COUNTDOWN_HINT_MAX": True,
     "MAX_PAYLOAD_BYTES": 100,
+    "WAIT_LISTEN": "no",
     "ADMIN_REDACT": "password",
 }
 
