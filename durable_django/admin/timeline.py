@@ -19,6 +19,7 @@ from django.utils.safestring import SafeString
 
 from ..core.requests import Kind
 from ..models import HistoryEntry, LostAttempt, Signal, WorkflowRun
+from ..store.owners import Owner
 from . import display
 from .redaction import positional_names, redact
 
@@ -196,7 +197,10 @@ def build(run: WorkflowRun, secrets: tuple[str, ...]) -> Timeline:
     lost = LostAttempt.objects.filter(entry__run=run, entry__seq__gte=first).order_by("attempt")
     for seq, attempt, owner, detected_at in lost.values_list("entry__seq", "attempt", "owner", "detected_at"):
         if seq in items:
-            items[seq].lost.append(Lost(attempt, owner, detected_at))
+            holder = Owner.parse(owner)  # host:pid reads better than the namespace, boot and start time
+            items[seq].lost.append(
+                Lost(attempt, owner if holder is None else f"{holder.host}:{holder.pid}", detected_at)
+            )
     waiting = []
     for signal in signals:
         if signal.consumed_seq is None:

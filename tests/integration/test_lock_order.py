@@ -1,9 +1,10 @@
 """One lock order everywhere (store/locking.py): two workers driven into the old deadlock's interleaving.
 
-A worker claiming a step locks the work item, then updates the step's entry. A worker
-cancelling the run used to update the entry first and delete the item second: each then
-waited for the other. Here the claim is held, with a barrier, right after it locked the
-item, while the cancel runs; the cancel must wait for the claim, never deadlock.
+A worker claiming a step locks the work item, then updates the step's entry. An advance
+settling that step as cancelled (a cancel, or an any_of's loser) used to update the entry
+first and delete the item second: each then waited for the other. Here the claim is held,
+with a barrier, right after it locked the item, while the advance runs; the advance must
+wait for the claim, never deadlock.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from django.db import connections, transaction
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from durable_django.store import work_items
 from durable_django.testing import no_broker, run_until_idle
-from tests.testapp.compositions import routed_then_compensate
-from tests.testapp.models import Counter
+from tests.testapp.compositions import routed_or_signal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,25 +38,26 @@ def in_thread(action: Any, errors: list[BaseException]) -> threading.Thread:
     return thread
 
 
-def test_a_cancel_racing_a_claim_waits_for_it_instead_of_deadlocking(monkeypatch):
+def test_a_group_settling_its_loser_while_a_worker_claims_it_waits_instead_of_deadlocking(monkeypatch):
+    """The any_of's signal wins while a worker claims the losing step: the loser is settled under the claim."""
     with no_broker():
-        run = routed_then_compensate.start("race")
+        run = routed_or_signal.start()
         (first,) = WorkItem.objects.filter(run=run).values_list("pk", flat=True)
         assert work_items.take(first) is None  # the first advance: the step is queued for the "special" queue
         step = WorkItem.objects.get(run=run, kind=WorkItem.Kind.STEP)
         assert step.lease_expires_at is None
-        run.cancel()
+        run.signal("go", "now")
         (advance,) = WorkItem.objects.filter(run=run, kind=WorkItem.Kind.ADVANCE).values_list("pk", flat=True)
 
-        item_locked, cancel_started = threading.Event(), threading.Event()
+        item_locked, settle_started = threading.Event(), threading.Event()
         lock_claimable = work_items._lock_claimable
 
         def held_after_locking(using: str, item_id: int) -> Any:
             row = lock_claimable(using, item_id)
             if item_id == step.pk:
                 item_locked.set()
-                cancel_started.wait(10)
-                threading.Event().wait(1.5)  # long enough for the cancel to reach whatever it locks next
+                settle_started.wait(10)
+                threading.Event().wait(1.5)  # long enough for the advance to reach whatever it locks next
             return row
 
         monkeypatch.setattr(work_items, "_lock_claimable", held_after_locking)
@@ -65,26 +66,23 @@ def test_a_cancel_racing_a_claim_waits_for_it_instead_of_deadlocking(monkeypatch
         claimer = in_thread(lambda: claims.append(work_items.take(step.pk)), errors)
         assert item_locked.wait(10)
 
-        def cancel() -> None:
-            cancel_started.set()
+        def settle() -> None:
+            settle_started.set()
             work_items.take(advance)
 
-        canceller = in_thread(cancel, errors)
+        settler = in_thread(settle, errors)
         claimer.join(30)
-        canceller.join(30)
+        settler.join(30)
         assert not errors, f"the two transactions failed: {errors!r}"
         (held,) = claims
         assert held is not None and held.attempt == 1, "the claim lost"
-
-        # The claim won the item: the step is running, so the cancel waits for it to report.
-        run.refresh_from_db()
-        assert run.cancel_requested and run.status == WorkflowRun.Status.RUNNING
-        work_items.record_success(held, '"routed"')
         run_until_idle()
     run.refresh_from_db()
-    assert run.status == WorkflowRun.Status.CANCELLED
-    assert HistoryEntry.objects.get(run=run, seq=0).status == HistoryEntry.Status.CANCELLED
-    assert Counter.objects.get(name="race:compensated").value == 1
+    assert (run.status, run.result) == (WorkflowRun.Status.COMPLETED, [1, "now"])
+    loser = HistoryEntry.objects.get(run=run, name="tests.routed")
+    assert loser.status == HistoryEntry.Status.CANCELLED
+    assert not WorkItem.objects.filter(run=run).exists()
+    assert work_items.record_success(held, '"late"') is None  # the loser's late result is refused
 
 
 @pytest.mark.postgres  # SQLite has no row locks: a caller's write transaction holds the whole database

@@ -9,6 +9,7 @@ from django.db import transaction
 
 from durable_django.models import LostAttempt, WorkflowRun, WorkItem
 from durable_django.store import outbox
+from durable_django.store.owners import Owner
 from durable_django.task_backend.compat import TaskResultDoesNotExist, TaskResultStatus
 from example_project.shop import payments
 from example_project.shop.models import Order
@@ -59,7 +60,8 @@ def test_a_task_whose_worker_is_killed_mid_task_finishes_once(worker):
     def charged_and_running() -> int | None:
         leased = WorkItem.objects.leased().filter(run__workflow_id=result.id, kind=WorkItem.Kind.STEP)
         owner = leased.values_list("owner", flat=True).first()
-        return int(owner.rsplit(":", 1)[1]) if owner and payments.ledger() else None
+        holder = Owner.parse(owner) if owner else None
+        return holder.pid if holder is not None and payments.ledger() else None
 
     pid = wait_for(charged_and_running, timeout=30, what="the charge made, its answer not yet recorded")
     assert worker.kill_child(pid), "the pool process running the task was already gone"
@@ -67,7 +69,8 @@ def test_a_task_whose_worker_is_killed_mid_task_finishes_once(worker):
     finished(result, timeout=60)
     assert result.status == TaskResultStatus.SUCCESSFUL and result.attempts == 2
     [lost] = LostAttempt.objects.filter(entry__run__workflow_id=result.id)
-    assert (lost.attempt, lost.owner.rsplit(":", 1)[1]) == (1, str(pid)), "the killed attempt stays in the timeline"
+    holder = Owner.parse(lost.owner)
+    assert lost.attempt == 1 and holder is not None and holder.pid == pid, "the killed attempt stays in the timeline"
     [charge] = payments.ledger()
     assert charge["requests"] == 2, "the retry sent the same idempotency key"
     assert result.return_value == charge["charge_id"]

@@ -265,3 +265,11 @@ def yields_in_finally(counter: str):
         yield durable.wait_signal("go")
     finally:
         yield bump(f"{counter}:finally")
+
+
+@durable.workflow(name="tests.routed_or_signal")
+def routed_or_signal():
+    """Its step goes to another queue, so advancing here leaves it queued; a signal can win instead."""
+    from .workflows import routed
+
+    return (yield durable.any_of(routed(), durable.wait_signal("go")))
