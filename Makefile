@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test test-next test-sqlite test-rabbitmq browser bench chaos chaos-smoke clean
+.PHONY: demo test test-next test-sqlite test-rabbitmq browser bench chaos chaos-smoke fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,12 @@ chaos: $(STAMP)
 ## The same, short (about 200 workflows, a minute or two): CI runs it on every submission.
 chaos-smoke: $(STAMP)
 	$(PY) -m chaos --profile smoke $(CHAOS_ARGS)
+
+## Generated programs against a real Celery worker SIGKILLed at random, checked against the reference model
+## (tests/conformance). Reproducible by seed: make fuzz FUZZ_ARGS="--programs 200 --seed 7 --kills".
+FUZZ_ARGS ?= --programs 2000 --kills
+fuzz: $(STAMP)
+	$(PY) -m tests.conformance.fuzz $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV_NEXT) var

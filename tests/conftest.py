@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings
 
 from durable_django.store import generator_cache
+from tests.support.broker import empty_the_broker
 from tests.support.processes import CeleryWorker
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -88,28 +89,10 @@ def worker_env(django_db_setup: None, django_db_blocker: object) -> dict[str, st
     return {"DATABASE_URL": url, "TEST_DATABASE": "postgres", **broker}
 
 
-def _empty_the_broker(queues: tuple[str, ...]) -> None:
-    """No message of an earlier test may reach this test's worker."""
-    if settings.BROKER_IS_REDIS:
-        import redis
-
-        redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-        return
-    from tests.celery_app import app
-
-    with app.connection_for_write() as connection:
-        for queue in queues:
-            try:
-                connection.default_channel.queue_purge(queue)
-            except Exception:  # not declared yet: nothing in it
-                connection.close()
-                connection = app.connection_for_write()
-
-
 @pytest.fixture
 def worker(worker_env: dict[str, str], tmp_path: Path, transactional_db: None) -> Iterator[CeleryWorker]:
     """A running Celery worker process tree (prefork, 2 children), stopped after the test."""
-    _empty_the_broker(("celery", "special"))
+    empty_the_broker(("celery", "special"))
     process = CeleryWorker("tests.celery_app", worker_env, tmp_path, queues="celery,special")
     process.start()
     try:

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "tests.testapp",
     # Django 5.2: the django.tasks backport's system checks (Django 6 has them built in).
     *(["django_tasks"] if django.VERSION < (6,) else []),
+    "tests.conformance",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -159,6 +159,16 @@ def decide(
         diverged = mismatch(interpreter.name, seq, first, event, recorded, leaves, entries)
         if diverged is not None:
             return decision(diverged)
+        if isinstance(event, AnyOf) and recorded.outcome is None and not (cancel and not delivered):
+            winner = _waiting_signal_first(event, entries, inbox)
+            if winner is not None:  # its signal came before the run looked: it finished first
+                commands.extend(
+                    Settle(first + i, CANCELLED)
+                    for i, entry in enumerate(entries)
+                    if i != winner and entry is not None and entry.outcome is None
+                )
+                commands.append(Settle(seq, Succeeded(str(winner))))
+                return decision(waiting=(first + winner,), race=True)
         if isinstance(event, AllOf | AnyOf):
             outcome = _group_outcome(event, recorded, entries, first, running, commands)
         else:
@@ -186,6 +196,23 @@ def _waiting_signal(group: AnyOf, inbox: Container[str]) -> int | None:
         (index for index, leaf in enumerate(group.requests) if isinstance(leaf, WaitSignal) and leaf.name in inbox),
         None,
     )
+
+
+def _waiting_signal_first(group: AnyOf, entries: list[Recorded | None], inbox: Container[str]) -> int | None:
+    """A pending wait of ``group`` whose signal is in the inbox, if no leaf of lower index has finished.
+
+    "If several requests finished before the run advanced, the lowest index decides": a
+    signal in the inbox finished its wait when it was sent, whether or not a worker has
+    taken it yet, so it beats a timer of higher index that fired meanwhile.
+    """
+    for index, (leaf, entry) in enumerate(zip(group.requests, entries, strict=True)):
+        if entry is None:
+            return None
+        if entry.outcome is not None:
+            return None  # a lower index finished: the usual resolution
+        if isinstance(leaf, WaitSignal) and leaf.name in inbox:
+            return index
+    return None
 
 
 def _group_outcome(

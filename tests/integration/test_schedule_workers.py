@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import redis
-from django.conf import settings
 
 from durable_django.models import Schedule, WorkflowRun
+from tests.support.broker import empty_the_broker
 from tests.support.processes import CeleryWorker
 
 from .schedules import make, tick_runs
@@ -26,7 +25,7 @@ SCHEDULES = 4
 @pytest.fixture
 def workers(worker_env: dict[str, str], tmp_path: Path, transactional_db: None) -> Iterator[list[CeleryWorker]]:
     """Three worker processes, each with its own sweeper thread (one pool process each: two cores)."""
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    empty_the_broker(("celery",))
     started: list[CeleryWorker] = []
     try:
         for index, interval in enumerate(SWEEP_INTERVALS):

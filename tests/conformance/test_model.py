@@ -1,0 +1,122 @@
+"""The reference model on its own (no database): each settled rule of issue 10, as the model reads it.
+
+These pin the model to the contract, so that a change to the model that bends a rule
+shows here, not as a puzzling disagreement with the engine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from . import build as b
+from .lost import lost_attempts
+from .model import Prediction, predict
+
+HOUR = 3600
+
+
+@pytest.fixture(autouse=True)
+def _fresh_ids() -> None:
+    b.fresh()
+
+
+def values(prediction: Prediction, scope: str = "R") -> list[Any]:
+    return [outcome for _, _, outcome in prediction.traces[scope]]
+
+
+def test_a_losing_wait_takes_no_signal_and_the_lowest_index_wins() -> None:
+    program = b.program(b.sleep(HOUR), b.any_of(b.wait("a"), b.wait("b")), b.wait("b"))
+    prediction = predict(program, [b.signals(("b", 1), ("a", 2)), b.time(2 * HOUR)], "R")
+    assert values(prediction)[1:] == [["value", [0, 2]], ["value", 1]]
+    assert prediction.runs["R"]["status"] == "completed"
+
+
+def test_a_step_opened_beside_a_buffered_signal_that_settles_the_any_of_never_runs() -> None:
+    program = b.program(b.sleep(HOUR), b.any_of(b.wait("a"), b.step("ok")))
+    prediction = predict(program, [b.signals(("a", 1)), b.time(2 * HOUR)], "R")
+    assert prediction.attempts == {}
+
+
+def test_a_cancel_while_a_step_runs_records_its_outcome_starts_no_attempt_and_raises_at_its_yield() -> None:
+    program = b.program(b.finally_([b.step("cancels", "flaky", 1)], [b.step("ok")]))
+    prediction = predict(program, [], "R")
+    assert values(prediction) == [["raise", "Cancelled"], ["value", "R.0:2#0@1"]]
+    assert prediction.attempts == {"R.0:1#0": [1], "R.0:2#0": [1]}
+    assert (prediction.runs["R"]["status"], prediction.runs["R"]["error"]) == ("cancelled", "Cancelled")
+
+
+def test_a_step_waiting_in_backoff_is_cancelled_at_once() -> None:
+    program = b.program(b.step("flaky", 1, policy="slow"))
+    prediction = predict(program, [b.cancel(), b.time(10 * HOUR)], "R")
+    assert prediction.attempts == {"R.0:1#0": [1]}
+    assert prediction.runs["R"]["status"] == "cancelled"
+
+
+def test_a_second_cancel_changes_nothing_and_compensation_runs() -> None:
+    program = b.program(b.try_([b.wait("a")], ["Cancelled"], [b.wait("b"), b.step("ok")], reraise=True))
+    prediction = predict(program, [b.cancel(), b.cancel(), b.signals(("b", 1))], "R")
+    assert values(prediction) == [["raise", "Cancelled"], ["value", 1], ["value", "R.0:3#0@1"]]
+    assert prediction.runs["R"]["status"] == "cancelled"
+
+
+def test_cancelling_a_parent_cancels_its_child_which_compensates() -> None:
+    child = b.program(b.try_([b.wait("never")], ["Cancelled"], [b.step("ok")], reraise=True))
+    program = b.program(b.child(child))
+    prediction = predict(program, [b.cancel()], "R")
+    assert prediction.runs["R"]["status"] == "cancelled"
+    assert prediction.runs["R.0:4#0"]["status"] == "cancelled"
+    assert prediction.attempts == {"R.0:4#0.0:2#0": [1]}
+
+
+def test_continue_as_new_keeps_unconsumed_signals_and_does_not_raise_a_delivered_cancel_again() -> None:
+    program = b.program(b.try_([b.wait("a")], ["Cancelled"], [b.continue_as_new()]), max_gen=1)
+    prediction = predict(program, [b.signals(("z", 1)), b.cancel()], "R")
+    assert prediction.runs["R"] | {"result": None} == {
+        "status": "waiting",
+        "result": None,
+        "error": None,
+        "state": None,
+        "gen": 1,
+        "inbox": [["z", 1]],
+    }
+
+
+def test_a_timeout_that_comes_due_with_its_signal_in_the_inbox_takes_the_signal() -> None:
+    program = b.program(b.wait("a", timeout=HOUR))
+    prediction = predict(program, [b.signals(("a", 1), late=2 * HOUR)], "R")
+    assert values(prediction) == [["value", 1]]
+
+
+def test_timers_that_fall_within_the_margin_of_each_other_are_too_close_to_call() -> None:
+    program = b.program(b.any_of(b.sleep(HOUR), b.sleep(HOUR + 60)))
+    assert predict(program, [b.time(2 * HOUR)], "R").ambiguous
+
+
+def test_attempts_lost_to_kills_count_and_the_next_one_comes_at_once() -> None:
+    program = b.program(b.step("ok", policy="slow"))
+    prediction = predict(program, [], "R", lost={("R.0:1#0", 1): True})
+    assert prediction.attempts == {"R.0:1#0": [1, 2]}
+    once = b.program(b.step("ok", policy="once"))
+    assert predict(once, [], "R", lost={("R.0:2#0", 1): False}).runs["R"]["error"] == "StepFailed"
+
+
+def test_lost_attempts_are_read_from_the_journal() -> None:
+    program = b.program(b.step("flaky", 1, policy="slow"))
+    tag = "R.0:1#0"
+
+    def attempt(epoch: int, number: int, phase: str, ok: bool = False) -> tuple[int, dict[str, Any]]:
+        record = {"t": "attempt", "tag": tag, "n": number, "phase": phase, "policy": "slow", "ok": ok, "fatal": False}
+        return epoch, record
+
+    # Attempt 1 failed and its retry came after time passed (epoch 2): nothing lost.
+    normal = [attempt(1, 1, "start"), attempt(1, 1, "end"), attempt(2, 2, "start"), attempt(2, 2, "end", ok=True)]
+    assert lost_attempts(normal, program) == {}
+    # The retry came in the same epoch: the failure was never recorded (its worker died).
+    assert lost_attempts([*normal[:2], attempt(1, 2, "start"), attempt(1, 2, "end", True)], program) == {(tag, 1): True}
+    # Attempt 1 never started its body, attempt 2 did: 1 was lost before its body ran.
+    assert lost_attempts([attempt(1, 2, "start"), attempt(1, 2, "end", ok=True)], program) == {(tag, 1): False}
+    # Attempt 1 ended well, 2 never started its body, 3 ran: 1's result was lost, then 2 before its body.
+    ran_twice = [attempt(1, 1, "start"), attempt(1, 1, "end", True), attempt(1, 3, "start"), attempt(1, 3, "end", True)]
+    assert lost_attempts(ran_twice, program) == {(tag, 1): True, (tag, 2): False}
