@@ -19,8 +19,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .core.context import StepContext, step_context
+from .core.info import WorkflowInfo, now, uuid4, workflow_info
 from .core.policy import RetryPolicy
-from .core.requests import all_of, any_of, continue_as_new, patched, set_state, sleep, sleep_until, wait_signal
+from .core.requests import (
+    all_of,
+    any_of,
+    continue_as_new,
+    deprecate_patch,
+    patched,
+    set_state,
+    sleep,
+    sleep_until,
+    wait_signal,
+)
 from .definitions import StepDefinition, WorkflowDefinition, step, workflow
 from .exceptions import (
     Cancelled,
@@ -45,6 +56,7 @@ from .exceptions import (
     StepTimeout,
     WaitTimeout,
     WorkerLost,
+    WorkflowContextUnavailable,
     WorkflowDefinitionError,
     WorkflowIdConflict,
     WorkflowNotRegistered,
@@ -84,9 +96,11 @@ __all__ = [
     "StepTimeout",
     "WaitTimeout",
     "WorkerLost",
+    "WorkflowContextUnavailable",
     "WorkflowDefinition",
     "WorkflowDefinitionError",
     "WorkflowIdConflict",
+    "WorkflowInfo",
     "WorkflowNotRegistered",
     "WorkflowRun",
     "acancel",
@@ -100,8 +114,10 @@ __all__ = [
     "asignal",
     "cancel",
     "continue_as_new",
+    "deprecate_patch",
     "fork",
     "get_run",
+    "now",
     "patched",
     "query",
     "resume",
@@ -113,8 +129,10 @@ __all__ = [
     "sleep_until",
     "step",
     "step_context",
+    "uuid4",
     "wait_signal",
     "workflow",
+    "workflow_info",
 ]
 
 _NEED_MODELS = {

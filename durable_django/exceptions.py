@@ -45,6 +45,7 @@ __all__ = [
     "StepTimeout",
     "WaitTimeout",
     "WorkerLost",
+    "WorkflowContextUnavailable",
     "WorkflowDefinitionError",
     "WorkflowIdConflict",
     "WorkflowNotRegistered",
@@ -89,6 +90,10 @@ class QueryFailed(DurableError):
 
 class StepContextUnavailable(DurableError, RuntimeError):
     """``durable.step_context()`` was called outside a step that a worker is running."""
+
+
+class WorkflowContextUnavailable(DurableError, RuntimeError):
+    """``durable.workflow_info()``, ``now()`` or ``uuid4()`` was called outside workflow code that is running."""
 
 
 class InvalidWorkflowId(DurableError, ValueError):

@@ -17,6 +17,7 @@ from .core.registry import resolve_workflow
 from .core.requests import decode_arguments
 from .exceptions import NonDeterminismError, QueryFailed, QueryNotDefined, RunNotFound
 from .models import WorkflowRun
+from .store import run_info
 from .store.history import History
 from .store.leases import database
 
@@ -39,8 +40,10 @@ def local_variables(run: WorkflowRun) -> dict[str, Any]:
         return {}
     args, kwargs = decode_arguments(input_json)
     interpreter = Interpreter(name, resolve_workflow(name).func, args, kwargs)
+    history = History(using, run.pk, next_seq)
+    run_info.bind(interpreter, using, run.pk, history.time_at)
     try:
-        decision = engine.decide(interpreter, History(using, run.pk, next_seq))
+        decision = engine.decide(interpreter, history)
         if isinstance(decision.end, engine.Block):
             raise NonDeterminismError(decision.end.message)
         return interpreter.local_variables()

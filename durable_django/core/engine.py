@@ -113,10 +113,13 @@ def decide(
                 return decision(Fail(event.error, cancelled=event.cancelled))
             return decision(Restart(event.args_json))
         if isinstance(event, Patched):
-            if recorded is None:  # running new code: take the new branch and remember that
+            marked = recorded is not None and (recorded.kind, recorded.name) == (event.kind, event.name)
+            if event.deprecated:  # the old branch is gone: read past a marker, never write one
+                event = interpreter.send(None, consumed=int(marked))
+            elif recorded is None:  # running new code: take the new branch and remember that
                 commands.append(Note(seq, event, Succeeded("true")))
                 event = interpreter.send(True, consumed=1)
-            elif (recorded.kind, recorded.name) == (event.kind, event.name):
+            elif marked:
                 event = interpreter.send(True, consumed=1)
             else:  # history was written by code without this patch
                 event = interpreter.send(False, consumed=0)

@@ -35,6 +35,7 @@ __all__ = [
     "any_of",
     "continue_as_new",
     "decode_arguments",
+    "deprecate_patch",
     "describe",
     "encode_arguments",
     "is_request",
@@ -132,9 +133,14 @@ class SetState:
 
 @dataclass(frozen=True, slots=True)
 class Patched:
-    """Ask whether this run takes the code path introduced by change ``name``."""
+    """Ask whether this run takes the code path introduced by change ``name``.
+
+    ``deprecated``: the old path is gone (``deprecate_patch``); a recorded marker is read
+    past, a new run records none, and the yield returns None.
+    """
 
     name: str
+    deprecated: bool = False
     kind = Kind.PATCHED
     args_json = "{}"
 
@@ -265,6 +271,17 @@ def patched(change_id: str) -> Patched:
     if not isinstance(change_id, str) or not change_id or len(change_id) > 255:
         raise InvalidRequest(f"durable.patched({change_id!r}) needs a change id of 1 to 255 characters.")
     return Patched(change_id)
+
+
+def deprecate_patch(change_id: str) -> Patched:
+    """``yield durable.deprecate_patch("id")`` once no run on the old branch of ``patched("id")`` is left.
+
+    Runs that recorded the patch's marker read past it; runs that did not (started after
+    this deploy) record nothing. Remove the call once no run that recorded the marker is live.
+    """
+    if not isinstance(change_id, str) or not change_id or len(change_id) > 255:
+        raise InvalidRequest(f"durable.deprecate_patch({change_id!r}) needs a change id of 1 to 255 characters.")
+    return Patched(change_id, deprecated=True)
 
 
 def set_state(value: Any) -> SetState:

@@ -33,7 +33,7 @@ from ..core.requests import (
 )
 from ..exceptions import NonDeterminismError, WorkflowNotRegistered
 from ..models import HistoryEntry, WorkflowRun, WorkItem
-from . import generator_cache, lifecycle, outbox
+from . import generator_cache, lifecycle, outbox, run_info
 from .fastpath import Handoff
 from .faults import crash_point
 from .history import History
@@ -70,6 +70,7 @@ def advance(
         history = History(using, run.pk, run.next_seq, start=handoff.interpreter.position)
         if known is not None:
             history.add(*known)
+        run_info.bind(handoff.interpreter, using, run.pk, history.time_at)
         return _Advance(using, run, handoff.interpreter, history, queue).drive(first=handoff.decision)
     interpreter = generator_cache.take(run.pk, run.generation, run.next_seq)
     if interpreter is None:
@@ -83,6 +84,7 @@ def advance(
     history = History(using, run.pk, run.next_seq, start=interpreter.position)
     if known is not None:
         history.add(*known)
+    run_info.bind(interpreter, using, run.pk, history.time_at)
     return _Advance(using, run, interpreter, history, queue).drive()
 
 
@@ -159,6 +161,7 @@ class _Advance:
             self._settle(command.seq, command.outcome)
 
     def _entry(self, seq: int, request: Leaf | AllOf | AnyOf | Patched | SetState, **fields: Any) -> None:
+        fields.update(run_info.written_at(self.interpreter, seq))
         HistoryEntry.objects.using(self.using).create(
             run_id=self.run.pk, seq=seq, kind=request.kind, name=request.name, args_json=request.args_json, **fields
         )
@@ -324,6 +327,7 @@ class _Advance:
     # Saving and ending.
     def _save(self, waiting: tuple[int, ...], cancel: bool) -> None:
         self.inbox.flush()
+        self.interpreter.reads.unwritten.clear()  # read where no entry follows: nothing replays there
         running = self.running or any(self.history[seq].kind in {Kind.STEP, Kind.CHILD} for seq in waiting)
         fields: dict[str, Any] = {
             "next_seq": self.history.next_seq,

@@ -129,7 +129,8 @@ def record_success(held: Claim, result_json: str) -> Claim | NotTaken | Handoff 
         "result": result_json,
         "next_seq": held.seq + 1,
     }
-    following = _next_step(decision, held)
+    # The code read the clock (durable.now()): the general way records that time with the next entry.
+    following = None if interpreter.reads.unwritten else _next_step(decision, held)
     with connection.cursor() as cursor:
         if following is not None:
             request, definition_queue, lease = following

@@ -18,6 +18,7 @@ PAGES = (
     "cancellation.md",
     "long-steps.md",
     "continue-as-new.md",
+    "workflow-info.md",
     "versioning.md",
     "tasks.md",
     "async.md",
