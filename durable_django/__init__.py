@@ -36,6 +36,7 @@ from .definitions import StepDefinition, WorkflowDefinition, step, workflow
 from .exceptions import (
     Cancelled,
     ChildFailed,
+    DeadlineExceeded,
     DurableError,
     InvalidRequest,
     InvalidRunState,
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Cancelled",
     "ChildFailed",
+    "DeadlineExceeded",
     "DurableError",
     "InvalidRequest",
     "InvalidRunState",

@@ -14,7 +14,7 @@ from django.db import models
 from .core import codec, registry
 from .core.interpreter import in_workflow
 from .core.policy import RetryPolicy
-from .core.requests import ChildCall, StepCall, encode_arguments
+from .core.requests import MAX_DURATION, ChildCall, StepCall, encode_arguments
 from .exceptions import InvalidRequest, InvalidWorkflowId, WorkflowDefinitionError
 
 if TYPE_CHECKING:
@@ -89,6 +89,8 @@ class RunOptions:
     attributes: dict[str, Any] | None = None
     #: The saved model instance the run is about: ``WorkflowRun.objects.for_subject(order)``.
     subject: models.Model | None = None
+    #: How long the run may take before ``DeadlineExceeded`` is raised in it; the workflow's ``timeout`` if None.
+    timeout: timedelta | None = None
 
 
 #: A named query: ``(state, variables, *args) -> answer``; see :meth:`WorkflowDefinition.query`.
@@ -103,6 +105,8 @@ class WorkflowDefinition(Generic[P]):
     func: Callable[P, Generator[Any, Any, Any]]
     name: str
     options: RunOptions = field(default_factory=RunOptions)
+    #: Every run's time limit (``@durable.workflow(timeout=...)``); ``using(timeout=...)`` sets one run's.
+    timeout: timedelta | None = None
     #: Named queries by name; shared with the definitions ``using()`` returns.
     queries: dict[str, QueryFunction] = field(default_factory=dict, repr=False)
 
@@ -139,17 +143,20 @@ class WorkflowDefinition(Generic[P]):
         workflow_id: str | None = None,
         attributes: dict[str, Any] | None = None,
         subject: models.Model | None = None,
+        timeout: timedelta | None = None,
     ) -> WorkflowDefinition[P]:
         """This workflow with per-run options, as Django's ``Task.using()``: ``wf.using(workflow_id="a").start()``.
 
         ``attributes`` is a JSON object to find the run by; ``subject`` a saved model instance
-        the run is about. Returns a new definition; ``self`` is unchanged, and options never
-        take a keyword away from the workflow's own signature.
+        the run is about; ``timeout`` a positive ``timedelta`` after which ``DeadlineExceeded``
+        is raised in the run (this run's, instead of the workflow's). Returns a new definition;
+        ``self`` is unchanged, and options never take a keyword away from the workflow's own signature.
         """
         given: dict[str, Any] = {
             "workflow_id": workflow_id,
             "attributes": None if attributes is None else _checked_attributes(attributes),
             "subject": None if subject is None else _checked_subject(subject),
+            "timeout": None if timeout is None else _checked_timeout(timeout, "using(timeout=...)", InvalidRequest),
         }
         return replace(self, options=replace(self.options, **{k: v for k, v in given.items() if v is not None}))
 
@@ -167,7 +174,9 @@ class WorkflowDefinition(Generic[P]):
             from .runs import check_workflow_id  # workflow code runs with the app registry ready
 
             check_workflow_id(workflow_id)
-        return ChildCall(self.name, encode_arguments(args, kwargs, f"child workflow {self.name!r}"), workflow_id)
+        timeout = self.options.timeout or self.timeout
+        arguments = encode_arguments(args, kwargs, f"child workflow {self.name!r}")
+        return ChildCall(self.name, arguments, workflow_id, None if timeout is None else timeout.total_seconds())
 
     def start(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> WorkflowRun:
         """Create a run in the caller's transaction; workers start it once that commits.
@@ -183,6 +192,7 @@ class WorkflowDefinition(Generic[P]):
                 "give the workflow_id once."
             )
         options = self.options
+        timeout = options.timeout or self.timeout
         return runs.start(
             self,
             list(args),
@@ -190,6 +200,7 @@ class WorkflowDefinition(Generic[P]):
             workflow_id=options.workflow_id if workflow_id is None else workflow_id,  # "" is refused, not replaced
             attributes=options.attributes,
             subject=options.subject,
+            timeout=None if timeout is None else timeout.total_seconds(),
         )
 
     async def astart(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> WorkflowRun:
@@ -206,6 +217,20 @@ def _checked_attributes(attributes: object) -> dict[str, Any]:
         raise InvalidRequest(f"using(attributes={attributes!r}): pass a dict, such as {{'customer': 42}}.")
     decoded: dict[str, Any] = codec.roundtrip(attributes, "using(attributes=...)")[1]
     return decoded
+
+
+def _checked_timeout(timeout: object, what: str, error: type[Exception]) -> timedelta:
+    """A run's time limit: a positive timedelta (a deadline of now or in the past would end it before it began)."""
+    if not isinstance(timeout, timedelta):
+        raise error(f"{what} takes a datetime.timedelta, not {timeout!r}; for example timedelta(days=8).")
+    if timeout <= timedelta(0):
+        raise error(
+            f"{what} got {timeout!r}: a deadline now or in the past would cancel the run before it starts; "
+            "pass a positive timedelta."
+        )
+    if timeout > MAX_DURATION:
+        raise error(f"{what} got {timeout!r}, longer than the 1,000 years a database can hold; pass a shorter one.")
+    return timeout
 
 
 def _checked_subject(subject: object) -> models.Model:
@@ -246,14 +271,20 @@ def _refuse_step(func: object) -> None:
 def workflow(func: Callable[P, Generator[Any, Any, Any]], /) -> WorkflowDefinition[P]: ...
 @overload
 def workflow(
-    *, name: str | None = None
+    *, name: str | None = None, timeout: timedelta | None = None
 ) -> Callable[[Callable[P, Generator[Any, Any, Any]]], WorkflowDefinition[P]]: ...
-def workflow(func: Any = None, /, *, name: str | None = None) -> Any:
-    """Declare a durable workflow: a generator function that yields step calls."""
+def workflow(func: Any = None, /, *, name: str | None = None, timeout: timedelta | None = None) -> Any:
+    """Declare a durable workflow: a generator function that yields step calls.
+
+    ``timeout``: how long each run may take; past it, ``DeadlineExceeded`` (a ``Cancelled``)
+    is raised at the run's current yield. ``wf.using(timeout=...)`` sets one run's instead.
+    """
+    if timeout is not None:
+        _checked_timeout(timeout, "@durable.workflow(timeout=...)", WorkflowDefinitionError)
 
     def decorate(function: Callable[P, Generator[Any, Any, Any]]) -> WorkflowDefinition[P]:
         _refuse_workflow(function)
-        definition = WorkflowDefinition(func=function, name=name or _default_name(function))
+        definition = WorkflowDefinition(func=function, name=name or _default_name(function), timeout=timeout)
         registry.register_workflow(definition)
         return definition
 

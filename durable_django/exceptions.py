@@ -23,6 +23,7 @@ from django.core.exceptions import ObjectDoesNotExist
 __all__ = [
     "Cancelled",
     "ChildFailed",
+    "DeadlineExceeded",
     "DurableError",
     "InvalidRequest",
     "InvalidRunState",
@@ -205,4 +206,12 @@ class Cancelled(BaseException):
 
     Derives from ``BaseException`` so a broad ``except Exception`` in a workflow does not
     swallow it by accident.
+    """
+
+
+class DeadlineExceeded(Cancelled):
+    """The run's deadline (``timeout=``) passed; raised inside the workflow at its current ``yield``.
+
+    A :class:`Cancelled`, so compensation written for a cancel runs for it too; tell them
+    apart with ``except DeadlineExceeded`` first, or ``isinstance(error, DeadlineExceeded)``.
     """

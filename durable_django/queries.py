@@ -30,12 +30,12 @@ def local_variables(run: WorkflowRun) -> dict[str, Any]:
     current = (
         WorkflowRun.objects.using(using)
         .filter(pk=run.pk)
-        .values_list("status", "workflow_name", "input_json", "next_seq")
+        .values_list("status", "workflow_name", "input_json", "next_seq", "deadline_exceeded")
         .first()
     )
     if current is None:
         raise RunNotFound(f"run {run.workflow_id!r} no longer exists.")
-    status, name, input_json, next_seq = current
+    status, name, input_json, next_seq, deadline = current
     if status in WorkflowRun.FINISHED:
         return {}
     args, kwargs = decode_arguments(input_json)
@@ -43,7 +43,7 @@ def local_variables(run: WorkflowRun) -> dict[str, Any]:
     history = History(using, run.pk, next_seq)
     run_info.bind(interpreter, using, run.pk, history.time_at)
     try:
-        decision = engine.decide(interpreter, history)
+        decision = engine.decide(interpreter, history, deadline=deadline)
         if isinstance(decision.end, engine.Block):
             raise NonDeterminismError(decision.end.message)
         return interpreter.local_variables()

@@ -26,7 +26,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from .conf import settings
-from .exceptions import Cancelled, InvalidRequest, RunFailed, RunNotFound, WaitTimeout
+from .exceptions import Cancelled, DeadlineExceeded, InvalidRequest, RunFailed, RunNotFound, WaitTimeout
 from .models import WorkflowRun
 from .store.leases import database
 
@@ -71,6 +71,8 @@ def outcome_of_row(run: WorkflowRun, row: tuple[Any, ...] | None) -> Any:
         error = run.error or {}
         raise RunFailed(run.workflow_id, error.get("type", ""), error.get("message", ""), error.get("traceback", ""))
     if run.status == Status.CANCELLED:
+        if (run.error or {}).get("type") == f"{DeadlineExceeded.__module__}.{DeadlineExceeded.__qualname__}":
+            raise DeadlineExceeded(f"run {run.workflow_id!r} was cancelled: its deadline passed")
         raise Cancelled(f"run {run.workflow_id!r} was cancelled")
     return PENDING
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Container, Mapping
 from typing import Any
 
-from ..exceptions import Cancelled, ChildFailed, StepFailed
+from ..exceptions import Cancelled, ChildFailed, DeadlineExceeded, StepFailed
 from . import codec
 from .decisions import (
     CANCELLED,
@@ -65,6 +65,12 @@ __all__ = [
 
 #: The message of the Cancelled that run.cancel() raises in the workflow.
 _CANCEL_MESSAGE = "the run was cancelled (run.cancel())"
+#: ...and of the DeadlineExceeded its deadline raises.
+_DEADLINE_MESSAGE = "the run's deadline passed (timeout=)"
+
+
+def _cancel_error(deadline: bool) -> Cancelled:
+    return DeadlineExceeded(_DEADLINE_MESSAGE) if deadline else Cancelled(_CANCEL_MESSAGE)
 
 
 #: An inbox with nothing in it, for replays that must not take signals.
@@ -78,6 +84,7 @@ def decide(
     cancel: bool = False,
     running: Container[int] = frozenset(),
     inbox: Container[str] = NO_SIGNALS,
+    deadline: bool = False,
 ) -> Decision:
     """Feed recorded outcomes into ``interpreter`` until the workflow needs something new.
 
@@ -93,6 +100,9 @@ def decide(
     wait can be satisfied at once is decided as it opens: that wait wins, and the other
     requests are recorded as cancelled without starting (no step runs, no other wait takes
     a signal).
+
+    ``deadline``: the run's cancel (pending or recorded) came from its deadline, so it is
+    raised as :class:`~durable_django.DeadlineExceeded`.
     """
     commands: list[Command] = []
     delivered = False
@@ -142,7 +152,7 @@ def decide(
                     commands.append(Note(seq, event, CANCELLED))
                 commands.extend(Note(first + i, leaf, CANCELLED, group) for i, leaf in enumerate(leaves))
                 delivered = True
-                event = interpreter.throw(Cancelled(_CANCEL_MESSAGE), consumed=width)
+                event = interpreter.throw(_cancel_error(deadline), consumed=width)
                 continue
             winner = _waiting_signal(event, inbox) if isinstance(event, AnyOf) else None
             if winner is not None:  # decided as it opens: the others never start
@@ -190,7 +200,7 @@ def decide(
             outcome = CANCELLED
         elif outcome is CANCELLED and cancel:
             delivered = True  # a step that reported after the cancel: it is raised at that step's yield
-        event = _feed(interpreter, event, outcome, entries, width)
+        event = _feed(interpreter, event, outcome, entries, width, deadline)
 
 
 def _waiting_signal(group: AnyOf, inbox: Container[str]) -> int | None:
@@ -256,12 +266,17 @@ def _group_outcome(
 
 
 def _feed(
-    interpreter: Interpreter, event: Leaf | Group, outcome: Outcome, entries: list[Recorded | None], width: int
+    interpreter: Interpreter,
+    event: Leaf | Group,
+    outcome: Outcome,
+    entries: list[Recorded | None],
+    width: int,
+    deadline: bool,
 ) -> Event:
     if isinstance(outcome, _Cancelled):
-        return interpreter.throw(Cancelled(_CANCEL_MESSAGE), consumed=width)
+        return interpreter.throw(_cancel_error(deadline), consumed=width)
     if not isinstance(event, AllOf | AnyOf):
-        return _feed_leaf(interpreter, event, outcome, width, wrap=None)
+        return _feed_leaf(interpreter, event, outcome, width, None, deadline)
     assert isinstance(outcome, Succeeded)
     decided = codec.decode(outcome.value_json)
     outcomes = [entry.outcome if entry else None for entry in entries]
@@ -271,7 +286,7 @@ def _feed(
     leaf_outcome = outcomes[decided]
     assert leaf_outcome is not None
     wrap = decided if isinstance(event, AnyOf) else None
-    return _feed_leaf(interpreter, event.requests[decided], leaf_outcome, width, wrap=wrap)
+    return _feed_leaf(interpreter, event.requests[decided], leaf_outcome, width, wrap, deadline)
 
 
 def _value(leaf: Leaf, outcome: Outcome | None) -> Any:
@@ -282,12 +297,14 @@ def _value(leaf: Leaf, outcome: Outcome | None) -> Any:
     return codec.decode(outcome.value_json)
 
 
-def _feed_leaf(interpreter: Interpreter, leaf: Leaf, outcome: Outcome, width: int, wrap: int | None) -> Event:
+def _feed_leaf(
+    interpreter: Interpreter, leaf: Leaf, outcome: Outcome, width: int, wrap: int | None, deadline: bool
+) -> Event:
     if isinstance(outcome, Succeeded | _TimedOut):
         value = _value(leaf, outcome)
         return interpreter.send(value if wrap is None else [wrap, value], consumed=width)
     if isinstance(outcome, _Cancelled):
-        return interpreter.throw(Cancelled(_CANCEL_MESSAGE), consumed=width)
+        return interpreter.throw(_cancel_error(deadline), consumed=width)
     error = outcome.error
     failure = ChildFailed if isinstance(leaf, ChildCall) else StepFailed
     return interpreter.throw(failure(leaf.name, error.type, error.message, error.traceback), consumed=width)

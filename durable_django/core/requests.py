@@ -113,12 +113,14 @@ class ChildCall:
     """Start the workflow registered as ``name`` as a child and wait for its result.
 
     ``workflow_id`` is the child's id when the parent chose one (``other.using(workflow_id=...)``);
-    history links the child by its run, so replay does not compare it.
+    history links the child by its run, so replay does not compare it. Nor ``timeout_seconds``,
+    the child's own time limit (``timeout=``), capped by the parent's deadline.
     """
 
     name: str
     args_json: str
     workflow_id: str | None = None
+    timeout_seconds: float | None = None
     kind = Kind.CHILD
 
 

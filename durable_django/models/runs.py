@@ -51,6 +51,10 @@ class WorkflowRun(models.Model):
     cancel_requested = models.BooleanField(default=False)
     #: When ``cancel()`` was first called; later calls change nothing.
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    #: When the run is cancelled with ``DeadlineExceeded`` (``timeout=``); a child's is never later than its parent's.
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    #: The run's cancel came from its deadline: ``Cancelled`` is raised as ``DeadlineExceeded``.
+    deadline_exceeded = models.BooleanField(db_default=False)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     #: The parent's history position waiting for this child.
     parent_seq = models.PositiveIntegerField(null=True, blank=True)

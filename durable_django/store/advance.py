@@ -114,7 +114,12 @@ class _Advance:
                 decision, first = first, None
             else:
                 decision = engine.decide(
-                    self.interpreter, self.history, cancel=cancel, running=running, inbox=self.inbox
+                    self.interpreter,
+                    self.history,
+                    cancel=cancel,
+                    running=running,
+                    inbox=self.inbox,
+                    deadline=self.run.deadline_exceeded,
                 )
             if decision.cancel_delivered:
                 cancel = False
@@ -249,7 +254,9 @@ class _Advance:
 
     def _open_child(self, seq: int, request: ChildCall, group: int | None) -> None:
         self.running = True
-        child = lifecycle.create_child(self.using, self.run, seq, request.name, request.args_json, request.workflow_id)
+        child = lifecycle.create_child(
+            self.using, self.run, seq, request.name, request.args_json, request.workflow_id, request.timeout_seconds
+        )
         if isinstance(child, ErrorInfo):  # the chosen id is taken: the parent gets the refusal at its yield
             self._entry(seq, request, group_seq=group, **_columns(engine.Failed(child)))
             self.history.add(seq, _with_outcome(self.history[seq], engine.Failed(child)))

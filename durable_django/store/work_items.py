@@ -20,7 +20,7 @@ from ..core.interpreter import ErrorInfo
 from ..core.requests import Kind
 from ..exceptions import LeaseLost
 from ..models import HistoryEntry, LostAttempt, Signal, WorkflowRun, WorkItem
-from . import fastpath, generator_cache, lifecycle, observe, outbox, poison
+from . import deadlines, fastpath, generator_cache, lifecycle, observe, outbox, poison
 from .advance import advance
 from .leases import Claim, database, db_now_plus, fence, lease_owner
 from .locking import RunBusy, lock_run
@@ -83,6 +83,9 @@ def _advance_or_fire(using: str, item_id: int, run_id: Any, kind: str) -> Claim 
         if row is None:
             return None
         WorkItem.objects.using(using).filter(pk=item_id).delete()
+        if row["seq"] is None:  # the run's deadline: the advance it wakes raises DeadlineExceeded
+            deadlines.fire(using, run)
+            return None
         if not _fire(using, run.pk, row["seq"]):
             return None
     # An advance reads every committed signal, so it stands for all the run's waiting

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import durable_django as durable
 
 from .workflows import double
@@ -33,3 +35,35 @@ def info_looper(rounds: int):
         yield durable.continue_as_new(rounds - 1)
     child = yield info_child()
     return {"generation": info.generation, "suggested": info.continue_as_new_suggested, "child": child}
+
+
+@durable.workflow(name="tests.deadline_saga", timeout=timedelta(hours=1))
+def deadline_saga(order: int):
+    try:
+        yield double(order)
+        yield durable.wait_signal("shipped")
+    except durable.Cancelled as error:
+        yield double(-order)  # compensation: runs normally, the deadline is not raised at its yield
+        if isinstance(error, durable.DeadlineExceeded):
+            raise
+        return "cancelled by hand"
+    return "shipped"
+
+
+@durable.workflow(name="tests.deadline_child")
+def deadline_child():
+    return (yield durable.wait_signal("never"))
+
+
+@durable.workflow(name="tests.deadline_parent", timeout=timedelta(hours=1))
+def deadline_parent(child_minutes: int):
+    try:
+        return (yield deadline_child.using(timeout=timedelta(minutes=child_minutes))())
+    except durable.ChildFailed as error:
+        return error.error_type
+
+
+@durable.workflow(name="tests.deadline_loop", timeout=timedelta(hours=1))
+def deadline_loop(n: int):
+    yield durable.wait_signal("next")
+    yield durable.continue_as_new(n + 1)

@@ -134,3 +134,27 @@ def test_deprecate_patch_records_nothing_for_a_new_run_and_replays_runs_without_
 def test_deprecate_patch_refuses_a_bad_change_id():
     with pytest.raises(durable.InvalidRequest, match="needs a change id"):
         durable.deprecate_patch("")
+
+
+@durable.workflow(name="unit_info.tells_apart")
+def tells_apart():
+    try:
+        yield note("work")
+    except durable.DeadlineExceeded:
+        return "deadline"
+    except durable.Cancelled:
+        return "cancel"
+
+
+WORK = StepCall("unit_info.note", encode_arguments(["work"], {}, "x"))
+
+
+@pytest.mark.parametrize("deadline,answer", [(True, "deadline"), (False, "cancel")])
+def test_a_cancel_is_raised_as_deadline_exceeded_when_it_came_from_the_deadline_live_and_on_replay(deadline, answer):
+    live = Interpreter(tells_apart.name, tells_apart.func, [], {})
+    engine.decide(live, {})
+    pending = {0: Recorded(WORK.kind, WORK.name, WORK.args_json)}
+    assert engine.decide(live, pending, cancel=True, deadline=deadline).end == engine.Complete(f'"{answer}"')
+    recorded = {0: Recorded(WORK.kind, WORK.name, WORK.args_json, engine.CANCELLED)}
+    replayed = Interpreter(tells_apart.name, tells_apart.func, [], {})
+    assert engine.decide(replayed, recorded, deadline=deadline).end == engine.Complete(f'"{answer}"')
