@@ -22,15 +22,19 @@ from .core.context import StepContext, step_context
 from .core.info import WorkflowInfo, now, uuid4, workflow_info
 from .core.policy import RetryPolicy
 from .core.requests import (
+    UpdateRequest,
     all_of,
     any_of,
     continue_as_new,
     deprecate_patch,
     patched,
+    reject,
+    reply,
     set_state,
     sleep,
     sleep_until,
     wait_signal,
+    wait_update,
 )
 from .definitions import StepDefinition, WorkflowDefinition, step, workflow
 from .exceptions import (
@@ -55,6 +59,8 @@ from .exceptions import (
     StepContextUnavailable,
     StepFailed,
     StepTimeout,
+    UpdateRejected,
+    UpdateTimeout,
     WaitTimeout,
     WorkerLost,
     WorkflowContextUnavailable,
@@ -68,6 +74,7 @@ if TYPE_CHECKING:
     from .models import Schedule, WorkflowRun
     from .ops.repair import afork, aretry, fork, retry
     from .runs import acancel, aget_run, aquery, aresume, asignal, cancel, get_run, query, resume, signal
+    from .updates import aupdate, update
 
 __all__ = [
     "Cancelled",
@@ -96,6 +103,9 @@ __all__ = [
     "StepDefinition",
     "StepFailed",
     "StepTimeout",
+    "UpdateRejected",
+    "UpdateRequest",
+    "UpdateTimeout",
     "WaitTimeout",
     "WorkerLost",
     "WorkflowContextUnavailable",
@@ -114,6 +124,7 @@ __all__ = [
     "aresume",
     "aretry",
     "asignal",
+    "aupdate",
     "cancel",
     "continue_as_new",
     "deprecate_patch",
@@ -122,6 +133,8 @@ __all__ = [
     "now",
     "patched",
     "query",
+    "reject",
+    "reply",
     "resume",
     "retry",
     "schedule",
@@ -131,8 +144,10 @@ __all__ = [
     "sleep_until",
     "step",
     "step_context",
+    "update",
     "uuid4",
     "wait_signal",
+    "wait_update",
     "workflow",
     "workflow_info",
 ]
@@ -147,6 +162,7 @@ _NEED_MODELS = {
     "aresume": "runs",
     "aretry": "ops.repair",
     "asignal": "runs",
+    "aupdate": "updates",
     "cancel": "runs",
     "fork": "ops.repair",
     "get_run": "runs",
@@ -154,6 +170,7 @@ _NEED_MODELS = {
     "resume": "runs",
     "retry": "ops.repair",
     "signal": "runs",
+    "update": "updates",
 }
 
 

@@ -14,7 +14,7 @@ from django.db import models
 from .core import codec, registry
 from .core.interpreter import in_workflow
 from .core.policy import RetryPolicy
-from .core.requests import MAX_DURATION, ChildCall, StepCall, encode_arguments
+from .core.requests import ChildCall, StepCall, encode_arguments, run_timeout
 from .exceptions import InvalidRequest, InvalidWorkflowId, WorkflowDefinitionError
 
 if TYPE_CHECKING:
@@ -109,6 +109,8 @@ class WorkflowDefinition(Generic[P]):
     timeout: timedelta | None = None
     #: Named queries by name; shared with the definitions ``using()`` returns.
     queries: dict[str, QueryFunction] = field(default_factory=dict, repr=False)
+    #: Update validators by update name (``@wf.validator(name)``); shared like ``queries``.
+    validators: dict[str, QueryFunction] = field(default_factory=dict, repr=False)
 
     durable_kind = "workflow"
 
@@ -137,6 +139,51 @@ class WorkflowDefinition(Generic[P]):
 
         return register
 
+    def validator(self, name: str) -> Callable[[Q], Q]:
+        """Register update ``name``'s validator: ``@checkout.validator("apply_coupon")`` over ``def (state, payload)``.
+
+        ``run.update(name, payload)`` calls it in the caller's process, with the run's published
+        state (``run.state``) and the payload, before anything is sent: if it raises, the update is
+        rejected (``UpdateRejected`` with the error's message) and leaves no trace in the run. It
+        must not change anything.
+        """
+        if not isinstance(name, str) or not name or len(name) > 255:
+            raise WorkflowDefinitionError(
+                f"{self.name}.validator({name!r}) needs an update name of 1 to 255 characters."
+            )
+
+        def register(function: Q) -> Q:
+            if not callable(function):
+                raise WorkflowDefinitionError(f"@{self.name}.validator({name!r}): {function!r} is not a function.")
+            self.validators[name] = function
+            return function
+
+        return register
+
+    def start_and_update(
+        self,
+        name: str,
+        payload: Any = None,
+        *,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        timeout: float | timedelta = 30.0,
+        update_id: str | None = None,
+    ) -> Any:
+        """Start the run (``using(workflow_id=...)`` finds an existing one) and send it update ``name``; the reply.
+
+        The start and the update commit together, then the reply is awaited as with ``run.update()``.
+        ``args`` and ``kwargs`` are the workflow's own arguments.
+        """
+        from . import updates
+
+        arguments = (list(args), dict(kwargs or {}))
+        return updates.start_and_update(self, *arguments, name, payload, timeout=timeout, update_id=update_id)
+
+    async def astart_and_update(self, name: str, payload: Any = None, **options: Any) -> Any:
+        """:meth:`start_and_update` for async code (same keywords); it commits on its own."""
+        return await sync_to_async(self.start_and_update)(name, payload, **options)
+
     def using(
         self,
         *,
@@ -156,7 +203,7 @@ class WorkflowDefinition(Generic[P]):
             "workflow_id": workflow_id,
             "attributes": None if attributes is None else _checked_attributes(attributes),
             "subject": None if subject is None else _checked_subject(subject),
-            "timeout": None if timeout is None else _checked_timeout(timeout, "using(timeout=...)", InvalidRequest),
+            "timeout": None if timeout is None else run_timeout(timeout, "using(timeout=...)"),
         }
         return replace(self, options=replace(self.options, **{k: v for k, v in given.items() if v is not None}))
 
@@ -219,20 +266,6 @@ def _checked_attributes(attributes: object) -> dict[str, Any]:
     return decoded
 
 
-def _checked_timeout(timeout: object, what: str, error: type[Exception]) -> timedelta:
-    """A run's time limit: a positive timedelta (a deadline of now or in the past would end it before it began)."""
-    if not isinstance(timeout, timedelta):
-        raise error(f"{what} takes a datetime.timedelta, not {timeout!r}; for example timedelta(days=8).")
-    if timeout <= timedelta(0):
-        raise error(
-            f"{what} got {timeout!r}: a deadline now or in the past would cancel the run before it starts; "
-            "pass a positive timedelta."
-        )
-    if timeout > MAX_DURATION:
-        raise error(f"{what} got {timeout!r}, longer than the 1,000 years a database can hold; pass a shorter one.")
-    return timeout
-
-
 def _checked_subject(subject: object) -> models.Model:
     if not isinstance(subject, models.Model) or subject.pk is None:
         raise InvalidRequest(f"using(subject={subject!r}): pass a saved model instance, such as an Order.")
@@ -280,7 +313,10 @@ def workflow(func: Any = None, /, *, name: str | None = None, timeout: timedelta
     is raised at the run's current yield. ``wf.using(timeout=...)`` sets one run's instead.
     """
     if timeout is not None:
-        _checked_timeout(timeout, "@durable.workflow(timeout=...)", WorkflowDefinitionError)
+        try:
+            run_timeout(timeout, "@durable.workflow(timeout=...)")
+        except InvalidRequest as error:
+            raise WorkflowDefinitionError(str(error)) from None
 
     def decorate(function: Callable[P, Generator[Any, Any, Any]]) -> WorkflowDefinition[P]:
         _refuse_workflow(function)

@@ -44,6 +44,8 @@ __all__ = [
     "StepContextUnavailable",
     "StepFailed",
     "StepTimeout",
+    "UpdateRejected",
+    "UpdateTimeout",
     "WaitTimeout",
     "WorkerLost",
     "WorkflowContextUnavailable",
@@ -150,6 +152,19 @@ class RemoteTraceback(Exception):
 
 class WaitTimeout(DurableError, TimeoutError):
     """``run.wait()`` or ``await run.await_result()`` gave up: the run had not finished in time (it goes on)."""
+
+
+class UpdateRejected(DurableError):
+    """The workflow rejected the update (``durable.reject()``), or its validator did; ``reason`` says why."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"update {name!r} was rejected: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+class UpdateTimeout(DurableError, TimeoutError):
+    """``run.update()`` gave up waiting for the reply; the update stays sent (retry with its ``update_id``)."""
 
 
 class RemoteFailure(DurableError):

@@ -32,7 +32,14 @@ Status = HistoryEntry.Status
 
 Names = Callable[[str, str], tuple[str, ...]]
 
-_LABELS = {"all_of": "all of", "any_of": "any of", "signal": "wait signal", "state": "set state"}
+_LABELS = {
+    "all_of": "all of",
+    "any_of": "any of",
+    "signal": "wait signal",
+    "state": "set state",
+    "update": "wait update",
+    "reply": "reply",
+}
 
 
 @dataclass(frozen=True)
@@ -142,10 +149,10 @@ def _asked(entry: HistoryEntry, secrets: tuple[str, ...], names: Names) -> SafeS
         if "seconds" in arguments:
             return f"for {display.duration(timedelta(seconds=arguments['seconds']))}"
         return f"until {arguments.get('until')}"
-    if entry.kind == Kind.SIGNAL and isinstance(arguments, dict):
+    if entry.kind in {Kind.SIGNAL, Kind.UPDATE} and isinstance(arguments, dict):
         timeout = arguments.get("timeout")
         return "no timeout" if timeout is None else f"timeout {display.duration(timedelta(seconds=timeout))}"
-    if entry.kind == Kind.STATE:
+    if entry.kind in {Kind.STATE, Kind.REPLY}:
         return display.json_block(arguments, secrets)
     if entry.kind in {Kind.ALL_OF, Kind.ANY_OF}:
         return f"{arguments} requests"
@@ -155,7 +162,7 @@ def _asked(entry: HistoryEntry, secrets: tuple[str, ...], names: Names) -> SafeS
 def _item(entry: HistoryEntry, secrets: tuple[str, ...], names: Names, now: datetime) -> Item:
     result = None
     # A state's value is what it asked; a group's values are its leaves' results.
-    if entry.result_json is not None and entry.kind not in {Kind.STATE, Kind.ALL_OF, Kind.ANY_OF}:
+    if entry.result_json is not None and entry.kind not in {Kind.STATE, Kind.REPLY, Kind.ALL_OF, Kind.ANY_OF}:
         result = display.json_block(display.loads(entry.result_json), secrets)
     error = display.loads(entry.error_json)
     if error is not None and not isinstance(error, dict):

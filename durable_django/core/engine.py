@@ -40,7 +40,20 @@ from .decisions import (
 )
 from .divergence import divergence, ended_early, mismatch, same
 from .interpreter import Event, Interpreter, Raised, Returned
-from .requests import AllOf, AnyOf, ChildCall, ContinueAsNew, Group, Leaf, Patched, SetState, WaitSignal
+from .requests import (
+    AllOf,
+    AnyOf,
+    ChildCall,
+    ContinueAsNew,
+    Group,
+    Leaf,
+    Patched,
+    Reply,
+    SetState,
+    UpdateRequest,
+    WaitSignal,
+    WaitUpdate,
+)
 
 __all__ = [
     "CANCELLED",
@@ -134,7 +147,7 @@ def decide(
             else:  # history was written by code without this patch
                 event = interpreter.send(False, consumed=0)
             continue
-        if isinstance(event, SetState):
+        if isinstance(event, SetState | Reply):
             if recorded is None:
                 commands.append(Note(seq, event, Succeeded("null")))
             elif not same(recorded, event):
@@ -292,8 +305,10 @@ def _feed(
 def _value(leaf: Leaf, outcome: Outcome | None) -> Any:
     """What a finished leaf's yield returns: its value, or a timed-out wait's default."""
     if isinstance(outcome, _TimedOut):
-        return leaf.default if isinstance(leaf, WaitSignal) else None
+        return leaf.default if isinstance(leaf, WaitSignal | WaitUpdate) else None
     assert isinstance(outcome, Succeeded)
+    if isinstance(leaf, WaitUpdate):
+        return UpdateRequest.from_json(outcome.value_json)
     return codec.decode(outcome.value_json)
 
 
@@ -302,6 +317,8 @@ def _feed_leaf(
 ) -> Event:
     if isinstance(outcome, Succeeded | _TimedOut):
         value = _value(leaf, outcome)
+        if isinstance(value, UpdateRequest):  # reply() and reject() check the code answers what it received
+            interpreter.reads.updates.setdefault(value.update_id, False)
         return interpreter.send(value if wrap is None else [wrap, value], consumed=width)
     if isinstance(outcome, _Cancelled):
         return interpreter.throw(_cancel_error(deadline), consumed=width)

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..exceptions import WorkflowContextUnavailable
+from ..exceptions import InvalidRequest, WorkflowContextUnavailable
 
-__all__ = ["Reads", "RunFacts", "WorkflowInfo", "now", "uuid4", "workflow_info"]
+__all__ = ["Reads", "RunFacts", "WorkflowInfo", "answering", "now", "uuid4", "workflow_info"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -77,6 +77,8 @@ class Reads:
         self._at = -1
         self._time: datetime | None = None
         self._ids = 0
+        #: Updates received with wait_update(), by id: True once the code answered one.
+        self.updates: dict[str, bool] = {}
 
     def bind(
         self,
@@ -173,3 +175,17 @@ def uuid4() -> uuid.UUID:
     """A random-looking UUID (version 4) derived from the run and the code's position: the same on every replay."""
     reads, position = _reads("uuid4()")
     return reads.uuid4(position)
+
+
+def answering(call: str, update_id: str) -> None:
+    """Check the running code received update ``update_id`` and has not answered it yet; mark it answered."""
+    reads, _ = _reads(call)
+    answered = reads.updates.get(update_id)
+    if answered is None:
+        raise InvalidRequest(
+            f"durable.{call} answers update {update_id!r}, which this run has not received; answer only what "
+            "`yield durable.wait_update(name)` returned."
+        )
+    if answered:
+        raise InvalidRequest(f"durable.{call}: update {update_id!r} was already answered; an update gets one answer.")
+    reads.updates[update_id] = True

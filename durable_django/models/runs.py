@@ -155,6 +155,22 @@ class WorkflowRun(models.Model):
 
         return runs.query(self, name, *args)
 
+    def update(
+        self, name: str, payload: Any = None, *, timeout: float | timedelta = 30.0, update_id: str | None = None
+    ) -> Any:
+        """Send update ``name`` and return the workflow's reply; raises ``UpdateRejected`` or ``UpdateTimeout``."""
+        from .. import updates
+
+        return updates.update(self, name, payload, timeout=timeout, update_id=update_id)
+
+    async def aupdate(
+        self, name: str, payload: Any = None, *, timeout: float | timedelta = 30.0, update_id: str | None = None
+    ) -> Any:
+        """:meth:`update` for async code."""
+        from .. import updates
+
+        return await updates.aupdate(self, name, payload, timeout=timeout, update_id=update_id)
+
     def resume(self) -> None:
         """Resume a blocked run once the code is fixed; it replays its history from the start."""
         from .. import runs

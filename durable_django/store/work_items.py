@@ -20,7 +20,7 @@ from ..core.interpreter import ErrorInfo
 from ..core.requests import Kind
 from ..exceptions import LeaseLost
 from ..models import HistoryEntry, LostAttempt, Signal, WorkflowRun, WorkItem
-from . import deadlines, fastpath, generator_cache, lifecycle, observe, outbox, poison
+from . import deadlines, fastpath, generator_cache, lifecycle, observe, outbox, poison, updates
 from .advance import advance
 from .leases import Claim, database, db_now_plus, fence, lease_owner
 from .locking import RunBusy, lock_run
@@ -151,8 +151,10 @@ def _fire(using: str, run_id: Any, seq: int) -> bool:
     entry = HistoryEntry.objects.using(using).at(run_id, seq).pending().values("kind", "name").first()
     if entry is None:
         return False
-    if entry["kind"] == Kind.SIGNAL:
-        if Signal.objects.using(using).inbox(run_id, entry["name"]).exists():
+    if entry["kind"] in (Kind.SIGNAL, Kind.UPDATE):
+        if entry["kind"] == Kind.SIGNAL and Signal.objects.using(using).inbox(run_id, entry["name"]).exists():
+            return True
+        if entry["kind"] == Kind.UPDATE and updates.waiting(using, run_id, entry["name"]):
             return True
         timed_out: dict[str, Any] = {"result_json": None}  # no result: a timeout, not a signal of null
     else:

@@ -19,6 +19,7 @@ PAGES = (
     "long-steps.md",
     "continue-as-new.md",
     "workflow-info.md",
+    "updates.md",
     "versioning.md",
     "tasks.md",
     "async.md",

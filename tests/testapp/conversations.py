@@ -67,3 +67,39 @@ def deadline_parent(child_minutes: int):
 def deadline_loop(n: int):
     yield durable.wait_signal("next")
     yield durable.continue_as_new(n + 1)
+
+
+@durable.workflow(name="tests.coupon_checkout")
+def coupon_checkout(total: int):
+    applied: list[str] = []
+    while True:
+        request = yield durable.wait_update("apply_coupon", timeout=timedelta(hours=1))
+        if request is None:  # an hour without a coupon: check out
+            return {"total": total, "applied": applied}
+        if request.payload in applied:
+            yield durable.reject(request, f"{request.payload} is already applied")
+            continue
+        total -= 10
+        applied.append(request.payload)
+        yield durable.set_state({"total": total, "applied": applied})
+        yield durable.reply(request, total)
+
+
+@coupon_checkout.validator("apply_coupon")
+def coupon_code(state, payload):
+    if not isinstance(payload, str) or not payload.isupper():
+        raise ValueError(f"coupon codes are upper case, not {payload!r}")
+    if state is not None and len(state["applied"]) >= 3:
+        raise ValueError("three coupons at most")
+
+
+@durable.workflow(name="tests.bad_replier")
+def bad_replier(how: str):
+    request = yield durable.wait_update("ask")
+    if how == "not-json":
+        yield durable.reply(request, {1, 2})
+    elif how == "twice":
+        yield durable.reply(request, 1)
+        yield durable.reply(request, 2)
+    else:  # answers an update it never received
+        yield durable.reply(durable.UpdateRequest("made-up", "ask"), 1)
