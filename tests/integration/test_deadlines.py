@@ -79,6 +79,20 @@ def test_the_deadline_spans_continue_as_new():
 
 
 @pytest.mark.django_db
+def test_a_blocked_run_whose_deadline_passed_gets_it_once_resumed():
+    run = run_workflow(deadline_saga, 4)
+    WorkflowRun.objects.filter(pk=run.pk).update(status=Status.BLOCKED)  # as a worker lacking its code leaves it
+    pass_time(timedelta(minutes=61))
+    run.refresh_from_db()
+    assert (run.status, run.cancel_requested, run.deadline_exceeded) == (Status.BLOCKED, True, True)
+    run.resume()
+    pass_time(timedelta(seconds=1))
+    run.refresh_from_db()
+    assert (run.status, run.error["type"]) == (Status.CANCELLED, DEADLINE)
+    assert steps(run) == [("step", "completed"), ("signal", "cancelled"), ("step", "completed")]
+
+
+@pytest.mark.django_db
 def test_a_deadline_now_or_in_the_past_is_refused_where_it_is_given():
     with pytest.raises(durable.InvalidRequest, match="a deadline now or in the past"):
         deadline_child.using(timeout=timedelta(seconds=-1))
