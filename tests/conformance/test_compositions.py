@@ -125,3 +125,9 @@ def test_the_yields_after_a_step_result_refused_by_a_cancel_are_not_kept() -> No
     # the one-statement path fed the live generator its result, which went on to set_state.
     program = b.program(b.loop(101, b.wait("a", timeout=0)), b.step("cancels", "ok", policy="once"), b.state())
     assert_conforms(program, [b.time(60 * DAY)])
+
+
+def test_a_child_beside_a_buffered_signal_that_settles_the_any_of_never_starts() -> None:
+    # Found by make fuzz (the model started the child and cancelled it; docs/parallel.md says never starts).
+    program = b.program(b.sleep(HOUR), b.any_of(b.wait("b"), b.child(b.program(b.step("ok")))))
+    assert_conforms(program, [b.signals(("b", 1)), b.time(2 * HOUR)])
