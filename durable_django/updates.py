@@ -8,6 +8,7 @@ itself. On PostgreSQL the caller sleeps on the run's ``NOTIFY`` channel; elsewhe
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -26,7 +27,7 @@ from .runs import start as start_run
 from .store import updates as store
 from .store.leases import database
 from .store.locking import shared_status
-from .waiting import listener, listens
+from .waiting import async_listener, listener, listens
 
 if TYPE_CHECKING:
     from .definitions import WorkflowDefinition
@@ -178,28 +179,29 @@ def outcome(run: WorkflowRun, name: str, answer: store.Answer | None) -> tuple[b
     return False, None
 
 
+def _gave_up(run: WorkflowRun, name: str, update_id: str, seconds: float) -> UpdateTimeout:
+    return UpdateTimeout(
+        f"run {run.workflow_id!r} did not answer update {name!r} within {seconds:g} s; it stays sent: call "
+        f"again with update_id={update_id!r} to get its answer."
+    )
+
+
 def _answer(using: str, run: WorkflowRun, name: str, update_id: str, seconds: float) -> Any:
     deadline = time.monotonic() + seconds
-
-    def gave_up() -> UpdateTimeout:
-        return UpdateTimeout(
-            f"run {run.workflow_id!r} did not answer update {name!r} within {seconds:g} s; it stays sent: call "
-            f"again with update_id={update_id!r} to get its answer."
-        )
 
     if listens(using):
         with listener(run, using) as listen:  # listening before the first read: no answer slips between
             while not (found := outcome(run, name, store.read_answer(using, run.pk, update_id)))[0]:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise gave_up()
+                    raise _gave_up(run, name, update_id, seconds)
                 listen.notified(remaining)
             return found[1]
     interval = _FIRST_POLL
     while not (found := outcome(run, name, store.read_answer(using, run.pk, update_id)))[0]:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise gave_up()
+            raise _gave_up(run, name, update_id, seconds)
         time.sleep(min(interval, remaining))
         interval = min(interval * _GROWTH, _LONGEST_POLL)
     return found[1]
@@ -213,5 +215,30 @@ async def aupdate(
     timeout: float | timedelta = 30.0,
     update_id: str | None = None,
 ) -> Any:
-    """:func:`update` for async code (it waits in Django's sync thread; it commits on its own)."""
-    return await sync_to_async(update)(run, name, payload, timeout=timeout, update_id=update_id)
+    """:func:`update` for async code: the event loop goes on while the reply is awaited.
+
+    Sending runs in Django's sync thread and commits on its own; the wait does not hold that thread.
+    """
+    _, seconds, update_id = _checked(name, payload, timeout, update_id)
+    run = await sync_to_async(get_run)(run)
+    update_id = await sync_to_async(send)(run, name, payload, update_id=update_id)
+    using = database()
+    deadline = time.monotonic() + seconds
+    read = sync_to_async(store.read_answer)
+    if listens(using):
+        async with async_listener(run, using) as connection:  # listening before the first read
+            while not (found := outcome(run, name, await read(using, run.pk, update_id)))[0]:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _gave_up(run, name, update_id, seconds)
+                async for _ in connection.notifies(timeout=remaining, stop_after=1):
+                    pass
+            return found[1]
+    interval = _FIRST_POLL
+    while not (found := outcome(run, name, await read(using, run.pk, update_id)))[0]:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _gave_up(run, name, update_id, seconds)
+        await asyncio.sleep(min(interval, remaining))
+        interval = min(interval * _GROWTH, _LONGEST_POLL)
+    return found[1]

@@ -30,7 +30,7 @@ from .exceptions import Cancelled, DeadlineExceeded, InvalidRequest, RunFailed, 
 from .models import WorkflowRun
 from .store.leases import database
 
-__all__ = ["await_result", "channel", "listener", "listens", "outcome_of_row", "wait"]
+__all__ = ["async_listener", "await_result", "channel", "listener", "listens", "outcome_of_row", "wait"]
 
 Status = WorkflowRun.Status
 _COLUMNS = ("status", "result_json", "error_json", "finished_at")
@@ -167,7 +167,8 @@ def wait(run: WorkflowRun, timeout: float | timedelta) -> Any:
 
 
 @asynccontextmanager
-async def _async_listener(run: WorkflowRun, using: str) -> AsyncIterator[Any]:
+async def async_listener(run: WorkflowRun, using: str) -> AsyncIterator[Any]:
+    """:func:`listener` for async code: an ``AsyncConnection`` listening on the run's channel."""
     import psycopg
 
     connection = await psycopg.AsyncConnection.connect(**_connection_params(using))
@@ -182,7 +183,7 @@ async def await_result(run: WorkflowRun, timeout: float | timedelta) -> Any:
     deadline = time.monotonic() + seconds
     using = database()
     if listens(using):
-        async with _async_listener(run, using) as connection:
+        async with async_listener(run, using) as connection:
             while True:
                 row = await (await connection.execute(_select(run), [run.pk])).fetchone()
                 if (outcome := outcome_of_row(run, row)) is not PENDING:

@@ -122,3 +122,26 @@ def test_on_a_real_worker_update_waits_for_the_reply_after_commit_and_start_and_
     with pytest.raises(durable.UpdateTimeout, match="stays sent"):
         run.update("nobody_waits", 1, timeout=0.5)
     assert WorkflowRun.objects.filter(workflow_id="coupons-1").count() == 1
+
+
+def test_aupdate_waits_for_the_reply_without_holding_djangos_sync_thread(worker):
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+
+    run = wait_status(coupon_checkout.start(100), Status.WAITING, timeout=30)
+
+    async def scenario() -> tuple[object, bool, object]:
+        reply = await run.aupdate("apply_coupon", "WELCOME", timeout=30)
+        pending = asyncio.create_task(durable.aupdate(run.workflow_id, "nobody_waits", 1, timeout=3))
+        await asyncio.sleep(0.5)  # sent; its reply is awaited now
+        await durable.aget_run(run.workflow_id)  # Django's sync thread is free meanwhile
+        still_waiting = not pending.done()
+        try:
+            await pending
+        except durable.UpdateTimeout as error:
+            return reply, still_waiting, error
+        return reply, still_waiting, None
+
+    reply, still_waiting, error = async_to_sync(scenario)()
+    assert reply == 90 and still_waiting and isinstance(error, durable.UpdateTimeout)
