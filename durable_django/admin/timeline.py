@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from ..core.requests import Kind
-from ..models import HistoryEntry, LostAttempt, Signal, WorkflowRun
+from ..models import HistoryEntry, LostAttempt, Signal, Update, WorkflowRun
 from ..store.owners import Owner
 from . import display
 from .redaction import positional_names, redact
@@ -124,6 +124,8 @@ class WaitingSignal:
 class Timeline:
     items: list[Item]
     waiting: list[WaitingSignal]
+    #: Updates in the run's inbox that no ``wait_update`` has taken yet (as waiting signals show).
+    updates: list[WaitingSignal]
     #: How many positions the run's history has, and the first one shown.
     total: int
     first: int
@@ -215,4 +217,9 @@ def build(run: WorkflowRun, secrets: tuple[str, ...]) -> Timeline:
             waiting.append(WaitingSignal(signal.name, payload, signal.created_at))
         elif signal.consumed_seq in items:
             items[signal.consumed_seq].signal = signal
-    return Timeline(items=top, waiting=waiting, total=run.next_seq, first=first)
+    inbox = Update.objects.filter(run=run, consumed_seq__isnull=True).order_by("id")
+    updates = [
+        WaitingSignal(name, display.json_block(display.loads(payload_json), secrets), created_at)
+        for name, payload_json, created_at in inbox.values_list("name", "payload_json", "created_at")
+    ]
+    return Timeline(items=top, waiting=waiting, updates=updates, total=run.next_seq, first=first)

@@ -182,3 +182,19 @@ def test_the_timeline_shows_each_update_received_and_the_reply_or_rejection(staf
     assert 'received {"update_id": "welcome-1", "name": "apply_coupon", "payload": "WELCOME"}' in shown
     assert "#2 reply apply_coupon completed" in shown and '"value": 90' in shown
     assert "#4 reply apply_coupon completed" in shown and '"error": "WELCOME is already applied"' in shown
+    assert "Updates waiting" not in shown
+
+
+def test_the_page_shows_a_runs_deadline_and_the_updates_no_wait_has_taken(staff):
+    from durable_django import updates
+    from tests.testapp.conversations import deadline_saga
+
+    run = worked(deadline_saga, 3, workflow_id="deadline-page")
+    updates.send(run, "rebook", {"seat": "12C"})
+    shown = text(staff().get(page(run)))
+    assert "Deadline" in shown and "passed" not in shown
+    assert "Updates waiting sent, not yet taken by a wait_update" in shown and "rebook" in shown and '"12C"' in shown
+    advance_time(timedelta(hours=2))
+    run = settle(run)
+    shown = text(staff().get(page(run)))
+    assert "passed: DeadlineExceeded raised" in shown
