@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 import durable_django as durable
 from durable_django.models import HistoryEntry
-from durable_django.testing import run_workflow
-from tests.testapp.conversations import info_looper, info_reader
+from durable_django.testing import no_broker, run_until_idle, run_workflow
+from tests.testapp.conversations import info_looper, info_reader, steps_clocked, steps_plain
 
 from .waiting import wait_status
 
@@ -40,3 +42,21 @@ def test_the_suggestion_to_continue_as_new_follows_the_setting_and_a_child_reads
 def test_under_the_threshold_nothing_is_suggested():
     run = run_workflow(info_looper, 2, workflow_id="info-no-loop")
     assert run.result == {"generation": 0, "suggested": False, "child": ["info-no-loop", "info-no-loop/1"]}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reading_the_clock_costs_one_query_per_position_and_keeps_the_one_statement_path():
+    def queries(workflow, n: int) -> tuple[int, durable.WorkflowRun]:
+        with no_broker():
+            run = workflow.start(n)
+            with CaptureQueriesContext(connection) as captured:
+                run_until_idle()
+        run.refresh_from_db()
+        assert run.status == durable.WorkflowRun.Status.COMPLETED
+        return len(captured), run
+
+    plain, _ = queries(steps_plain, 50)
+    clocked, run = queries(steps_clocked, 50)
+    assert clocked - plain == 50 + 1, "a SELECT of the database's clock per position, and the run's facts once"
+    times = HistoryEntry.objects.filter(run=run).order_by("seq").values_list("scheduled_at", flat=True)
+    assert [time.isoformat() for time in times] == run.result, "each time read is the one its entry recorded"

@@ -103,3 +103,20 @@ def bad_replier(how: str):
         yield durable.reply(request, 2)
     else:  # answers an update it never received
         yield durable.reply(durable.UpdateRequest("made-up", "ask"), 1)
+
+
+@durable.workflow(name="tests.steps_plain")
+def steps_plain(n: int):
+    for index in range(n):
+        yield double(index)
+
+
+@durable.workflow(name="tests.steps_clocked")
+def steps_clocked(n: int):
+    seen = []
+    for index in range(n):
+        seen.append(durable.now().isoformat())
+        durable.uuid4()
+        durable.workflow_info()
+        yield double(index)
+    return seen
