@@ -145,3 +145,12 @@ def test_aupdate_waits_for_the_reply_without_holding_djangos_sync_thread(worker)
 
     reply, still_waiting, error = async_to_sync(scenario)()
     assert reply == 90 and still_waiting and isinstance(error, durable.UpdateTimeout)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rejected_update_with_start_starts_nothing():
+    with pytest.raises(durable.UpdateRejected, match="coupon codes are upper case"):
+        coupon_checkout.using(workflow_id="coupons-rejected").start_and_update("apply_coupon", "lower", args=(100,))
+    assert not WorkflowRun.objects.filter(workflow_id="coupons-rejected").exists()
+    with pytest.raises(durable.InvalidRequest, match="inside an open transaction"), transaction.atomic():
+        coupon_checkout.using(workflow_id="coupons-atomic").start_and_update("apply_coupon", "WELCOME", args=(100,))
