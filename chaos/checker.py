@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .composed import ComposedPlan
 from .workload import EXPECTED, OrderPlan
 
 WORKFLOW = "chaos.shop.workflows.place_order"
@@ -80,10 +81,22 @@ def _percentiles(values: Iterable[float]) -> dict[str, float] | None:
     }
 
 
-def check(plans: list[OrderPlan], ledger_path: Path, last_fault_wall: float, liveness_bound: float) -> dict[str, Any]:
-    """Every invariant, with counts and offenders, plus the figures the report shows."""
+def check(
+    plans: list[OrderPlan],
+    ledger_path: Path,
+    last_fault_wall: float,
+    liveness_bound: float,
+    composed: list[ComposedPlan] | None = None,
+) -> dict[str, Any]:
+    """Every invariant, with counts and offenders, plus the figures the report shows.
+
+    The order invariants hold the orders; the composed workload's runs are held to
+    ``timers``, ``stale_writes_accepted``, ``history_integrity``, ``work_items_left`` and
+    ``liveness`` as well, and to their own invariants (chaos/composed_checker.py).
+    """
     from durable_django.models import HistoryEntry, Signal, WorkflowRun, WorkItem
 
+    from .composed_checker import DESCRIPTIONS, check_composed
     from .shop.models import Anomaly, Order, SignalReceipt
 
     inv = {
@@ -101,6 +114,7 @@ def check(plans: list[OrderPlan], ledger_path: Path, last_fault_wall: float, liv
             ("history_integrity", "each finished run's history is contiguous and settled"),
             ("work_items_left", "no work item and no live run is left after draining"),
             ("liveness", f"every run finished within {liveness_bound:g} s after the last fault"),
+            *(DESCRIPTIONS.items() if composed is not None else ()),
         )
     }
     ledger = Ledger.load(ledger_path)
@@ -115,6 +129,12 @@ def check(plans: list[OrderPlan], ledger_path: Path, last_fault_wall: float, liv
     committed = [plan for plan in plans if plan.outcome == "committed"]
     committed_refs = {plan.ref for plan in committed}
     committed_order_ids = {plan.order_id for plan in committed}
+    committed_order_ids |= {plan.order_id for plan in composed or () if plan.outcome == "committed" and plan.order_id}
+    # The order invariants' signals: those of order runs (the composed runs' are checked by their own).
+    order_runs = {run.pk for run in runs.values() if run.workflow_name == WORKFLOW}
+    composed_receipts = {nonce: r for nonce, r in receipts.items() if r.ref not in committed_refs}
+    receipts = {nonce: r for nonce, r in receipts.items() if r.ref in committed_refs}
+    all_signals, signals = signals, [sig for sig in signals if sig.run_id in order_runs]
 
     # No lost run.
     for plan in committed:
@@ -193,9 +213,20 @@ def check(plans: list[OrderPlan], ledger_path: Path, last_fault_wall: float, liv
                 lateness.append((entry.finished_at - entry.fire_at).total_seconds())
 
     # Signals.
-    signal_problems = _signal_problems(plans, runs, history, signals, receipts, by_nonce_signal)
+    order_history = {run_id: entries for run_id, entries in history.items() if run_id in order_runs}
+    signal_problems = _signal_problems(plans, runs, order_history, signals, receipts, by_nonce_signal)
     for problem in signal_problems:
         inv["signals"].fail(problem)
+
+    # The composed workload.
+    composed_figures: dict[str, Any] = {}
+    if composed is not None:
+        offenders, composed_figures = check_composed(
+            composed, runs, history, all_signals, composed_receipts, ledger.applications
+        )
+        for name, items in offenders.items():
+            for item in items:
+                inv[name].fail(item)
 
     # Stale writes: the triggers' records.
     for anomaly in Anomaly.objects.order_by("id"):
@@ -269,6 +300,7 @@ def check(plans: list[OrderPlan], ledger_path: Path, last_fault_wall: float, liv
         "api_applied_then_dropped": ledger.outcome("applied_then_dropped"),
         "api_unavailable": ledger.outcome("unavailable"),
         "last_finish_after_last_fault_seconds": None if after_last_fault is None else round(after_last_fault, 2),
+        "composed": composed_figures,
     }
     return {"invariants": {name: invariant.as_dict() for name, invariant in inv.items()}, "figures": figures}
 
