@@ -96,7 +96,7 @@ def check(
     """
     from durable_django.models import HistoryEntry, Signal, WorkflowRun, WorkItem
 
-    from .composed_checker import DESCRIPTIONS, check_composed
+    from .composed_checker import DESCRIPTIONS, check_composed, load_rows
     from .shop.models import Anomaly, Order, SignalReceipt
 
     inv = {
@@ -222,7 +222,7 @@ def check(
     composed_figures: dict[str, Any] = {}
     if composed is not None:
         offenders, composed_figures = check_composed(
-            composed, runs, history, all_signals, composed_receipts, ledger.applications
+            composed, runs, history, all_signals, composed_receipts, ledger.applications, *load_rows()
         )
         for name, items in offenders.items():
             for item in items:

@@ -128,7 +128,7 @@ def make_composed_plans(count: int, seed: int, start_window: float) -> list[Comp
             plan.order_id = SAGA_ORDER_BASE + seed % 1000 * 10_000 + index
             amount = rng.randrange(5, 200) * 100 + ending
             plan.args = [ref, plan.order_id, amount, round(rng.uniform(0.2, 1.5), 2), fail]
-            plan.events = _cancels(rng, 0.4, 3.0)
+            plan.events = _cancels(rng, 0.4, 1.5)
         elif kind == "family":
             seconds = [round(rng.uniform(0.2, 2.0), 2) for _ in range(rng.randint(2, 4))]
             plan.args = [ref, rng.choice(["all", "any"]), seconds]

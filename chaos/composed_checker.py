@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from .composed import ComposedPlan
@@ -49,12 +50,15 @@ def check_composed(
     signals: list[Any],
     receipts: dict[str, Any],
     applications: list[dict[str, Any]],
+    cleanup_rows: list[Any],
+    child_runs: list[Any],
+    waits_for: Callable[[Any, dict[Any, list[Any]]], list[str]] | None = None,
 ) -> tuple[dict[str, list[Any]], dict[str, Any]]:
-    """Offenders per invariant, and the figures of the composed workload."""
-    from durable_django.models import WorkflowRun
+    """Offenders per invariant, and the figures of the composed workload.
 
-    from .shop.models import CleanupLog
-
+    Pure: the caller loads the rows (``load_rows``); ``waits_for`` names what a live run waits for.
+    """
+    waits_for = waits_for or _waits_for
     found: dict[str, list[Any]] = {name: [] for name in DESCRIPTIONS}
     committed = [plan for plan in plans if plan.outcome == "committed"]
     by_run: dict[Any, list[Any]] = defaultdict(list)
@@ -64,13 +68,13 @@ def check_composed(
     for receipt in receipts.values():
         receipts_of[receipt.ref].append(receipt)
     cleanups: dict[str, list[Any]] = defaultdict(list)
-    for row in CleanupLog.objects.order_by("id"):
+    for row in cleanup_rows:
         cleanups[row.ref].append(row)
     applied: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
     for application in applications:
         applied[(application["order_id"], application["kind"])].append(application)
     children: dict[Any, list[Any]] = defaultdict(list)
-    for child in WorkflowRun.objects.filter(parent__isnull=False).order_by("created_at"):
+    for child in child_runs:
         children[child.parent_id].append(child)
 
     figures: Counter[str] = Counter()
@@ -82,7 +86,7 @@ def check_composed(
             continue
         figures[f"{plan.kind} {run.status}"] += 1
         if run.status not in FINISHED:
-            found["stuck_runs"].append({"ref": plan.ref, "status": run.status, "waits_for": _waits_for(run, history)})
+            found["stuck_runs"].append({"ref": plan.ref, "status": run.status, "waits_for": waits_for(run, history)})
             continue
         entries = history.get(run.pk, [])
         _signals(plan, run, entries, by_run[run.pk], receipts_of[plan.ref], found["composed_signals"], figures)
@@ -102,6 +106,16 @@ def check_composed(
     figures["cancels_committed"] = sum(1 for plan in committed if plan.cancel_committed)
     figures["cancels_refused"] = sum(plan.cancels.count("refused_finished") for plan in committed)
     return found, dict(sorted(figures.items()))
+
+
+def load_rows() -> tuple[list[Any], list[Any]]:
+    """The cleanup log and every child run, for ``check_composed``."""
+    from durable_django.models import WorkflowRun
+
+    from .shop.models import CleanupLog
+
+    cleanups = list(CleanupLog.objects.order_by("id"))
+    return cleanups, list(WorkflowRun.objects.filter(parent__isnull=False).order_by("created_at"))
 
 
 def _taken_by_waits(run: Any, entries: list[Any]) -> list[str]:
