@@ -20,6 +20,7 @@ import random
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,8 +100,8 @@ def _loop(rng: random.Random) -> tuple[list[Any], list[Event], list[str]]:
     return [idle, style], events, in_start
 
 
-def _cancels(rng: random.Random, share: float, high: float) -> list[Event]:
-    if rng.random() >= share:
+def _cancels(rng: random.Random, cancel: bool, high: float) -> list[Event]:
+    if not cancel:
         return []
     first = 0.0 if rng.random() < 0.15 else round(rng.uniform(0.0, high), 2)
     events = [Event(first, "cancel")]
@@ -112,10 +113,15 @@ def _cancels(rng: random.Random, share: float, high: float) -> list[Event]:
 def make_composed_plans(count: int, seed: int, start_window: float) -> list[ComposedPlan]:
     """``count`` composed plans, their starts spread over ``start_window`` seconds (offset from the orders')."""
     rng = random.Random(seed * 7919 + 13)
-    names, weights = zip(*KINDS.items(), strict=True)
+    # Kinds by quota and the cancels and stops by turn within a kind, so a short run has them all.
+    kinds = [kind for kind, share in KINDS.items() for _ in range(round(share * count))]
+    kinds = (kinds + ["loop"] * count)[:count]
+    rng.shuffle(kinds)
+    turn: Counter[str] = Counter()
     plans = []
-    for index in range(count):
-        kind = rng.choices(names, weights)[0]
+    for index, kind in enumerate(kinds):
+        nth = turn[kind]
+        turn[kind] += 1
         ref = f"{kind}-{seed}-{index}"
         start_at = start_window * (index + 0.5) / max(1, count)
         plan = ComposedPlan(index, ref, kind, [], start_at, [])
@@ -128,19 +134,19 @@ def make_composed_plans(count: int, seed: int, start_window: float) -> list[Comp
             plan.order_id = SAGA_ORDER_BASE + seed % 1000 * 10_000 + index
             amount = rng.randrange(5, 200) * 100 + ending
             plan.args = [ref, plan.order_id, amount, round(rng.uniform(0.2, 1.5), 2), fail]
-            plan.events = _cancels(rng, 0.4, 1.5)
+            plan.events = _cancels(rng, nth % 5 in (1, 3), 1.5)
         elif kind == "family":
             seconds = [round(rng.uniform(0.2, 2.0), 2) for _ in range(rng.randint(2, 4))]
             plan.args = [ref, rng.choice(["all", "any"]), seconds]
-            plan.events = _cancels(rng, 0.3, 2.5)
+            plan.events = _cancels(rng, nth % 3 == 1, 1.5)
         else:
             plan.args = [ref, rng.randint(2, 4), round(rng.uniform(0.3, 1.0), 2), []]
-            if rng.random() < 0.3:
+            if nth % 3 == 2:
                 offset = round(rng.uniform(0.5, 4.0), 2)
                 plan.events.append(Event(offset, "signal", "stop"))
                 if rng.random() < 0.3:
                     plan.events.append(Event(offset, "signal", "stop"))  # the second stays unread
-            plan.events += _cancels(rng, 0.2, 4.0)
+            plan.events += _cancels(rng, nth % 4 == 1, 2.0)
         plans.append(plan)
     return plans
 

@@ -10,9 +10,10 @@
   charge; a completed saga's result names its charge.
 - ``saga_cleanup`` (cancellation.md): the cleanup in ``finally`` ran exactly once in every
   finished saga, cancelled or not: one completed cleanup entry, its body committed once.
-- ``children_orphaned`` (child-workflows.md): no live child of a finished parent; a child
-  that finished after its parent was cancelled (a loser, or the child of a cancelled
-  parent); each subscription generation started its own child.
+- ``children_orphaned`` (child-workflows.md, lifecycle's ``finish``): no live child of a
+  finished parent; a child asked to cancel (a loser, a child of a cancelled parent) ended
+  cancelled; none ran on for long after its parent ended without being asked to cancel;
+  each subscription generation started its own child.
 - ``composed_outcomes``: each run ended as its plan and the driver's cancels say.
 - ``stuck_runs``: every composed run finished; one that did not is named with what it waits for.
 
@@ -29,6 +30,9 @@ from typing import Any
 from .composed import ComposedPlan
 
 FINISHED = ("completed", "failed", "cancelled")
+#: ``finished_at`` is its transaction's start (PostgreSQL's ``now()``): a child whose last transaction began
+#: after its parent's did can still commit first, and so end completed, unasked, a moment "after" its parent.
+ORPHAN_SLACK = 5.0
 DESCRIPTIONS = {
     "composed_signals": "every signal to a composed run taken once, by a wait that returned it, or left unread",
     "saga_ledger": "each saga charged at most once, refunded iff it failed or was cancelled after charging",
@@ -248,7 +252,7 @@ def _saga(
 
     # The outcome.
     amount, fail = plan.args[2], plan.args[4]
-    if plan.cancel_committed or run.cancel_requested:
+    if plan.cancel_committed or run.cancel_requested_at is not None:
         expected = "cancelled"
     elif amount % 100 == 1 or fail == "fail":
         expected = "failed"
@@ -265,30 +269,38 @@ def _arg(run: Any, index: int) -> Any:
     return args[index] if index < len(args) else None
 
 
-def _outlived(parent: Any, kids: list[Any], found: dict[str, list[Any]]) -> None:
+def _outlived(parent: Any, kids: list[Any], found: dict[str, list[Any]], figures: Counter[Any]) -> None:
     for child in kids:
         if child.status not in FINISHED:
             found["children_orphaned"].append(
                 {"parent": parent.workflow_id, "child": child.workflow_id, "why": f"live child ({child.status})"}
             )
-        elif (
-            child.finished_at and parent.finished_at and child.finished_at > parent.finished_at
-        ) and child.status != "cancelled":
+            continue
+        if child.cancel_requested_at is not None and child.status != "cancelled":
+            found["children_orphaned"].append(
+                {"parent": parent.workflow_id, "child": child.workflow_id, "why": f"cancelled, yet {child.status}"}
+            )
+        outlived = (child.finished_at - parent.finished_at).total_seconds() if parent.finished_at else 0.0
+        if child.cancel_requested_at is None:
+            figures["children unasked, finished after the parent (max s)"] = max(
+                figures["children unasked, finished after the parent (max s)"], round(max(0.0, outlived), 3)
+            )
+        if outlived > ORPHAN_SLACK and child.cancel_requested_at is None:
             found["children_orphaned"].append(
                 {
                     "parent": parent.workflow_id,
                     "child": child.workflow_id,
-                    "why": f"child finished {child.status} after its parent ended {parent.status}",
+                    "why": f"ran on {outlived:.1f} s after its parent ended {parent.status}, never cancelled",
                 }
             )
 
 
 def _expected_by_cancel(plan: ComposedPlan, run: Any) -> str:
-    return "cancelled" if plan.cancel_committed or run.cancel_requested else "completed"
+    return "cancelled" if plan.cancel_committed or run.cancel_requested_at is not None else "completed"
 
 
 def _family(plan: ComposedPlan, run: Any, kids: list[Any], found: dict[str, list[Any]], figures: Counter[str]) -> None:
-    _outlived(run, kids, found)
+    _outlived(run, kids, found, figures)
     figures["family children"] += len(kids)
     mode, seconds = plan.args[1], plan.args[2]
     expected = _expected_by_cancel(plan, run)
@@ -315,7 +327,7 @@ def _family(plan: ComposedPlan, run: Any, kids: list[Any], found: dict[str, list
 def _subscription(
     plan: ComposedPlan, run: Any, kids: list[Any], found: dict[str, list[Any]], figures: Counter[str]
 ) -> None:
-    _outlived(run, kids, found)
+    _outlived(run, kids, found, figures)
     figures["subscription children"] += len(kids)
     figures["subscription generations"] += run.generation + 1
     cycles = plan.args[1]

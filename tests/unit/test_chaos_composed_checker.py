@@ -31,6 +31,7 @@ def run(ref: str, status: str = "completed", result: Any = None, **fields: Any) 
         "result": result,
         "generation": 0,
         "cancel_requested": False,
+        "cancel_requested_at": None,
         "finished_at": at(10),
         "parent_id": None,
         "input_json": "{}",
@@ -195,8 +196,12 @@ def family_world(child_status: str, child_finished: float) -> World:
 
 def test_no_child_is_left_live_or_outlives_its_parent_uncancelled():
     assert family_world("completed", 9).check() == {}
+    assert family_world("completed", 11).check() == {}  # its last transaction began after the parent's
     assert "live child" in str(family_world("running", 9).check()["children_orphaned"])
-    assert "after its parent ended" in str(family_world("completed", 11).check()["children_orphaned"])
+    assert "never cancelled" in str(family_world("completed", 30).check()["children_orphaned"])
+    world = family_world("completed", 9)
+    world.children[0].cancel_requested_at = at(8)
+    assert "cancelled, yet completed" in str(world.check()["children_orphaned"])
 
 
 def test_each_subscription_generation_starts_its_own_child():
