@@ -37,7 +37,7 @@ DESCRIPTIONS = {
     "composed_signals": "every signal to a composed run taken once, by a wait that returned it, or left unread",
     "saga_ledger": "each saga charged at most once, refunded iff it failed or was cancelled after charging",
     "saga_cleanup": "every finished saga (cancelled ones included) ran its finally cleanup exactly once",
-    "children_orphaned": "no live child of a finished parent; a child outliving its parent was cancelled",
+    "children_orphaned": "no live child of a finished parent; a child asked to cancel ended cancelled",
     "composed_outcomes": "each composed run ended as its plan and its cancels say",
     "stuck_runs": "every composed run finished (one that did not is named with what it waits for)",
 }
