@@ -59,10 +59,6 @@ def cancel_then_take_the_due_timer_first(run: WorkflowRun) -> None:
     run.refresh_from_db()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a due timer's item fires the sleep with a cancel pending: Cancelled comes at the next yield, or never",
-)
 @pytest.mark.parametrize("kind", ["sleep", "wait_timeout"])
 def test_a_cancel_committed_before_a_due_timer_is_taken_is_raised_where_the_run_waits(kind):
     run = timer_last.start(kind)
