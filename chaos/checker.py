@@ -23,6 +23,10 @@ from .workload import EXPECTED, OrderPlan
 WORKFLOW = "chaos.shop.workflows.place_order"
 FINISHED = ("completed", "failed", "cancelled")
 SHOWN = 20
+#: A signal wait's result when its timeout fired: no result at all (the library stores none, so a
+#: timeout is told from a signal of ``null``); ``"null"`` as older versions stored it. The harness's
+#: signals always carry a payload, so neither is ever a signal taken.
+TIMED_OUT = (None, "null")
 
 
 @dataclass
@@ -201,7 +205,7 @@ def check(
     lateness: list[float] = []
     for entries in history.values():
         for entry in entries:
-            timed_out = entry.kind == "signal" and entry.status == "completed" and entry.result_json == "null"
+            timed_out = entry.kind == "signal" and entry.status == "completed" and entry.result_json in TIMED_OUT
             fired = (entry.kind == "sleep" and entry.status == "completed") or timed_out
             if not fired or entry.fire_at is None:
                 continue
@@ -423,7 +427,7 @@ def _signal_problems(
             receipt is not None
             and receipt.committed_at is not None
             and wait is not None
-            and wait.result_json == "null"
+            and wait.result_json in TIMED_OUT
             and wait.status == "completed"
             and receipt.committed_at < wait.scheduled_at
         ):
