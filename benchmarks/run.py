@@ -110,10 +110,7 @@ def _setup_django(args: argparse.Namespace) -> None:
     import django
 
     django.setup()
-    # Importing example_project (for its processes helper) creates that project's Celery app,
-    # which would become the current app; the driver must send through the benchmark's app.
-    import example_project  # noqa: F401
-
+    # The driver sends through the benchmark's Celery app, whichever app was created first.
     from .celery_app import app
 
     app.set_current()

@@ -164,16 +164,19 @@ def signal(run: WorkflowRun | str, name: str, payload: Any = None) -> None:
     payload_json = codec.encode(payload, f"the payload of signal {name!r}")
     using = database()
     refuse_other_database(using, "signal()")
-    with transaction.atomic(using=using, savepoint=False):  # nothing here fails but the database itself
+    # No savepoint (one round trip less); so nothing is raised inside the block, where it
+    # would leave the caller's transaction unusable: a refusal is raised once out of it.
+    with transaction.atomic(using=using, savepoint=False):
         # Shared with other senders, exclusive of a worker finishing the run: a run cannot end
         # between this check and the caller's commit without seeing this signal.
         status = shared_status(using, run.pk)
-        if status is None:
-            raise RunNotFound(f"run {run.workflow_id!r} no longer exists.")
-        if status in WorkflowRun.FINISHED:
-            _refuse_finished(run, status, f"signal {name!r} would never be read")
-        Signal.objects.using(using).create(run_id=run.pk, name=name, payload_json=payload_json)
-        outbox.wake(using, run.pk)
+        if status is not None and status not in WorkflowRun.FINISHED:
+            Signal.objects.using(using).create(run_id=run.pk, name=name, payload_json=payload_json)
+            outbox.wake(using, run.pk)
+    if status is None:
+        raise RunNotFound(f"run {run.workflow_id!r} no longer exists.")
+    if status in WorkflowRun.FINISHED:
+        _refuse_finished(run, status, f"signal {name!r} would never be read")
 
 
 def cancel(run: WorkflowRun | str) -> None:

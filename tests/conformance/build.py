@@ -63,6 +63,10 @@ def loop(times: int, *body: Stmt) -> Stmt:
     return {"op": "loop", "id": _id(), "times": times, "body": list(body)}
 
 
+def state() -> Stmt:
+    return {"op": "state", "id": _id()}
+
+
 def continue_as_new() -> Stmt:
     return {"op": "continue", "id": _id()}
 

@@ -20,7 +20,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.test.utils import setup_databases, teardown_databases
-from example_project.processes import CeleryWorker
+
+from tests.support.processes import CeleryWorker
 
 from .journal import ENV
 from .workflows import STEP_SECONDS

@@ -3,7 +3,7 @@
 The model names the compositions a case meets (``Prediction.shapes``). A case that meets a
 shape listed here is not generated (``hypothesis.assume``) and not checked by ``make fuzz``
 (it is counted as skipped), because the engine is known to get it wrong. Each has an
-explicit ``xfail(strict=True)`` test in ``test_findings.py`` too. When a finding is fixed,
+explicit ``xfail(strict=True)`` test in ``test_compositions.py`` too. When a finding is fixed,
 delete its line here: the generator then covers it again, and the xfail test starts
 passing, which fails it until its mark is removed.
 """

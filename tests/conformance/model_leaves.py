@@ -90,16 +90,14 @@ class Leaves:
             winner = next((s for s in slots if isinstance(s.leaf, rq.Wait) and self.has_signal(run, s.leaf)), None)
             if winner is not None:
                 # A buffered signal settles the group as it opens: the other leaves lose before they
-                # start ("a step opened in the same advance ... never runs"; a child is started and
-                # cancelled, as any losing child; a losing wait takes no signal).
+                # start (docs/parallel.md: "a step never runs, a child never starts, another wait
+                # takes nothing").
                 self.take(run, winner)
                 for slot in slots:
-                    if slot is winner:
-                        continue
                     if isinstance(slot.leaf, rq.Step):
                         self.met("any_of-settled-at-open-beside-a-step")
                     if isinstance(slot.leaf, rq.Child):
-                        self.start_leaf(run, slot)
+                        self.met("any_of-settled-at-open-beside-a-child")
                 self.note_losers(run, slots, winner)
                 self.cancel_slots([s for s in slots if s is not winner])
                 return

@@ -94,6 +94,10 @@ def _traces(observed: Observed, records: list[dict[str, Any]], kills: bool) -> N
             observed.anomalies.append(
                 f"run {key[0]} gen {key[1]} yield #{key[2]} returned {seen[key]} once and {record['o']} on a replay"
             )
+        if key in seen and seen[key] != record["o"]:
+            # What that one execution went on to see after the refused result is not kept either.
+            for later in [other for other in seen if other[:2] == key[:2] and other[2] > key[2]]:
+                del seen[later]
         seen[key] = record["o"]
     seen = {key: outcome for key, outcome in seen.items() if key[0] in observed.runs}
     for (scope, gen, index), outcome in seen.items():

@@ -148,3 +148,18 @@ def test_a_signal_after_the_run_advanced_in_the_same_transaction_wakes_it_again(
         assert not WorkItem.objects.filter(run=run).exists()
         run.signal("item", "x")
         assert WorkItem.objects.filter(run=run, kind=WorkItem.Kind.ADVANCE).exists(), "nothing will advance the run"
+
+
+@pytest.mark.django_db
+def test_a_refused_signal_leaves_the_callers_transaction_usable():
+    # A view under ATOMIC_REQUESTS catches RunFinished and goes on with its own queries.
+    run = collect.start(1)
+    WorkflowRun.objects.filter(pk=run.pk).update(status=WorkflowRun.Status.COMPLETED)
+    with transaction.atomic():
+        with pytest.raises(durable.RunFinished):
+            run.signal("item", "late")
+        assert WorkflowRun.objects.filter(pk=run.pk).exists()
+        with pytest.raises(durable.RunNotFound):
+            WorkflowRun.objects.filter(pk=run.pk).delete()
+            run.signal("item", "gone")
+        assert not WorkflowRun.objects.filter(pk=run.pk).exists()

@@ -1,7 +1,8 @@
-"""Issue 10's findings, each as the smallest program (or workflow) that shows it, checked against the model.
+"""Compositions that once broke a guarantee, each as the smallest program (or workflow) that shows it.
 
-Each test is ``xfail(strict=True)`` while the engine has the bug: once the fix lands it
-passes, which fails it, and its mark (and its line in ``known_bugs.py``) must go.
+Each is checked against the reference model. A newly found bug lands here as
+``xfail(strict=True)`` with its line in ``known_bugs.py``; once fixed, the test passes, which
+fails it, and the mark and the line go.
 """
 
 from __future__ import annotations
@@ -117,3 +118,16 @@ def test_finding_7_cancelling_a_blocked_parent_cancels_its_live_child() -> None:
             _CODE["child_argument"] = 1
         child = WorkflowRun.objects.get(parent=parent)
         assert child.status == WorkflowRun.Status.CANCELLED, f"the child is {child.status}"
+
+
+def test_the_yields_after_a_step_result_refused_by_a_cancel_are_not_kept() -> None:
+    # Found by the generator: a hundred and one timeouts push the step into a fresh advance, where
+    # the one-statement path fed the live generator its result, which went on to set_state.
+    program = b.program(b.loop(101, b.wait("a", timeout=0)), b.step("cancels", "ok", policy="once"), b.state())
+    assert_conforms(program, [b.time(60 * DAY)])
+
+
+def test_a_child_beside_a_buffered_signal_that_settles_the_any_of_never_starts() -> None:
+    # Found by make fuzz (the model started the child and cancelled it; docs/parallel.md says never starts).
+    program = b.program(b.sleep(HOUR), b.any_of(b.wait("b"), b.child(b.program(b.step("ok")))))
+    assert_conforms(program, [b.signals(("b", 1)), b.time(2 * HOUR)])
