@@ -84,7 +84,7 @@ def check_composed(
     figures: Counter[str] = Counter()
     for plan in committed:
         run = runs.get(plan.ref)
-        figures[f"{plan.kind}s"] += 1
+        figures[f"{plan.kind} runs"] += 1
         if run is None:
             found["stuck_runs"].append({"ref": plan.ref, "why": "no run for a committed start"})
             continue

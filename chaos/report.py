@@ -38,7 +38,7 @@ def _composed_line(composed: dict[str, Any]) -> str:
     """The composed workload in one line: runs by kind and how they ended, signals and cancels."""
     kinds = ("loop", "saga", "family", "subscription")
     ended = "; ".join(
-        f"{composed.get(kind + 's', 0)} {kind}s "
+        f"{composed.get(kind + ' runs', 0)} {kind} runs "
         + str(
             {
                 status: composed[f"{kind} {status}"]
