@@ -69,12 +69,13 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
-## The chaos harness: order workflows under worker kills, database and broker faults (docs/chaos.md).
+## The chaos harness: order workflows and composed ones (signal loops, sagas cancelled at random points,
+## children, continue-as-new) under worker kills, database and broker faults (docs/chaos.md).
 ## Its own PostgreSQL, Redis, fake payment API and workers on loopback ports; about 5 minutes.
 chaos: $(STAMP)
 	$(PY) -m chaos --profile full $(CHAOS_ARGS)
 
-## The same, short (about 200 workflows, a minute or two): CI runs it on every submission.
+## The same, short (200 orders and 50 composed workflows, a minute or two): CI runs it on every submission.
 chaos-smoke: $(STAMP)
 	$(PY) -m chaos --profile smoke $(CHAOS_ARGS)
 

@@ -17,11 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .composed import ComposedPlan
 from .workload import EXPECTED, OrderPlan
 
 WORKFLOW = "chaos.shop.workflows.place_order"
 FINISHED = ("completed", "failed", "cancelled")
 SHOWN = 20
+#: A signal wait's result when its timeout fired: no result at all (the library stores none, so a
+#: timeout is told from a signal of ``null``); ``"null"`` as older versions stored it. The harness's
+#: signals always carry a payload, so neither is ever a signal taken.
+TIMED_OUT = (None, "null")
 
 
 @dataclass
@@ -80,10 +85,22 @@ def _percentiles(values: Iterable[float]) -> dict[str, float] | None:
     }
 
 
-def check(plans: list[OrderPlan], ledger_path: Path, last_fault_wall: float, liveness_bound: float) -> dict[str, Any]:
-    """Every invariant, with counts and offenders, plus the figures the report shows."""
+def check(
+    plans: list[OrderPlan],
+    ledger_path: Path,
+    last_fault_wall: float,
+    liveness_bound: float,
+    composed: list[ComposedPlan] | None = None,
+) -> dict[str, Any]:
+    """Every invariant, with counts and offenders, plus the figures the report shows.
+
+    The order invariants hold the orders; the composed workload's runs are held to
+    ``timers``, ``stale_writes_accepted``, ``history_integrity``, ``work_items_left`` and
+    ``liveness`` as well, and to their own invariants (chaos/composed_checker.py).
+    """
     from durable_django.models import HistoryEntry, Signal, WorkflowRun, WorkItem
 
+    from .composed_checker import DESCRIPTIONS, check_composed, load_rows
     from .shop.models import Anomaly, Order, SignalReceipt
 
     inv = {
@@ -101,6 +118,7 @@ def check(plans: list[OrderPlan], ledger_path: Path, last_fault_wall: float, liv
             ("history_integrity", "each finished run's history is contiguous and settled"),
             ("work_items_left", "no work item and no live run is left after draining"),
             ("liveness", f"every run finished within {liveness_bound:g} s after the last fault"),
+            *(DESCRIPTIONS.items() if composed is not None else ()),
         )
     }
     ledger = Ledger.load(ledger_path)
@@ -115,6 +133,12 @@ def check(plans: list[OrderPlan], ledger_path: Path, last_fault_wall: float, liv
     committed = [plan for plan in plans if plan.outcome == "committed"]
     committed_refs = {plan.ref for plan in committed}
     committed_order_ids = {plan.order_id for plan in committed}
+    committed_order_ids |= {plan.order_id for plan in composed or () if plan.outcome == "committed" and plan.order_id}
+    # The order invariants' signals: those of order runs (the composed runs' are checked by their own).
+    order_runs = {run.pk for run in runs.values() if run.workflow_name == WORKFLOW}
+    composed_receipts = {nonce: r for nonce, r in receipts.items() if r.ref not in committed_refs}
+    receipts = {nonce: r for nonce, r in receipts.items() if r.ref in committed_refs}
+    all_signals, signals = signals, [sig for sig in signals if sig.run_id in order_runs]
 
     # No lost run.
     for plan in committed:
@@ -181,7 +205,7 @@ def check(plans: list[OrderPlan], ledger_path: Path, last_fault_wall: float, liv
     lateness: list[float] = []
     for entries in history.values():
         for entry in entries:
-            timed_out = entry.kind == "signal" and entry.status == "completed" and entry.result_json == "null"
+            timed_out = entry.kind == "signal" and entry.status == "completed" and entry.result_json in TIMED_OUT
             fired = (entry.kind == "sleep" and entry.status == "completed") or timed_out
             if not fired or entry.fire_at is None:
                 continue
@@ -193,9 +217,20 @@ def check(plans: list[OrderPlan], ledger_path: Path, last_fault_wall: float, liv
                 lateness.append((entry.finished_at - entry.fire_at).total_seconds())
 
     # Signals.
-    signal_problems = _signal_problems(plans, runs, history, signals, receipts, by_nonce_signal)
+    order_history = {run_id: entries for run_id, entries in history.items() if run_id in order_runs}
+    signal_problems = _signal_problems(plans, runs, order_history, signals, receipts, by_nonce_signal)
     for problem in signal_problems:
         inv["signals"].fail(problem)
+
+    # The composed workload.
+    composed_figures: dict[str, Any] = {}
+    if composed is not None:
+        offenders, composed_figures = check_composed(
+            composed, runs, history, all_signals, composed_receipts, ledger.applications, *load_rows()
+        )
+        for name, items in offenders.items():
+            for item in items:
+                inv[name].fail(item)
 
     # Stale writes: the triggers' records.
     for anomaly in Anomaly.objects.order_by("id"):
@@ -269,6 +304,7 @@ def check(plans: list[OrderPlan], ledger_path: Path, last_fault_wall: float, liv
         "api_applied_then_dropped": ledger.outcome("applied_then_dropped"),
         "api_unavailable": ledger.outcome("unavailable"),
         "last_finish_after_last_fault_seconds": None if after_last_fault is None else round(after_last_fault, 2),
+        "composed": composed_figures,
     }
     return {"invariants": {name: invariant.as_dict() for name, invariant in inv.items()}, "figures": figures}
 
@@ -391,7 +427,7 @@ def _signal_problems(
             receipt is not None
             and receipt.committed_at is not None
             and wait is not None
-            and wait.result_json == "null"
+            and wait.result_json in TIMED_OUT
             and wait.status == "completed"
             and receipt.committed_at < wait.scheduled_at
         ):

@@ -9,8 +9,8 @@ response back (its request count grows); the same key with another body is refus
 into PostgreSQL, and nothing but this process writes it.
 
 Endpoints: ``POST /charges`` ``{"order_id", "amount_cents"}``, ``POST /refunds``
-``{"order_id", "charge_id"}``, ``POST /emails`` ``{"order_id", "kind"}``, ``GET /health``,
-``GET /stats``, ``POST /control`` ``{"p503", "pdrop"}``.
+``{"order_id", "charge_id"}`` (an empty ``charge_id``: by the order's reference, below),
+``POST /emails`` ``{"order_id", "kind"}``, ``GET /health``, ``GET /stats``, ``POST /control`` ``{"p503", "pdrop"}``.
 
 Faults, by magic amounts (like a payment provider's test cards) and at random:
 - amount ending in ``01``: the card is declined (``402``, saved like any response);
@@ -18,6 +18,13 @@ Faults, by magic amounts (like a payment provider's test cards) and at random:
 - ending in ``03``: the first request applies the charge, then the connection is reset
   with no response (the "charged, but the worker never heard" window);
 - any request: ``503`` with probability ``--p503``, apply-then-drop with ``--pdrop``.
+
+A refund by the order's reference (the composed workload's sagas compensate that way, since
+a cancelled charge step may have charged without its result reaching the workflow) refunds
+the order's applied charge; if it was refunded already, the earlier refund comes back and
+nothing is applied; if the order has no charge, the order is voided: a later charge for it
+(a paused attempt that wakes up after the compensation) is declined, as a provider declines
+a cancelled payment intent.
 """
 
 from __future__ import annotations
@@ -230,7 +237,11 @@ class Server(ThreadingHTTPServer):
     ) -> tuple[int, dict[str, Any], str, str]:
         effect_id = f"{PREFIX[kind]}_{uuid.uuid4().hex[:16]}"
         if kind == "charge":
-            if magic == 1:
+            voided = connection.execute(
+                "SELECT 1 FROM effects WHERE kind = 'refund' AND order_id = ? AND status = 'voided'",
+                (body["order_id"],),
+            ).fetchone()
+            if magic == 1 or voided:
                 return 402, {"id": effect_id, "status": "declined", "error": "card_declined"}, "declined", ""
             return (
                 200,
@@ -240,6 +251,8 @@ class Server(ThreadingHTTPServer):
             )
         if kind == "refund":
             charge_id = str(body.get("charge_id", ""))
+            if not charge_id:
+                return Server._refund_order(connection, effect_id, body["order_id"])
             charge = connection.execute(
                 "SELECT order_id FROM effects WHERE kind = 'charge' AND effect_id = ? AND status = 'applied'",
                 (charge_id,),
@@ -248,6 +261,23 @@ class Server(ThreadingHTTPServer):
                 return 404, {"error": "no such charge for this order", "charge_id": charge_id}, "", ""
             return 200, {"id": effect_id, "status": "refunded", "charge_id": charge_id}, "applied", charge_id
         return 200, {"id": effect_id, "status": "sent", "kind": body.get("kind")}, "applied", str(body.get("kind"))
+
+    @staticmethod
+    def _refund_order(
+        connection: sqlite3.Connection, effect_id: str, order_id: int
+    ) -> tuple[int, dict[str, Any], str, str]:
+        """Refund whatever the order was charged, once per order whatever the key; void an order never charged."""
+        charge = connection.execute(
+            "SELECT effect_id FROM effects WHERE kind = 'charge' AND order_id = ? AND status = 'applied'", (order_id,)
+        ).fetchone()
+        if charge is None:
+            return 200, {"id": effect_id, "status": "voided", "charge_id": None}, "voided", ""
+        earlier = connection.execute(
+            "SELECT effect_id FROM applications WHERE kind = 'refund' AND target = ?", (charge[0],)
+        ).fetchone()
+        if earlier is not None:
+            return 200, {"id": earlier[0], "status": "refunded", "charge_id": charge[0]}, "already_refunded", charge[0]
+        return 200, {"id": effect_id, "status": "refunded", "charge_id": charge[0]}, "applied", charge[0]
 
 
 def main() -> None:

@@ -22,6 +22,8 @@ class Profile:
     faults: dict[str, int]
     #: Faults that must have landed, per counter of the report; fewer is INCONCLUSIVE.
     minimum: dict[str, int]
+    #: Composed workflows (chaos/composed.py) started over the same window, beside the orders.
+    composed: int = 0
     workers: int = 2
     concurrency: int = 2
     #: DURABLE_FAULT_PUBLISH for the workers during the fault window.
@@ -48,9 +50,25 @@ EVERY_KIND_ONCE = {
     "cancels": 1,
 }
 
+#: Figures of the composed workload (chaos/composed_checker.py) that the coverage counts: at least one each.
+COMPOSED_FIGURES = (
+    "loops exited",
+    "loops idle",
+    "signals_in_start",
+    "saga cancelled",
+    "saga failed",
+    "saga completed",
+    "family cancelled",
+    "family completed",
+    "subscription generations",
+    "subscription cancelled",
+)
+COMPOSED_ONCE = {f"composed: {name}": 1 for name in COMPOSED_FIGURES}
+
 FULL = Profile(
     name="full",
     workflows=1000,
+    composed=250,
     start_window=150.0,
     fault_start=3.0,
     fault_end=160.0,
@@ -78,12 +96,14 @@ FULL = Profile(
         "broker_restarts": 5,
         "broker_restarts_lossy": 2,
         **EVERY_KIND_ONCE,
+        **COMPOSED_ONCE,
     },
 )
 
 SMOKE = Profile(
     name="smoke",
     workflows=200,
+    composed=50,
     start_window=35.0,
     fault_start=2.0,
     fault_end=42.0,
@@ -109,6 +129,7 @@ SMOKE = Profile(
         "broker_restarts": 2,
         "broker_restarts_lossy": 1,
         **EVERY_KIND_ONCE,
+        **COMPOSED_ONCE,
     },
     publish_faults="drop=0.1,duplicate=0.1",
 )

@@ -34,6 +34,33 @@ def write(report: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(report, indent=2, default=str) + "\n")
 
 
+def _composed_line(composed: dict[str, Any]) -> str:
+    """The composed workload in one line: runs by kind and how they ended, signals and cancels."""
+    kinds = ("loop", "saga", "family", "subscription")
+    ended = "; ".join(
+        f"{composed.get(kind + ' runs', 0)} {kind} runs "
+        + str(
+            {
+                status: composed[f"{kind} {status}"]
+                for status in ("completed", "failed", "cancelled")
+                if composed.get(f"{kind} {status}")
+            }
+        )
+        for kind in kinds
+    )
+    return (
+        f"  composed: {ended}\n"
+        f"    loops exited {composed.get('loops exited', 0)}, idled out {composed.get('loops idle', 0)}; "
+        f"signals {composed.get('signals_committed', 0)} committed "
+        f"({composed.get('signals_in_start', 0)} in the start's transaction), "
+        f"{composed.get('signals_taken', 0)} taken, {composed.get('signals_unread', 0)} unread, "
+        f"{composed.get('signals_refused', 0)} refused; cancels {composed.get('cancels_committed', 0)} "
+        f"({composed.get('cancels_refused', 0)} refused); sagas charged {composed.get('saga charged', 0)}, "
+        f"refunded {composed.get('saga refunded', 0)}; children {composed.get('family children', 0)} + "
+        f"{composed.get('subscription children', 0)} over {composed.get('subscription generations', 0)} generations"
+    )
+
+
 def summary(report: dict[str, Any]) -> str:
     figures = report.get("figures", {})
     timing = report["seconds"]
@@ -51,6 +78,7 @@ def summary(report: dict[str, Any]) -> str:
         f"  signals: {workload['signals_committed']} committed ({workload['early_signals']} early, "
         f"{workload['double_signals']} runs signalled twice), {workload['signals_refused']} refused (run finished); "
         f"cancels {workload['cancels']}",
+        _composed_line(figures.get("composed") or {}),
         f"  worker kills: {faults.get('worker_kills_landed', 0)} landed "
         f"(pool {faults.get('child_kills_landed', 0)}/{faults.get('child_kills', 0)}, "
         f"main {faults.get('main_kills_landed', 0)}/{faults.get('main_kills', 0)}; "

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report as reporting
-from .profiles import PROFILES, Profile
+from .profiles import COMPOSED_FIGURES, PROFILES, Profile
 from .services import ROOT, FakeApi, Postgres, RabbitMQ, Redis, free_port
 
 logger = logging.getLogger("chaos")
@@ -51,6 +51,7 @@ class Harness:
         self.api: FakeApi | None = None
         self.cluster: Any = None
         self.workload: Any = None
+        self.composed: Any = None
         self.injector: Any = None
         self.threads: list[threading.Thread] = []
         self.supervising = threading.Event()
@@ -142,6 +143,7 @@ class Harness:
     # Running.
     def run(self) -> dict[str, Any]:
         self.start_services()
+        from .composed import ComposedDriver, make_composed_plans
         from .injector import Injector, Timeline
         from .workload import Workload, make_plans
 
@@ -149,6 +151,8 @@ class Harness:
         timeline = Timeline(self.run_dir / "timeline.jsonl")
         self.workload = workload = Workload(plans, self.seed, timeline)
         workload.t0 = timeline.t0
+        composed_plans = make_composed_plans(self.profile.composed, self.seed, self.profile.start_window)
+        self.composed = composed = ComposedDriver(composed_plans, timeline.t0)
         assert self.postgres and self.broker and self.api
         self.injector = injector = Injector(
             self.profile, self.seed, self.cluster, self.postgres, self.broker, self.api, timeline, self.run_dir
@@ -160,6 +164,7 @@ class Harness:
                 target=self.cluster.supervise, args=(self.supervising, timeline.record), name="supervisor", daemon=True
             ),
             threading.Thread(target=workload.run_starter, name="starter", daemon=True),
+            threading.Thread(target=composed.run, name="composed", daemon=True),
             threading.Thread(target=injector.run, name="injector", daemon=True),
             threading.Thread(target=workload.run_controller, args=(drained.is_set,), name="controller", daemon=True),
         ]
@@ -167,9 +172,10 @@ class Harness:
             thread.start()
         began = time.monotonic()
         limit = began + self.profile.start_window + self.profile.fault_end + 600
-        while not (workload.starts_done.is_set() and injector.finished.is_set()):
+        started = lambda: workload.starts_done.is_set() and composed.done.is_set() and injector.finished.is_set()  # noqa: E731
+        while not started():
             self._progress(timeline.now())
-            self._sleep(10, until=lambda: workload.starts_done.is_set() and injector.finished.is_set())
+            self._sleep(10, until=started)
             if time.monotonic() > limit:
                 raise RuntimeError("the workload or the injector did not finish in time")
         self.seconds["workload"] = round(time.monotonic() - began, 2)
@@ -190,7 +196,9 @@ class Harness:
         self.api.stop()
         from .checker import check
 
-        result = check(plans, self.api.ledger, injector.last_fault_wall, self.profile.liveness_bound)
+        result = check(
+            plans, self.api.ledger, injector.last_fault_wall, self.profile.liveness_bound, composed=composed_plans
+        )
         self.seconds["check"] = round(time.monotonic() - began, 2)
         return self._report(result, plans, timeline)
 
@@ -226,8 +234,10 @@ class Harness:
             return False
         live = sum(counts[status] for status in WorkflowRun.LIVE)
         committed = sum(1 for plan in self.workload.plans if plan.outcome == "committed")
+        committed += sum(1 for plan in self.composed.plans if plan.outcome == "committed")
         runs = sum(counts[status] for status in (*WorkflowRun.LIVE, *WorkflowRun.FINISHED, "blocked"))
-        return not live and runs >= committed and not counts["work_items"] and not self.workload.pending_actions()
+        pending = self.workload.pending_actions() + self.composed.pending_actions()
+        return not live and runs >= committed and not counts["work_items"] and not pending
 
     def _progress(self, t: float) -> None:
         from django.db import DatabaseError, connection
@@ -280,8 +290,10 @@ class Harness:
             ),
             "cancels": sum(1 for plan in plans if plan.cancel == "committed"),
         }
+        composed_figures = result["figures"].get("composed", {})
         landed = {
             **faults,
+            **{f"composed: {name}": composed_figures.get(name, 0) for name in COMPOSED_FIGURES},
             "api_applied_then_dropped": result["figures"]["api_applied_then_dropped"],
             "api_unavailable": result["figures"]["api_unavailable"],
             "rolled_back_starts": workload["rolled_back"],
@@ -296,7 +308,10 @@ class Harness:
             invariants["phantom_runs"]["violations"] += workload["duplicate_starts_new_run"]
             invariants["phantom_runs"]["offenders"].append("a duplicate start returned a new run")
         logs = self.cluster.logs()
-        harness_errors = self.workload.errors + self.injector.errors
+        harness_errors = self.workload.errors + self.composed.errors + self.injector.errors
+        failed_composed = sum(1 for plan in self.composed.plans if plan.outcome == "failed_to_start")
+        if failed_composed:
+            harness_errors.append(f"{failed_composed} composed starts failed for good")
         if workload["failed_to_start"]:
             harness_errors.append(f"{workload['failed_to_start']} starts failed for good")
         report = {
@@ -331,6 +346,8 @@ class Harness:
     def shutdown(self) -> None:
         if self.workload is not None:
             self.workload.stop.set()
+        if self.composed is not None:
+            self.composed.stop.set()
         if self.injector is not None:
             self.injector.stop.set()
             self.injector.wake_all()
@@ -377,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="the schedule and the workload follow from it")
     parser.add_argument("--report", default=None, help="where to write the JSON report (default: in the run folder)")
     parser.add_argument("--workflows", type=int, default=None, help="override the profile's number of workflows")
+    parser.add_argument("--composed", type=int, default=None, help="override the profile's composed workflows")
     parser.add_argument(
         "--broker",
         choices=["redis", "rabbitmq"],
@@ -387,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     profile = PROFILES[args.profile]
     if args.workflows:
         profile = dataclasses.replace(profile, workflows=args.workflows)
+    if args.composed is not None:
+        profile = dataclasses.replace(profile, composed=args.composed)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1_000_000)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = ROOT / "var" / "chaos" / f"{stamp}-{profile.name}-seed{seed}"

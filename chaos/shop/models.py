@@ -58,3 +58,14 @@ class Anomaly(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.row}"
+
+
+class CleanupLog(models.Model):
+    """One row each time a composed saga's cleanup step body commits (its idempotency key says which entry)."""
+
+    ref = models.CharField(max_length=64, db_index=True)
+    key = models.CharField(max_length=128)
+    at = models.DateTimeField(db_default=Now())
+
+    def __str__(self) -> str:
+        return f"cleanup of {self.ref} ({self.key})"

@@ -105,3 +105,7 @@ def place_order(order_id: int, amount_cents: int, sleep_seconds: float, wait_sec
         "refund": refund["id"],
         "signal": None if decision is None else decision["nonce"],
     }
+
+
+# The composed workload's workflows are discovered with this module's.
+from . import composed  # noqa: E402, F401

@@ -86,7 +86,10 @@ def _advance_or_fire(using: str, item_id: int, run_id: Any, kind: str) -> Claim 
         if row["seq"] is None:  # the run's deadline: the advance it wakes raises DeadlineExceeded
             deadlines.fire(using, run)
             return None
-        if not _fire(using, run.pk, row["seq"]):
+        # A cancel committed before this timer was taken wins the race: the advance below raises
+        # Cancelled at the yield that waits on the timer and drops it. Fired first, the timer would
+        # let the workflow run on to its next yield, or to its end with the cancel ignored.
+        if not run.cancel_requested and not _fire(using, run.pk, row["seq"]):
             return None
     # An advance reads every committed signal, so it stands for all the run's waiting
     # advances; with the run locked, none left means another worker did this one.

@@ -74,3 +74,25 @@ def test_a_refund_needs_an_applied_charge_of_the_same_order(api):
     assert post(port, "/refunds", {"order_id": 6, "charge_id": charge["id"]}, "r6")[0] == 404
     status, refund = post(port, "/refunds", {"order_id": 5, "charge_id": charge["id"]}, "r5")
     assert (status, refund["charge_id"]) == (200, charge["id"])
+
+
+def test_a_refund_by_the_orders_reference_refunds_its_charge_once_whatever_the_key(api):
+    port, ledger = api
+    status, charge = post(port, "/charges", {"order_id": 7, "amount_cents": 1050}, "charge-7")
+    assert status == 200
+    status, refund = post(port, "/refunds", {"order_id": 7, "charge_id": ""}, "refund-7-a")
+    assert (status, refund["status"], refund["charge_id"]) == (200, "refunded", charge["id"])
+    status, again = post(port, "/refunds", {"order_id": 7, "charge_id": ""}, "refund-7-b")  # asked again, new key
+    assert (status, again["id"]) == (200, refund["id"])
+    assert rows(ledger, "SELECT kind, target FROM applications WHERE order_id = 7 ORDER BY id") == [
+        ("charge", ""),
+        ("refund", charge["id"]),
+    ]
+
+
+def test_a_refund_by_reference_of_an_order_never_charged_voids_it_and_a_late_charge_is_declined(api):
+    port, ledger = api
+    status, void = post(port, "/refunds", {"order_id": 8, "charge_id": ""}, "refund-8")
+    assert (status, void["status"]) == (200, "voided")
+    assert post(port, "/charges", {"order_id": 8, "amount_cents": 1050}, "charge-8")[0] == 402
+    assert rows(ledger, "SELECT count(*) FROM applications WHERE order_id = 8") == [(0,)]

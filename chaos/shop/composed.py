@@ -1,0 +1,167 @@
+"""The composed workload's workflows: request kinds combined the way applications combine them.
+
+- ``signal_loop``: ``any_of`` over a "submit" wait, an "exit" wait and an idle timer (or a
+  "submit" wait with a timeout), in a bounded loop, with a step between some rounds.
+- ``saga``: a charge at the fake payment API, a hold (sleep), a reservation that may fail;
+  compensation (a refund by the order's reference) and a cleanup step in ``finally``. A
+  cancel can land at any of its yields, the compensation's and the cleanup's included: a
+  ``Cancelled`` caught there is remembered, the request is asked again (nothing cancels
+  it a second time) and the cancel re-raised at the end.
+- ``family``: a parent with children in ``all_of`` or ``any_of``; ``errand`` is the child.
+- ``subscription``: a child per cycle (``renew``), then ``any_of`` of a "stop" signal and a
+  short period, then ``continue_as_new`` with what it billed.
+
+Every signal payload carries the harness's nonce, and every result says what the run took,
+so the checker can hold each run to what the driver sent (chaos/composed_checker.py).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import durable_django as durable
+
+from . import payments
+from .models import CleanupLog
+from .workflows import RETRY, TIMEOUT, charge_card, key
+
+#: A loop ends after this many rounds whatever arrives (then its result says "full").
+LOOP_ROUNDS = 40
+
+
+class OutOfStock(Exception):
+    """The saga's reservation fails for good: the saga compensates."""
+
+
+class Flaky(Exception):
+    """A first attempt that fails and is retried."""
+
+
+STEP_RETRY = durable.RetryPolicy(
+    max_attempts=10,
+    initial_interval=timedelta(milliseconds=100),
+    maximum_interval=timedelta(seconds=3),
+    non_retryable=(OutOfStock, payments.CardDeclined, payments.ProviderRefused),
+)
+
+
+@durable.step(retry=STEP_RETRY, timeout=TIMEOUT)
+def ack(count: int) -> int:
+    return count
+
+
+@durable.workflow
+def signal_loop(idle_seconds: float, style: str):
+    received: list[str] = []
+    for _ in range(LOOP_ROUNDS):
+        idle = timedelta(seconds=idle_seconds)
+        if style == "timer":
+            group = durable.any_of(durable.wait_signal("submit"), durable.wait_signal("exit"), durable.sleep(idle))
+        else:  # the submit wait carries the timeout itself
+            group = durable.any_of(durable.wait_signal("submit", timeout=idle), durable.wait_signal("exit"))
+        index, value = yield group
+        if index == 1:
+            return {"status": "exited", "received": received, "exit": value["nonce"]}
+        if index == 2 or value is None:
+            return {"status": "idle", "received": received}
+        received.append(value["nonce"])
+        if len(received) % 3 == 0:
+            yield ack(len(received))
+    return {"status": "full", "received": received}
+
+
+@durable.step(retry=STEP_RETRY, timeout=TIMEOUT)
+def reserve(ref: str, fail: str) -> str:
+    if fail == "fail":
+        raise OutOfStock(f"{ref}: out of stock")
+    if fail == "flaky" and durable.step_context().attempt == 1:
+        raise Flaky(f"{ref}: first attempt fails")
+    return f"reservation-{ref}"
+
+
+@durable.step(retry=STEP_RETRY, timeout=TIMEOUT)
+def refund_order(order_id: int) -> dict:
+    return payments.refund_order(order_id, idempotency_key=key())
+
+
+@durable.step(atomic=True, retry=RETRY, timeout=TIMEOUT)
+def cleanup(ref: str) -> None:
+    CleanupLog.objects.create(ref=ref, key=key())
+
+
+@durable.workflow
+def saga(ref: str, order_id: int, amount_cents: int, hold_seconds: float, fail: str):
+    outcome = "completed"
+    cancelled: BaseException | None = None
+    result: dict[str, Any] = {}
+    try:
+        charge = yield charge_card(order_id, amount_cents)
+        yield durable.sleep(timedelta(seconds=hold_seconds))
+        reservation = yield reserve(ref, fail)
+        result = {"status": "completed", "charge": charge["id"], "reservation": reservation}
+    except durable.StepFailed:
+        outcome = "failed"
+        raise
+    except durable.Cancelled:
+        outcome = "cancelled"
+        raise
+    finally:
+        refunded = False
+        for _ in range(3):  # Cancelled is raised once: the second pass runs to the end
+            try:
+                if outcome != "completed" and not refunded:
+                    yield refund_order(order_id)
+                    refunded = True
+                yield cleanup(ref)
+                break
+            except durable.Cancelled as error:  # the cancel landed on the compensation or the cleanup
+                outcome, cancelled = "cancelled", error
+        if cancelled is not None:
+            raise cancelled
+    return result
+
+
+@durable.step(retry=STEP_RETRY, timeout=TIMEOUT)
+def errand_step(ref: str, index: int) -> int:
+    return index
+
+
+@durable.workflow
+def errand(ref: str, index: int, seconds: float):
+    yield errand_step(ref, index)
+    yield durable.sleep(timedelta(seconds=seconds))
+    return {"index": index}
+
+
+@durable.workflow
+def family(ref: str, mode: str, seconds: list):
+    children = [errand(ref, index, s) for index, s in enumerate(seconds)]
+    if mode == "all":
+        results = yield durable.all_of(*children)
+        return {"mode": "all", "results": [result["index"] for result in results]}
+    index, value = yield durable.any_of(*children)
+    return {"mode": "any", "winner": index, "value": value["index"]}
+
+
+@durable.step(retry=STEP_RETRY, timeout=TIMEOUT)
+def renew_step(ref: str, cycle: int) -> int:
+    return cycle
+
+
+@durable.workflow
+def renew(ref: str, cycle: int):
+    billed = yield renew_step(ref, cycle)
+    return {"cycle": billed}
+
+
+@durable.workflow
+def subscription(ref: str, cycles: int, period: float, billed: list):
+    receipt = yield renew(ref, len(billed))
+    billed = [*billed, receipt["cycle"]]
+    if len(billed) >= cycles:
+        return {"status": "done", "billed": billed}
+    index, value = yield durable.any_of(durable.wait_signal("stop"), durable.sleep(timedelta(seconds=period)))
+    if index == 0:
+        return {"status": "stopped", "billed": billed, "stop": value["nonce"]}
+    yield durable.continue_as_new(ref, cycles, period, billed)
