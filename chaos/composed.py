@@ -32,7 +32,7 @@ from .workload import with_retries
 logger = logging.getLogger("chaos")
 
 #: Shares of the composed plans by kind.
-KINDS = {"loop": 0.35, "saga": 0.35, "family": 0.15, "subscription": 0.15}
+KINDS = {"loop": 0.30, "saga": 0.35, "family": 0.15, "subscription": 0.15, "ballot": 0.05}
 #: Saga order ids live above the orders' primary keys (the fake API keys effects by order id).
 SAGA_ORDER_BASE = 10_000_000
 #: A loop that will be told to "exit" idles out only after this long.
@@ -114,7 +114,7 @@ def make_composed_plans(count: int, seed: int, start_window: float) -> list[Comp
     """``count`` composed plans, their starts spread over ``start_window`` seconds (offset from the orders')."""
     rng = random.Random(seed * 7919 + 13)
     # Kinds by quota and the cancels and stops by turn within a kind, so a short run has them all.
-    kinds = [kind for kind, share in KINDS.items() for _ in range(round(share * count))]
+    kinds = [kind for kind, share in KINDS.items() for _ in range(int(share * count))]
     kinds = (kinds + ["loop"] * count)[:count]
     rng.shuffle(kinds)
     turn: Counter[str] = Counter()
@@ -139,6 +139,15 @@ def make_composed_plans(count: int, seed: int, start_window: float) -> list[Comp
             seconds = [round(rng.uniform(0.2, 2.0), 2) for _ in range(rng.randint(2, 4))]
             plan.args = [ref, rng.choice(["all", "any"]), seconds]
             plan.events = _cancels(rng, nth % 3 == 1, 1.5)
+        elif kind == "ballot":
+            voters = rng.randint(101, 130) if nth % 4 == 1 else rng.randint(2, 20)
+            plan.args = [voters, 30.0]
+            plan.in_start = ["vote"] * min(rng.randint(0, voters), 5)
+            rest = voters - len(plan.in_start)
+            if rest:
+                plan.events.append(Event(round(rng.uniform(0.0, 1.0), 2), "signal", "vote", rest, same_tx=rest > 5))
+            if nth % 3 == 2:  # one vote too many: it stays unread
+                plan.events.append(Event(round(rng.uniform(0.0, 1.5), 2), "signal", "vote"))
         else:
             plan.args = [ref, rng.randint(2, 4), round(rng.uniform(0.3, 1.0), 2), []]
             if nth % 3 == 2:
@@ -159,6 +168,7 @@ def workflow_of(kind: str) -> Any:
         "saga": composed.saga,
         "family": composed.family,
         "subscription": composed.subscription,
+        "ballot": composed.ballot,
     }[kind]
 
 

@@ -36,7 +36,7 @@ def write(report: dict[str, Any], path: Path) -> None:
 
 def _composed_line(composed: dict[str, Any]) -> str:
     """The composed workload in one line: runs by kind and how they ended, signals and cancels."""
-    kinds = ("loop", "saga", "family", "subscription")
+    kinds = ("loop", "saga", "family", "subscription", "ballot")
     ended = "; ".join(
         f"{composed.get(kind + ' runs', 0)} {kind} runs "
         + str(

@@ -8,6 +8,9 @@
   ``Cancelled`` caught there is remembered, the request is asked again (nothing cancels
   it a second time) and the cancel re-raised at the end.
 - ``family``: a parent with children in ``all_of`` or ``any_of``; ``errand`` is the child.
+- ``ballot``: ``all_of`` of one "vote" wait (with a deadline) per voter, up to 130 of
+  them, with the votes buffered in the inbox (more than one page of it) before or while
+  the group opens.
 - ``subscription``: a child per cycle (``renew``), then ``any_of`` of a "stop" signal and a
   short period, then ``continue_as_new`` with what it billed.
 
@@ -69,6 +72,13 @@ def signal_loop(idle_seconds: float, style: str):
         if len(received) % 3 == 0:
             yield ack(len(received))
     return {"status": "full", "received": received}
+
+
+@durable.workflow
+def ballot(voters: int, deadline_seconds: float):
+    deadline = timedelta(seconds=deadline_seconds)
+    votes = yield durable.all_of(*[durable.wait_signal("vote", timeout=deadline) for _ in range(voters)])
+    return {"status": "counted", "received": [vote["nonce"] for vote in votes if vote is not None]}
 
 
 @durable.step(retry=STEP_RETRY, timeout=TIMEOUT)
