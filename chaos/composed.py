@@ -133,8 +133,9 @@ def make_composed_plans(count: int, seed: int, start_window: float) -> list[Comp
             fail = rng.choices(["", "fail", "flaky"], [0.6, 0.2, 0.2])[0]
             plan.order_id = SAGA_ORDER_BASE + seed % 1000 * 10_000 + index
             amount = rng.randrange(5, 200) * 100 + ending
-            plan.args = [ref, plan.order_id, amount, round(rng.uniform(0.2, 1.5), 2), fail]
-            plan.events = _cancels(rng, nth % 5 in (1, 3), 1.5)
+            work = round(rng.uniform(0.0, 1.0), 2)
+            plan.args = [ref, plan.order_id, amount, round(rng.uniform(0.2, 1.5), 2), fail, work]
+            plan.events = _cancels(rng, nth % 5 in (1, 3), 2.0)
         elif kind == "family":
             seconds = [round(rng.uniform(0.2, 2.0), 2) for _ in range(rng.randint(2, 4))]
             plan.args = [ref, rng.choice(["all", "any"]), seconds]

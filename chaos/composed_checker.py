@@ -271,6 +271,11 @@ def _saga(
     if problems:
         found["saga_cleanup"].append({"ref": plan.ref, "status": run.status, "problems": problems})
     figures["saga cleanups"] += len(rows)
+    for entry in entries:
+        if entry.kind == "step" and entry.status == "cancelled" and (entry.result_json or entry.error_json):
+            figures["saga steps cancelled while an attempt ran"] += 1
+        if entry.kind == "step" and entry.result_json and '"stopped-' in entry.result_json:
+            figures["saga reservations stopped early by a heartbeat"] += 1
     figures["saga cleanups asked again after a cancel"] += max(0, len(cleanup) - 1)
 
     # The outcome.

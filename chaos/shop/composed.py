@@ -2,7 +2,8 @@
 
 - ``signal_loop``: ``any_of`` over a "submit" wait, an "exit" wait and an idle timer (or a
   "submit" wait with a timeout), in a bounded loop, with a step between some rounds.
-- ``saga``: a charge at the fake payment API, a hold (sleep), a reservation that may fail;
+- ``saga``: a charge at the fake payment API, a hold (sleep), a reservation that takes up to
+  a second (heartbeating, so a cancel stops it early) and may fail;
   compensation (a refund by the order's reference) and a cleanup step in ``finally``. A
   cancel can land at any of its yields, the compensation's and the cleanup's included: a
   ``Cancelled`` caught there is remembered, the request is asked again (nothing cancels
@@ -20,6 +21,7 @@ so the checker can hold each run to what the driver sent (chaos/composed_checker
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -82,7 +84,13 @@ def ballot(voters: int, deadline_seconds: float):
 
 
 @durable.step(retry=STEP_RETRY, timeout=TIMEOUT)
-def reserve(ref: str, fail: str) -> str:
+def reserve(ref: str, fail: str, work_seconds: float = 0.0) -> str:
+    """A reservation that takes a while, heartbeating: a cancel that lands meanwhile stops it early."""
+    context = durable.step_context()
+    for _ in range(round(work_seconds / 0.1)):
+        if context.heartbeat({"ref": ref}):
+            return f"stopped-{ref}"
+        time.sleep(0.1)
     if fail == "fail":
         raise OutOfStock(f"{ref}: out of stock")
     if fail == "flaky" and durable.step_context().attempt == 1:
@@ -101,14 +109,14 @@ def cleanup(ref: str) -> None:
 
 
 @durable.workflow
-def saga(ref: str, order_id: int, amount_cents: int, hold_seconds: float, fail: str):
+def saga(ref: str, order_id: int, amount_cents: int, hold_seconds: float, fail: str, work_seconds: float = 0.0):
     outcome = "completed"
     cancelled: BaseException | None = None
     result: dict[str, Any] = {}
     try:
         charge = yield charge_card(order_id, amount_cents)
         yield durable.sleep(timedelta(seconds=hold_seconds))
-        reservation = yield reserve(ref, fail)
+        reservation = yield reserve(ref, fail, work_seconds)
         result = {"status": "completed", "charge": charge["id"], "reservation": reservation}
     except durable.StepFailed:
         outcome = "failed"
