@@ -42,6 +42,7 @@ def run(ref: str, status: str = "completed", result: Any = None, **fields: Any) 
 
 def entry(owner: Row, seq: int, kind: str, name: str = "", status: str = "completed", **fields: Any) -> Row:
     values = {"run_id": owner.pk, "seq": seq, "kind": kind, "name": name, "status": status, "result_json": None}
+    values["error_json"] = None
     values.update({"fire_at": None, "child_id": None, "attempts": 1})
     values.update(fields)
     return Row(**values)
