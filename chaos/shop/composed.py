@@ -2,8 +2,8 @@
 
 - ``signal_loop``: ``any_of`` over a "submit" wait, an "exit" wait and an idle timer (or a
   "submit" wait with a timeout), in a bounded loop, with a step between some rounds.
-- ``saga``: a charge at the fake payment API, a hold (sleep), a reservation that takes up to
-  a second (heartbeating, so a cancel stops it early) and may fail;
+- ``saga``: a charge at the fake payment API, a hold (sleep), a reservation that takes 0.5
+  to 2 s (heartbeating, so a cancel stops it early) and may fail;
   compensation (a refund by the order's reference) and a cleanup step in ``finally``. A
   cancel can land at any of its yields, the compensation's and the cleanup's included: a
   ``Cancelled`` caught there is remembered, the request is asked again (nothing cancels
