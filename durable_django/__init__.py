@@ -19,12 +19,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .core.context import StepContext, step_context
+from .core.info import WorkflowInfo, now, uuid4, workflow_info
 from .core.policy import RetryPolicy
-from .core.requests import all_of, any_of, continue_as_new, patched, set_state, sleep, sleep_until, wait_signal
+from .core.requests import (
+    UpdateRequest,
+    all_of,
+    any_of,
+    continue_as_new,
+    deprecate_patch,
+    patched,
+    reject,
+    reply,
+    set_state,
+    sleep,
+    sleep_until,
+    wait_signal,
+    wait_update,
+)
 from .definitions import StepDefinition, WorkflowDefinition, step, workflow
 from .exceptions import (
     Cancelled,
     ChildFailed,
+    DeadlineExceeded,
     DurableError,
     InvalidRequest,
     InvalidRunState,
@@ -43,8 +59,11 @@ from .exceptions import (
     StepContextUnavailable,
     StepFailed,
     StepTimeout,
+    UpdateRejected,
+    UpdateTimeout,
     WaitTimeout,
     WorkerLost,
+    WorkflowContextUnavailable,
     WorkflowDefinitionError,
     WorkflowIdConflict,
     WorkflowNotRegistered,
@@ -55,10 +74,12 @@ if TYPE_CHECKING:
     from .models import Schedule, WorkflowRun
     from .ops.repair import afork, aretry, fork, retry
     from .runs import acancel, aget_run, aquery, aresume, asignal, cancel, get_run, query, resume, signal
+    from .updates import aupdate, update
 
 __all__ = [
     "Cancelled",
     "ChildFailed",
+    "DeadlineExceeded",
     "DurableError",
     "InvalidRequest",
     "InvalidRunState",
@@ -82,11 +103,16 @@ __all__ = [
     "StepDefinition",
     "StepFailed",
     "StepTimeout",
+    "UpdateRejected",
+    "UpdateRequest",
+    "UpdateTimeout",
     "WaitTimeout",
     "WorkerLost",
+    "WorkflowContextUnavailable",
     "WorkflowDefinition",
     "WorkflowDefinitionError",
     "WorkflowIdConflict",
+    "WorkflowInfo",
     "WorkflowNotRegistered",
     "WorkflowRun",
     "acancel",
@@ -98,12 +124,17 @@ __all__ = [
     "aresume",
     "aretry",
     "asignal",
+    "aupdate",
     "cancel",
     "continue_as_new",
+    "deprecate_patch",
     "fork",
     "get_run",
+    "now",
     "patched",
     "query",
+    "reject",
+    "reply",
     "resume",
     "retry",
     "schedule",
@@ -113,8 +144,12 @@ __all__ = [
     "sleep_until",
     "step",
     "step_context",
+    "update",
+    "uuid4",
     "wait_signal",
+    "wait_update",
     "workflow",
+    "workflow_info",
 ]
 
 _NEED_MODELS = {
@@ -127,6 +162,7 @@ _NEED_MODELS = {
     "aresume": "runs",
     "aretry": "ops.repair",
     "asignal": "runs",
+    "aupdate": "updates",
     "cancel": "runs",
     "fork": "ops.repair",
     "get_run": "runs",
@@ -134,6 +170,7 @@ _NEED_MODELS = {
     "resume": "runs",
     "retry": "ops.repair",
     "signal": "runs",
+    "update": "updates",
 }
 
 

@@ -149,6 +149,11 @@ class Settings:
         _boolean,
         "On PostgreSQL, run.wait() and await_result() LISTEN for the run's end; False polls (for a pooler).",
     )
+    CONTINUE_AS_NEW_SUGGESTED_AFTER = Setting(
+        10_000,
+        _integer(1),
+        "durable.workflow_info().continue_as_new_suggested turns true once a run's history holds this many entries.",
+    )
     ADMIN_REDACT: Setting[tuple[str, ...]] = Setting(
         DEFAULT_ADMIN_REDACT, _fragments, "The admin hides values under keys containing one of these fragments."
     )

@@ -14,7 +14,7 @@ from django.db import models
 from .core import codec, registry
 from .core.interpreter import in_workflow
 from .core.policy import RetryPolicy
-from .core.requests import ChildCall, StepCall, encode_arguments
+from .core.requests import ChildCall, StepCall, encode_arguments, run_timeout
 from .exceptions import InvalidRequest, InvalidWorkflowId, WorkflowDefinitionError
 
 if TYPE_CHECKING:
@@ -89,6 +89,8 @@ class RunOptions:
     attributes: dict[str, Any] | None = None
     #: The saved model instance the run is about: ``WorkflowRun.objects.for_subject(order)``.
     subject: models.Model | None = None
+    #: How long the run may take before ``DeadlineExceeded`` is raised in it; the workflow's ``timeout`` if None.
+    timeout: timedelta | None = None
 
 
 #: A named query: ``(state, variables, *args) -> answer``; see :meth:`WorkflowDefinition.query`.
@@ -103,8 +105,12 @@ class WorkflowDefinition(Generic[P]):
     func: Callable[P, Generator[Any, Any, Any]]
     name: str
     options: RunOptions = field(default_factory=RunOptions)
+    #: Every run's time limit (``@durable.workflow(timeout=...)``); ``using(timeout=...)`` sets one run's.
+    timeout: timedelta | None = None
     #: Named queries by name; shared with the definitions ``using()`` returns.
     queries: dict[str, QueryFunction] = field(default_factory=dict, repr=False)
+    #: Update validators by update name (``@wf.validator(name)``); shared like ``queries``.
+    validators: dict[str, QueryFunction] = field(default_factory=dict, repr=False)
 
     durable_kind = "workflow"
 
@@ -133,23 +139,71 @@ class WorkflowDefinition(Generic[P]):
 
         return register
 
+    def validator(self, name: str) -> Callable[[Q], Q]:
+        """Register update ``name``'s validator: ``@checkout.validator("apply_coupon")`` over ``def (state, payload)``.
+
+        ``run.update(name, payload)`` calls it in the caller's process, with the run's published
+        state (``run.state``) and the payload, before anything is sent: if it raises, the update is
+        rejected (``UpdateRejected`` with the error's message) and leaves no trace in the run. It
+        must not change anything.
+        """
+        if not isinstance(name, str) or not name or len(name) > 255:
+            raise WorkflowDefinitionError(
+                f"{self.name}.validator({name!r}) needs an update name of 1 to 255 characters."
+            )
+
+        def register(function: Q) -> Q:
+            if not callable(function):
+                raise WorkflowDefinitionError(f"@{self.name}.validator({name!r}): {function!r} is not a function.")
+            self.validators[name] = function
+            return function
+
+        return register
+
+    def start_and_update(
+        self,
+        name: str,
+        payload: Any = None,
+        *,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        timeout: float | timedelta = 30.0,
+        update_id: str | None = None,
+    ) -> Any:
+        """Start the run (``using(workflow_id=...)`` finds an existing one) and send it update ``name``; the reply.
+
+        The start and the update commit together, then the reply is awaited as with ``run.update()``.
+        ``args`` and ``kwargs`` are the workflow's own arguments.
+        """
+        from . import updates
+
+        arguments = (list(args), dict(kwargs or {}))
+        return updates.start_and_update(self, *arguments, name, payload, timeout=timeout, update_id=update_id)
+
+    async def astart_and_update(self, name: str, payload: Any = None, **options: Any) -> Any:
+        """:meth:`start_and_update` for async code (same keywords); it commits on its own."""
+        return await sync_to_async(self.start_and_update)(name, payload, **options)
+
     def using(
         self,
         *,
         workflow_id: str | None = None,
         attributes: dict[str, Any] | None = None,
         subject: models.Model | None = None,
+        timeout: timedelta | None = None,
     ) -> WorkflowDefinition[P]:
         """This workflow with per-run options, as Django's ``Task.using()``: ``wf.using(workflow_id="a").start()``.
 
         ``attributes`` is a JSON object to find the run by; ``subject`` a saved model instance
-        the run is about. Returns a new definition; ``self`` is unchanged, and options never
-        take a keyword away from the workflow's own signature.
+        the run is about; ``timeout`` a positive ``timedelta`` after which ``DeadlineExceeded``
+        is raised in the run (this run's, instead of the workflow's). Returns a new definition;
+        ``self`` is unchanged, and options never take a keyword away from the workflow's own signature.
         """
         given: dict[str, Any] = {
             "workflow_id": workflow_id,
             "attributes": None if attributes is None else _checked_attributes(attributes),
             "subject": None if subject is None else _checked_subject(subject),
+            "timeout": None if timeout is None else run_timeout(timeout, "using(timeout=...)"),
         }
         return replace(self, options=replace(self.options, **{k: v for k, v in given.items() if v is not None}))
 
@@ -167,7 +221,9 @@ class WorkflowDefinition(Generic[P]):
             from .runs import check_workflow_id  # workflow code runs with the app registry ready
 
             check_workflow_id(workflow_id)
-        return ChildCall(self.name, encode_arguments(args, kwargs, f"child workflow {self.name!r}"), workflow_id)
+        timeout = self.options.timeout or self.timeout
+        arguments = encode_arguments(args, kwargs, f"child workflow {self.name!r}")
+        return ChildCall(self.name, arguments, workflow_id, None if timeout is None else timeout.total_seconds())
 
     def start(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> WorkflowRun:
         """Create a run in the caller's transaction; workers start it once that commits.
@@ -183,6 +239,7 @@ class WorkflowDefinition(Generic[P]):
                 "give the workflow_id once."
             )
         options = self.options
+        timeout = options.timeout or self.timeout
         return runs.start(
             self,
             list(args),
@@ -190,6 +247,7 @@ class WorkflowDefinition(Generic[P]):
             workflow_id=options.workflow_id if workflow_id is None else workflow_id,  # "" is refused, not replaced
             attributes=options.attributes,
             subject=options.subject,
+            timeout=None if timeout is None else timeout.total_seconds(),
         )
 
     async def astart(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> WorkflowRun:
@@ -246,14 +304,23 @@ def _refuse_step(func: object) -> None:
 def workflow(func: Callable[P, Generator[Any, Any, Any]], /) -> WorkflowDefinition[P]: ...
 @overload
 def workflow(
-    *, name: str | None = None
+    *, name: str | None = None, timeout: timedelta | None = None
 ) -> Callable[[Callable[P, Generator[Any, Any, Any]]], WorkflowDefinition[P]]: ...
-def workflow(func: Any = None, /, *, name: str | None = None) -> Any:
-    """Declare a durable workflow: a generator function that yields step calls."""
+def workflow(func: Any = None, /, *, name: str | None = None, timeout: timedelta | None = None) -> Any:
+    """Declare a durable workflow: a generator function that yields step calls.
+
+    ``timeout``: how long each run may take; past it, ``DeadlineExceeded`` (a ``Cancelled``)
+    is raised at the run's current yield. ``wf.using(timeout=...)`` sets one run's instead.
+    """
+    if timeout is not None:
+        try:
+            run_timeout(timeout, "@durable.workflow(timeout=...)")
+        except InvalidRequest as error:
+            raise WorkflowDefinitionError(str(error)) from None
 
     def decorate(function: Callable[P, Generator[Any, Any, Any]]) -> WorkflowDefinition[P]:
         _refuse_workflow(function)
-        definition = WorkflowDefinition(func=function, name=name or _default_name(function))
+        definition = WorkflowDefinition(func=function, name=name or _default_name(function), timeout=timeout)
         registry.register_workflow(definition)
         return definition
 

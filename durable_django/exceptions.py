@@ -23,6 +23,7 @@ from django.core.exceptions import ObjectDoesNotExist
 __all__ = [
     "Cancelled",
     "ChildFailed",
+    "DeadlineExceeded",
     "DurableError",
     "InvalidRequest",
     "InvalidRunState",
@@ -43,8 +44,11 @@ __all__ = [
     "StepContextUnavailable",
     "StepFailed",
     "StepTimeout",
+    "UpdateRejected",
+    "UpdateTimeout",
     "WaitTimeout",
     "WorkerLost",
+    "WorkflowContextUnavailable",
     "WorkflowDefinitionError",
     "WorkflowIdConflict",
     "WorkflowNotRegistered",
@@ -89,6 +93,10 @@ class QueryFailed(DurableError):
 
 class StepContextUnavailable(DurableError, RuntimeError):
     """``durable.step_context()`` was called outside a step that a worker is running."""
+
+
+class WorkflowContextUnavailable(DurableError, RuntimeError):
+    """``durable.workflow_info()``, ``now()`` or ``uuid4()`` was called outside workflow code that is running."""
 
 
 class InvalidWorkflowId(DurableError, ValueError):
@@ -146,6 +154,19 @@ class WaitTimeout(DurableError, TimeoutError):
     """``run.wait()`` or ``await run.await_result()`` gave up: the run had not finished in time (it goes on)."""
 
 
+class UpdateRejected(DurableError):
+    """The workflow rejected the update (``durable.reject()``), or its validator did; ``reason`` says why."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"update {name!r} was rejected: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+class UpdateTimeout(DurableError, TimeoutError):
+    """``run.update()`` gave up waiting for the reply; the update stays sent (retry with its ``update_id``)."""
+
+
 class RemoteFailure(DurableError):
     """Base of errors that crossed JSON: the original class path, message and traceback are attributes.
 
@@ -200,4 +221,12 @@ class Cancelled(BaseException):
 
     Derives from ``BaseException`` so a broad ``except Exception`` in a workflow does not
     swallow it by accident.
+    """
+
+
+class DeadlineExceeded(Cancelled):
+    """The run's deadline (``timeout=``) passed; raised inside the workflow at its current ``yield``.
+
+    A :class:`Cancelled`, so compensation written for a cancel runs for it too; tell them
+    apart with ``except DeadlineExceeded`` first, or ``isinstance(error, DeadlineExceeded)``.
     """

@@ -17,6 +17,7 @@ from .core.registry import resolve_workflow
 from .core.requests import decode_arguments
 from .exceptions import NonDeterminismError, QueryFailed, QueryNotDefined, RunNotFound
 from .models import WorkflowRun
+from .store import run_info
 from .store.history import History
 from .store.leases import database
 
@@ -29,18 +30,20 @@ def local_variables(run: WorkflowRun) -> dict[str, Any]:
     current = (
         WorkflowRun.objects.using(using)
         .filter(pk=run.pk)
-        .values_list("status", "workflow_name", "input_json", "next_seq")
+        .values_list("status", "workflow_name", "input_json", "next_seq", "deadline_exceeded")
         .first()
     )
     if current is None:
         raise RunNotFound(f"run {run.workflow_id!r} no longer exists.")
-    status, name, input_json, next_seq = current
+    status, name, input_json, next_seq, deadline = current
     if status in WorkflowRun.FINISHED:
         return {}
     args, kwargs = decode_arguments(input_json)
     interpreter = Interpreter(name, resolve_workflow(name).func, args, kwargs)
+    history = History(using, run.pk, next_seq)
+    run_info.bind(interpreter, using, run.pk, history.time_at)
     try:
-        decision = engine.decide(interpreter, History(using, run.pk, next_seq))
+        decision = engine.decide(interpreter, history, deadline=deadline)
         if isinstance(decision.end, engine.Block):
             raise NonDeterminismError(decision.end.message)
         return interpreter.local_variables()

@@ -28,7 +28,7 @@ from .exceptions import (
     WorkflowIdConflict,
 )
 from .models import Signal, WorkflowRun, WorkItem
-from .store import observe, outbox
+from .store import deadlines, observe, outbox
 from .store.leases import database
 from .store.lifecycle import finish, request_cancel
 from .store.locking import lock_run, shared_status
@@ -75,8 +75,11 @@ def start(
     *,
     attributes: dict[str, Any] | None = None,
     subject: models.Model | None = None,
+    timeout: float | None = None,
 ) -> WorkflowRun:
     """Create a run and its first work item in the caller's transaction (or a new one).
+
+    ``timeout`` (seconds) arms the run's deadline, by the database's clock.
 
     A ``workflow_id`` that exists returns that run if it was started with the same arguments;
     other arguments raise :class:`WorkflowIdConflict`, naming both.
@@ -94,8 +97,11 @@ def start(
                 workflow_name=definition.name,
                 input_json=input_json,
                 attributes=attributes or {},
+                deadline_at=deadlines.deadline_for(using, timeout),
                 **linked,
             )
+            if run.deadline_at is not None:
+                deadlines.arm(using, run.pk, run.deadline_at)
             outbox.wake(using, run.pk)
             observe.run_started(using, run.pk, workflow_id, definition.name)
     except IntegrityError:

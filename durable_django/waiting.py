@@ -26,11 +26,11 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from .conf import settings
-from .exceptions import Cancelled, InvalidRequest, RunFailed, RunNotFound, WaitTimeout
+from .exceptions import Cancelled, DeadlineExceeded, InvalidRequest, RunFailed, RunNotFound, WaitTimeout
 from .models import WorkflowRun
 from .store.leases import database
 
-__all__ = ["await_result", "channel", "listener", "listens", "outcome_of_row", "wait"]
+__all__ = ["async_listener", "await_result", "channel", "listener", "listens", "outcome_of_row", "wait"]
 
 Status = WorkflowRun.Status
 _COLUMNS = ("status", "result_json", "error_json", "finished_at")
@@ -71,6 +71,8 @@ def outcome_of_row(run: WorkflowRun, row: tuple[Any, ...] | None) -> Any:
         error = run.error or {}
         raise RunFailed(run.workflow_id, error.get("type", ""), error.get("message", ""), error.get("traceback", ""))
     if run.status == Status.CANCELLED:
+        if (run.error or {}).get("type") == f"{DeadlineExceeded.__module__}.{DeadlineExceeded.__qualname__}":
+            raise DeadlineExceeded(f"run {run.workflow_id!r} was cancelled: its deadline passed")
         raise Cancelled(f"run {run.workflow_id!r} was cancelled")
     return PENDING
 
@@ -165,7 +167,8 @@ def wait(run: WorkflowRun, timeout: float | timedelta) -> Any:
 
 
 @asynccontextmanager
-async def _async_listener(run: WorkflowRun, using: str) -> AsyncIterator[Any]:
+async def async_listener(run: WorkflowRun, using: str) -> AsyncIterator[Any]:
+    """:func:`listener` for async code: an ``AsyncConnection`` listening on the run's channel."""
     import psycopg
 
     connection = await psycopg.AsyncConnection.connect(**_connection_params(using))
@@ -180,7 +183,7 @@ async def await_result(run: WorkflowRun, timeout: float | timedelta) -> Any:
     deadline = time.monotonic() + seconds
     using = database()
     if listens(using):
-        async with _async_listener(run, using) as connection:
+        async with async_listener(run, using) as connection:
             while True:
                 row = await (await connection.execute(_select(run), [run.pk])).fetchone()
                 if (outcome := outcome_of_row(run, row)) is not PENDING:

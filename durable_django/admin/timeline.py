@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from ..core.requests import Kind
-from ..models import HistoryEntry, LostAttempt, Signal, WorkflowRun
+from ..models import HistoryEntry, LostAttempt, Signal, Update, WorkflowRun
 from ..store.owners import Owner
 from . import display
 from .redaction import positional_names, redact
@@ -32,7 +32,14 @@ Status = HistoryEntry.Status
 
 Names = Callable[[str, str], tuple[str, ...]]
 
-_LABELS = {"all_of": "all of", "any_of": "any of", "signal": "wait signal", "state": "set state"}
+_LABELS = {
+    "all_of": "all of",
+    "any_of": "any of",
+    "signal": "wait signal",
+    "state": "set state",
+    "update": "wait update",
+    "reply": "reply",
+}
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,8 @@ class WaitingSignal:
 class Timeline:
     items: list[Item]
     waiting: list[WaitingSignal]
+    #: Updates in the run's inbox that no ``wait_update`` has taken yet (as waiting signals show).
+    updates: list[WaitingSignal]
     #: How many positions the run's history has, and the first one shown.
     total: int
     first: int
@@ -142,10 +151,10 @@ def _asked(entry: HistoryEntry, secrets: tuple[str, ...], names: Names) -> SafeS
         if "seconds" in arguments:
             return f"for {display.duration(timedelta(seconds=arguments['seconds']))}"
         return f"until {arguments.get('until')}"
-    if entry.kind == Kind.SIGNAL and isinstance(arguments, dict):
+    if entry.kind in {Kind.SIGNAL, Kind.UPDATE} and isinstance(arguments, dict):
         timeout = arguments.get("timeout")
         return "no timeout" if timeout is None else f"timeout {display.duration(timedelta(seconds=timeout))}"
-    if entry.kind == Kind.STATE:
+    if entry.kind in {Kind.STATE, Kind.REPLY}:
         return display.json_block(arguments, secrets)
     if entry.kind in {Kind.ALL_OF, Kind.ANY_OF}:
         return f"{arguments} requests"
@@ -155,7 +164,7 @@ def _asked(entry: HistoryEntry, secrets: tuple[str, ...], names: Names) -> SafeS
 def _item(entry: HistoryEntry, secrets: tuple[str, ...], names: Names, now: datetime) -> Item:
     result = None
     # A state's value is what it asked; a group's values are its leaves' results.
-    if entry.result_json is not None and entry.kind not in {Kind.STATE, Kind.ALL_OF, Kind.ANY_OF}:
+    if entry.result_json is not None and entry.kind not in {Kind.STATE, Kind.REPLY, Kind.ALL_OF, Kind.ANY_OF}:
         result = display.json_block(display.loads(entry.result_json), secrets)
     error = display.loads(entry.error_json)
     if error is not None and not isinstance(error, dict):
@@ -208,4 +217,9 @@ def build(run: WorkflowRun, secrets: tuple[str, ...]) -> Timeline:
             waiting.append(WaitingSignal(signal.name, payload, signal.created_at))
         elif signal.consumed_seq in items:
             items[signal.consumed_seq].signal = signal
-    return Timeline(items=top, waiting=waiting, total=run.next_seq, first=first)
+    inbox = Update.objects.filter(run=run, consumed_seq__isnull=True).order_by("id")
+    updates = [
+        WaitingSignal(name, display.json_block(display.loads(payload_json), secrets), created_at)
+        for name, payload_json, created_at in inbox.values_list("name", "payload_json", "created_at")
+    ]
+    return Timeline(items=top, waiting=waiting, updates=updates, total=run.next_seq, first=first)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .interpreter import ErrorInfo
-from .requests import Group, Leaf, Patched, SetState
+from .requests import Group, Leaf, Patched, Reply, SetState
 
 __all__ = [
     "CANCELLED",
@@ -86,7 +86,7 @@ class Note:
     """A new entry whose outcome is already known (a patch marker, a state, a cancelled request)."""
 
     seq: int
-    request: Leaf | Group | Patched | SetState
+    request: Leaf | Group | Patched | SetState | Reply
     outcome: Outcome
     group: int | None = None
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from .decisions import Block, Recorded
-from .requests import Group, Leaf, SetState, describe
+from .requests import Group, Leaf, Reply, SetState, describe
 
 __all__ = ["divergence", "ended_early", "mismatch", "same"]
 
 
-def same(recorded: Recorded, request: Leaf | Group | SetState) -> bool:
+def same(recorded: Recorded, request: Leaf | Group | SetState | Reply) -> bool:
     return (recorded.kind, recorded.name, recorded.args_json) == (request.kind, request.name, request.args_json)
 
 
@@ -40,7 +40,7 @@ def ended_early(workflow: str, seq: int, recorded: Recorded) -> str:
     )
 
 
-def divergence(workflow: str, seq: int, recorded: Recorded, yielded: Leaf | Group | SetState) -> str:
+def divergence(workflow: str, seq: int, recorded: Recorded, yielded: Leaf | Group | SetState | Reply) -> str:
     return (
         f"Non-determinism in workflow {workflow!r} at position #{seq}: history recorded "
         f"{describe(recorded.kind, recorded.name, recorded.args_json)} but the code now yields "

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Container, Mapping
 from typing import Any
 
-from ..exceptions import Cancelled, ChildFailed, StepFailed
+from ..exceptions import Cancelled, ChildFailed, DeadlineExceeded, StepFailed
 from . import codec
 from .decisions import (
     CANCELLED,
@@ -40,7 +40,20 @@ from .decisions import (
 )
 from .divergence import divergence, ended_early, mismatch, same
 from .interpreter import Event, Interpreter, Raised, Returned
-from .requests import AllOf, AnyOf, ChildCall, ContinueAsNew, Group, Leaf, Patched, SetState, WaitSignal
+from .requests import (
+    AllOf,
+    AnyOf,
+    ChildCall,
+    ContinueAsNew,
+    Group,
+    Leaf,
+    Patched,
+    Reply,
+    SetState,
+    UpdateRequest,
+    WaitSignal,
+    WaitUpdate,
+)
 
 __all__ = [
     "CANCELLED",
@@ -65,6 +78,12 @@ __all__ = [
 
 #: The message of the Cancelled that run.cancel() raises in the workflow.
 _CANCEL_MESSAGE = "the run was cancelled (run.cancel())"
+#: ...and of the DeadlineExceeded its deadline raises.
+_DEADLINE_MESSAGE = "the run's deadline passed (timeout=)"
+
+
+def _cancel_error(deadline: bool) -> Cancelled:
+    return DeadlineExceeded(_DEADLINE_MESSAGE) if deadline else Cancelled(_CANCEL_MESSAGE)
 
 
 #: An inbox with nothing in it, for replays that must not take signals.
@@ -78,6 +97,7 @@ def decide(
     cancel: bool = False,
     running: Container[int] = frozenset(),
     inbox: Container[str] = NO_SIGNALS,
+    deadline: bool = False,
 ) -> Decision:
     """Feed recorded outcomes into ``interpreter`` until the workflow needs something new.
 
@@ -93,6 +113,9 @@ def decide(
     wait can be satisfied at once is decided as it opens: that wait wins, and the other
     requests are recorded as cancelled without starting (no step runs, no other wait takes
     a signal).
+
+    ``deadline``: the run's cancel (pending or recorded) came from its deadline, so it is
+    raised as :class:`~durable_django.DeadlineExceeded`.
     """
     commands: list[Command] = []
     delivered = False
@@ -113,15 +136,18 @@ def decide(
                 return decision(Fail(event.error, cancelled=event.cancelled))
             return decision(Restart(event.args_json))
         if isinstance(event, Patched):
-            if recorded is None:  # running new code: take the new branch and remember that
+            marked = recorded is not None and (recorded.kind, recorded.name) == (event.kind, event.name)
+            if event.deprecated:  # the old branch is gone: read past a marker, never write one
+                event = interpreter.send(None, consumed=int(marked))
+            elif recorded is None:  # running new code: take the new branch and remember that
                 commands.append(Note(seq, event, Succeeded("true")))
                 event = interpreter.send(True, consumed=1)
-            elif (recorded.kind, recorded.name) == (event.kind, event.name):
+            elif marked:
                 event = interpreter.send(True, consumed=1)
             else:  # history was written by code without this patch
                 event = interpreter.send(False, consumed=0)
             continue
-        if isinstance(event, SetState):
+        if isinstance(event, SetState | Reply):
             if recorded is None:
                 commands.append(Note(seq, event, Succeeded("null")))
             elif not same(recorded, event):
@@ -139,7 +165,7 @@ def decide(
                     commands.append(Note(seq, event, CANCELLED))
                 commands.extend(Note(first + i, leaf, CANCELLED, group) for i, leaf in enumerate(leaves))
                 delivered = True
-                event = interpreter.throw(Cancelled(_CANCEL_MESSAGE), consumed=width)
+                event = interpreter.throw(_cancel_error(deadline), consumed=width)
                 continue
             winner = _waiting_signal(event, inbox) if isinstance(event, AnyOf) else None
             if winner is not None:  # decided as it opens: the others never start
@@ -187,7 +213,7 @@ def decide(
             outcome = CANCELLED
         elif outcome is CANCELLED and cancel:
             delivered = True  # a step that reported after the cancel: it is raised at that step's yield
-        event = _feed(interpreter, event, outcome, entries, width)
+        event = _feed(interpreter, event, outcome, entries, width, deadline)
 
 
 def _waiting_signal(group: AnyOf, inbox: Container[str]) -> int | None:
@@ -253,12 +279,17 @@ def _group_outcome(
 
 
 def _feed(
-    interpreter: Interpreter, event: Leaf | Group, outcome: Outcome, entries: list[Recorded | None], width: int
+    interpreter: Interpreter,
+    event: Leaf | Group,
+    outcome: Outcome,
+    entries: list[Recorded | None],
+    width: int,
+    deadline: bool,
 ) -> Event:
     if isinstance(outcome, _Cancelled):
-        return interpreter.throw(Cancelled(_CANCEL_MESSAGE), consumed=width)
+        return interpreter.throw(_cancel_error(deadline), consumed=width)
     if not isinstance(event, AllOf | AnyOf):
-        return _feed_leaf(interpreter, event, outcome, width, wrap=None)
+        return _feed_leaf(interpreter, event, outcome, width, None, deadline)
     assert isinstance(outcome, Succeeded)
     decided = codec.decode(outcome.value_json)
     outcomes = [entry.outcome if entry else None for entry in entries]
@@ -268,23 +299,29 @@ def _feed(
     leaf_outcome = outcomes[decided]
     assert leaf_outcome is not None
     wrap = decided if isinstance(event, AnyOf) else None
-    return _feed_leaf(interpreter, event.requests[decided], leaf_outcome, width, wrap=wrap)
+    return _feed_leaf(interpreter, event.requests[decided], leaf_outcome, width, wrap, deadline)
 
 
 def _value(leaf: Leaf, outcome: Outcome | None) -> Any:
     """What a finished leaf's yield returns: its value, or a timed-out wait's default."""
     if isinstance(outcome, _TimedOut):
-        return leaf.default if isinstance(leaf, WaitSignal) else None
+        return leaf.default if isinstance(leaf, WaitSignal | WaitUpdate) else None
     assert isinstance(outcome, Succeeded)
+    if isinstance(leaf, WaitUpdate):
+        return UpdateRequest.from_json(outcome.value_json)
     return codec.decode(outcome.value_json)
 
 
-def _feed_leaf(interpreter: Interpreter, leaf: Leaf, outcome: Outcome, width: int, wrap: int | None) -> Event:
+def _feed_leaf(
+    interpreter: Interpreter, leaf: Leaf, outcome: Outcome, width: int, wrap: int | None, deadline: bool
+) -> Event:
     if isinstance(outcome, Succeeded | _TimedOut):
         value = _value(leaf, outcome)
+        if isinstance(value, UpdateRequest):  # reply() and reject() check the code answers what it received
+            interpreter.reads.updates.setdefault(value.update_id, False)
         return interpreter.send(value if wrap is None else [wrap, value], consumed=width)
     if isinstance(outcome, _Cancelled):
-        return interpreter.throw(Cancelled(_CANCEL_MESSAGE), consumed=width)
+        return interpreter.throw(_cancel_error(deadline), consumed=width)
     error = outcome.error
     failure = ChildFailed if isinstance(leaf, ChildCall) else StepFailed
     return interpreter.throw(failure(leaf.name, error.type, error.message, error.traceback), consumed=width)

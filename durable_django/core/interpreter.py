@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import Cancelled, InvalidYield, SerializationError
-from . import codec
+from . import codec, info
 from .requests import Request, is_request
 
 __all__ = ["ErrorInfo", "Event", "Interpreter", "Raised", "Returned", "error_info", "in_workflow"]
@@ -92,7 +92,16 @@ class Interpreter:
         self._func = func
         self._args = args
         self._kwargs = kwargs
-        self.current: Event = self._run(self._start)
+        #: What the code reads of its run (``durable.workflow_info()``, ``now()``, ``uuid4()``); the store binds it.
+        self.reads = info.Reads(name)
+        self._current: Event | None = None
+
+    @property
+    def current(self) -> Event:
+        """What the generator yielded last, or how it ended; it starts at the first look (once ``reads`` is bound)."""
+        if self._current is None:
+            self._current = self._run(self._start)
+        return self._current
 
     def _start(self) -> Any:
         self._generator = self._func(*self._args, **self._kwargs)
@@ -102,15 +111,15 @@ class Interpreter:
         """Resume with ``value`` as the result of the current ``yield``."""
         generator = self._live()
         self.position += consumed
-        self.current = self._run(lambda: generator.send(value))
-        return self.current
+        self._current = self._run(lambda: generator.send(value))
+        return self._current
 
     def throw(self, error: BaseException, consumed: int) -> Event:
         """Raise ``error`` at the current ``yield``."""
         generator = self._live()
         self.position += consumed
-        self.current = self._run(lambda: generator.throw(error))
-        return self.current
+        self._current = self._run(lambda: generator.throw(error))
+        return self._current
 
     def local_variables(self) -> dict[str, Any]:
         """The generator's local variables where it is suspended now (empty once it ended)."""
@@ -124,6 +133,7 @@ class Interpreter:
 
     def _run(self, action: Callable[[], Any]) -> Event:
         token = _inside_workflow.set(True)
+        reading = info.current.set((self.reads, self._position))
         try:
             yielded = action()
         except StopIteration as stop:
@@ -133,10 +143,14 @@ class Interpreter:
         except Exception as error:  # the workflow raised: the run fails with this error
             return Raised(error_info(error))
         finally:
+            info.current.reset(reading)
             _inside_workflow.reset(token)
         if is_request(yielded):
             return yielded  # type: ignore[no-any-return]
         return Raised(error_info(InvalidYield(self._invalid_yield(yielded))))
+
+    def _position(self) -> int:
+        return self.position
 
     def _returned(self, value: Any) -> Event:
         try:
@@ -163,11 +177,13 @@ class Interpreter:
         if generator is None:
             return
         token = _inside_workflow.set(True)
+        reading = info.current.set((self.reads, self._position))
         try:
             generator.close()
         except Exception:  # a finally that yields or raises while being discarded
             pass
         finally:
+            info.current.reset(reading)
             _inside_workflow.reset(token)
 
     def __del__(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..exceptions import InvalidRequest
 from . import codec
+from .info import answering
 
 __all__ = [
     "AllOf",
@@ -26,23 +27,31 @@ __all__ = [
     "Kind",
     "Leaf",
     "Patched",
+    "Reply",
     "Request",
     "SetState",
     "Sleep",
     "StepCall",
+    "UpdateRequest",
     "WaitSignal",
+    "WaitUpdate",
     "all_of",
     "any_of",
     "continue_as_new",
     "decode_arguments",
+    "deprecate_patch",
     "describe",
     "encode_arguments",
     "is_request",
     "patched",
+    "reject",
+    "reply",
+    "run_timeout",
     "set_state",
     "sleep",
     "sleep_until",
     "wait_signal",
+    "wait_update",
 ]
 
 
@@ -67,6 +76,8 @@ class Kind(StrEnum):
     PATCHED = "patched"
     ALL_OF = "all_of"
     ANY_OF = "any_of"
+    UPDATE = "update"
+    REPLY = "reply"
 
 
 def decode_arguments(text: str) -> tuple[list[Any], dict[str, Any]]:
@@ -112,12 +123,14 @@ class ChildCall:
     """Start the workflow registered as ``name`` as a child and wait for its result.
 
     ``workflow_id`` is the child's id when the parent chose one (``other.using(workflow_id=...)``);
-    history links the child by its run, so replay does not compare it.
+    history links the child by its run, so replay does not compare it. Nor ``timeout_seconds``,
+    the child's own time limit (``timeout=``), capped by the parent's deadline.
     """
 
     name: str
     args_json: str
     workflow_id: str | None = None
+    timeout_seconds: float | None = None
     kind = Kind.CHILD
 
 
@@ -132,9 +145,14 @@ class SetState:
 
 @dataclass(frozen=True, slots=True)
 class Patched:
-    """Ask whether this run takes the code path introduced by change ``name``."""
+    """Ask whether this run takes the code path introduced by change ``name``.
+
+    ``deprecated``: the old path is gone (``deprecate_patch``); a recorded marker is read
+    past, a new run records none, and the yield returns None.
+    """
 
     name: str
+    deprecated: bool = False
     kind = Kind.PATCHED
     args_json = "{}"
 
@@ -146,7 +164,46 @@ class ContinueAsNew:
     args_json: str
 
 
-Leaf = StepCall | Sleep | WaitSignal | ChildCall | SetState
+@dataclass(frozen=True, slots=True)
+class WaitUpdate:
+    """Wait for the next update called ``name``; an :class:`UpdateRequest` comes back, or ``default`` on timeout."""
+
+    name: str
+    args_json: str
+    default: Any = field(default=None, compare=False)
+    kind = Kind.UPDATE
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRequest:
+    """An update the workflow received with ``wait_update()``: answer it with ``reply()`` or ``reject()``.
+
+    ``update_id`` is the caller's (or a generated) id of this update; ``payload`` its JSON value.
+    """
+
+    update_id: str
+    name: str
+    payload: Any = None
+
+    def as_json(self) -> str:
+        return codec.encode({"update_id": self.update_id, "name": self.name, "payload": self.payload})
+
+    @classmethod
+    def from_json(cls, text: str) -> UpdateRequest:
+        data = codec.decode(text)
+        return cls(update_id=data["update_id"], name=data["name"], payload=data["payload"])
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Answer update ``name``: ``args_json`` holds its id and either ``value`` or ``error`` (a rejection)."""
+
+    name: str
+    args_json: str
+    kind = Kind.REPLY
+
+
+Leaf = StepCall | Sleep | WaitSignal | ChildCall | SetState | WaitUpdate
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,10 +233,10 @@ class AnyOf:
 
 
 Group = AllOf | AnyOf
-Request = Leaf | Group | Patched | ContinueAsNew
+Request = Leaf | Group | Patched | ContinueAsNew | Reply
 _GROUPABLE = (StepCall, Sleep, WaitSignal, ChildCall)
-_LEAVES = (*_GROUPABLE, SetState)
-_REQUESTS = (*_LEAVES, AllOf, AnyOf, Patched, ContinueAsNew)
+_LEAVES = (*_GROUPABLE, SetState, WaitUpdate)
+_REQUESTS = (*_LEAVES, AllOf, AnyOf, Patched, ContinueAsNew, Reply)
 
 
 def is_request(value: object) -> bool:
@@ -207,6 +264,19 @@ def _seconds(duration: object, what: str) -> float:
             "use a shorter duration (sleep again in a loop to wait longer)."
         )
     return seconds
+
+
+def run_timeout(timeout: object, what: str) -> timedelta:
+    """A run's time limit: a positive timedelta (a deadline now or in the past would end it before it began)."""
+    if not isinstance(timeout, timedelta):
+        raise InvalidRequest(f"{what} takes a datetime.timedelta, not {timeout!r}; for example timedelta(days=8).")
+    if timeout <= timedelta(0):
+        raise InvalidRequest(
+            f"{what} got {timeout!r}: a deadline now or in the past would cancel the run before it starts; "
+            "pass a positive timedelta."
+        )
+    _seconds(timeout, what)  # at most the 1,000 years a database can hold
+    return timeout
 
 
 def sleep(duration: timedelta) -> Sleep:
@@ -245,7 +315,7 @@ def _group(kind: type[AllOf] | type[AnyOf], label: str, requests: tuple[object, 
         if not isinstance(request, _GROUPABLE):
             raise InvalidRequest(
                 f"durable.{label}() argument {index} is {request!r}; pass step calls, sleeps, signal waits "
-                "or child workflow calls (groups do not nest)."
+                "or child workflow calls (groups do not nest, and an update wait stands on its own)."
             )
     return kind(tuple(requests))  # type: ignore[arg-type]
 
@@ -267,6 +337,17 @@ def patched(change_id: str) -> Patched:
     return Patched(change_id)
 
 
+def deprecate_patch(change_id: str) -> Patched:
+    """``yield durable.deprecate_patch("id")`` once no run on the old branch of ``patched("id")`` is left.
+
+    Runs that recorded the patch's marker read past it; runs that did not (started after
+    this deploy) record nothing. Remove the call once no run that recorded the marker is live.
+    """
+    if not isinstance(change_id, str) or not change_id or len(change_id) > 255:
+        raise InvalidRequest(f"durable.deprecate_patch({change_id!r}) needs a change id of 1 to 255 characters.")
+    return Patched(change_id, deprecated=True)
+
+
 def set_state(value: Any) -> SetState:
     """Publish ``value`` (JSON) as the run's state; ``run.state`` reads it without replay."""
     return SetState(codec.encode(value, "durable.set_state() value"))
@@ -275,3 +356,40 @@ def set_state(value: Any) -> SetState:
 def continue_as_new(*args: Any, **kwargs: Any) -> ContinueAsNew:
     """Restart this workflow with new arguments and an empty history, keeping unconsumed signals."""
     return ContinueAsNew(encode_arguments(args, kwargs, "durable.continue_as_new()"))
+
+
+def _name(name: object, what: str) -> str:
+    if not isinstance(name, str) or not name or len(name) > 255:
+        raise InvalidRequest(f"{what} needs an update name of 1 to 255 characters, not {name!r}.")
+    return name
+
+
+def wait_update(name: str, timeout: timedelta | None = None, *, default: Any = None) -> WaitUpdate:
+    """Wait for the next update ``name`` (oldest first); returns an :class:`UpdateRequest`, or ``default`` on timeout.
+
+    Answer it with ``yield durable.reply(request, value)`` or ``yield durable.reject(request, reason)``.
+    """
+    _name(name, f"durable.wait_update(name={name!r})")
+    seconds = None if timeout is None else _seconds(timeout, "durable.wait_update(timeout=...)")
+    return WaitUpdate(name, codec.encode({"timeout": seconds}), default)
+
+
+def _answer(call: str, request: object, answer: dict[str, Any]) -> Reply:
+    if not isinstance(request, UpdateRequest):
+        raise InvalidRequest(
+            f"durable.{call} takes the request that `yield durable.wait_update(name)` returned, not {request!r}."
+        )
+    answering(call, request.update_id)
+    return Reply(request.name, codec.encode({"update_id": request.update_id, **answer}, f"the {call} value"))
+
+
+def reply(request: UpdateRequest, value: Any = None) -> Reply:
+    """Answer the update ``request`` with ``value`` (JSON): the caller's ``run.update()`` returns it."""
+    return _answer("reply()", request, {"value": value})
+
+
+def reject(request: UpdateRequest, reason: str) -> Reply:
+    """Refuse the update ``request``: the caller's ``run.update()`` raises ``UpdateRejected(reason)``."""
+    if not isinstance(reason, str) or not reason:
+        raise InvalidRequest(f"durable.reject() needs a reason, a non-empty str, not {reason!r}.")
+    return _answer("reject()", request, {"error": reason})

@@ -7,6 +7,7 @@ nothing else; losing or duplicating one can delay work, never lose or repeat it.
 from .history import HistoryEntry, LostAttempt, Signal, idempotency_key
 from .runs import WorkflowRun
 from .schedules import Schedule
+from .updates import Update
 from .work import WorkItem
 
-__all__ = ["HistoryEntry", "LostAttempt", "Schedule", "Signal", "WorkItem", "WorkflowRun", "idempotency_key"]
+__all__ = ["HistoryEntry", "LostAttempt", "Schedule", "Signal", "Update", "WorkItem", "WorkflowRun", "idempotency_key"]

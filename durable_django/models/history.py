@@ -33,6 +33,8 @@ class HistoryEntry(models.Model):
         PATCHED = RequestKind.PATCHED.value, _("patch marker")
         ALL_OF = RequestKind.ALL_OF.value, _("all of")
         ANY_OF = RequestKind.ANY_OF.value, _("any of")
+        UPDATE = RequestKind.UPDATE.value, _("wait for an update")
+        REPLY = RequestKind.REPLY.value, _("reply to an update")
 
     run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="history")
     seq = models.PositiveIntegerField()

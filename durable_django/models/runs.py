@@ -51,6 +51,10 @@ class WorkflowRun(models.Model):
     cancel_requested = models.BooleanField(default=False)
     #: When ``cancel()`` was first called; later calls change nothing.
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    #: When the run is cancelled with ``DeadlineExceeded`` (``timeout=``); a child's is never later than its parent's.
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    #: The run's cancel came from its deadline: ``Cancelled`` is raised as ``DeadlineExceeded``.
+    deadline_exceeded = models.BooleanField(db_default=False)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     #: The parent's history position waiting for this child.
     parent_seq = models.PositiveIntegerField(null=True, blank=True)
@@ -150,6 +154,22 @@ class WorkflowRun(models.Model):
         from .. import runs
 
         return runs.query(self, name, *args)
+
+    def update(
+        self, name: str, payload: Any = None, *, timeout: float | timedelta = 30.0, update_id: str | None = None
+    ) -> Any:
+        """Send update ``name`` and return the workflow's reply; raises ``UpdateRejected`` or ``UpdateTimeout``."""
+        from .. import updates
+
+        return updates.update(self, name, payload, timeout=timeout, update_id=update_id)
+
+    async def aupdate(
+        self, name: str, payload: Any = None, *, timeout: float | timedelta = 30.0, update_id: str | None = None
+    ) -> Any:
+        """:meth:`update` for async code."""
+        from .. import updates
+
+        return await updates.aupdate(self, name, payload, timeout=timeout, update_id=update_id)
 
     def resume(self) -> None:
         """Resume a blocked run once the code is fixed; it replays its history from the start."""

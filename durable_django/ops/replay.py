@@ -7,9 +7,11 @@ exported with :func:`export` (from production, say) can be replayed later in a t
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from ..core import codec, engine
+from ..core.info import RunFacts
 from ..core.interpreter import Interpreter
 from ..core.registry import resolve_workflow
 from ..core.requests import decode_arguments
@@ -52,7 +54,7 @@ def check(run: WorkflowRun) -> str | None:
     """Why this process's code would block ``run`` on replay, or None if it replays cleanly."""
     entries = HistoryEntry.objects.using(database()).of(run.pk)
     history = {entry.seq: recorded(entry) for entry in entries}
-    return _replay(run.workflow_name, run.input_json, history)
+    return _replay(run.workflow_name, run.input_json, history, run.workflow_id, run.generation)
 
 
 def check_export(document: dict[str, Any]) -> str | None:
@@ -65,16 +67,23 @@ def check_export(document: dict[str, Any]) -> str | None:
         error = None if item["error"] is None else codec.encode(item["error"])
         outcome = outcome_of(item["status"], result, error)
         history[item["seq"]] = engine.Recorded(item["kind"], item["name"], codec.encode(item["args"]), outcome)
-    return _replay(document["workflow"], codec.encode(document["input"]), history)
+    workflow_id, generation = document.get("workflow_id", ""), document.get("generation", 0)
+    return _replay(document["workflow"], codec.encode(document["input"]), history, workflow_id, generation)
 
 
-def _replay(workflow: str, input_json: str, history: dict[int, engine.Recorded]) -> str | None:
+def _replay(
+    workflow: str, input_json: str, history: dict[int, engine.Recorded], workflow_id: str = "", generation: int = 0
+) -> str | None:
     try:
         definition = resolve_workflow(workflow)
     except WorkflowNotRegistered as error:
         return str(error)
     args, kwargs = decode_arguments(input_json)
     interpreter = Interpreter(workflow, definition.func, args, kwargs)
+    # What workflow_info(), now() and uuid4() read cannot change what the code yields unless the
+    # code branches on them; a check replays with stand-ins (this process's clock, a fixed id).
+    facts = RunFacts(workflow_id=workflow_id, run_id=workflow_id, workflow_name=workflow, generation=generation)
+    interpreter.reads.bind(lambda: facts, recorded_time=lambda seq: None, clock=lambda: datetime.now(UTC))
     try:
         decision = engine.decide(interpreter, history)
     finally:

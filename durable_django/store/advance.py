@@ -25,15 +25,17 @@ from ..core.requests import (
     Kind,
     Leaf,
     Patched,
+    Reply,
     SetState,
     Sleep,
     StepCall,
     WaitSignal,
+    WaitUpdate,
     decode_arguments,
 )
 from ..exceptions import NonDeterminismError, WorkflowNotRegistered
 from ..models import HistoryEntry, WorkflowRun, WorkItem
-from . import generator_cache, lifecycle, outbox
+from . import generator_cache, lifecycle, outbox, run_info, updates
 from .fastpath import Handoff
 from .faults import crash_point
 from .history import History
@@ -97,6 +99,7 @@ class _Advance:
         self.interpreter = interpreter
         self.history = history
         self.queue = queue
+        run_info.bind(interpreter, using, run.pk, history.time_at)  # what the code reads of its run, this advance
         self.inline: Claim | None = None
         self.state_json: str | None = None
         self.running = False
@@ -105,14 +108,14 @@ class _Advance:
         self.racing: set[int | None] = set()
 
     def drive(self, first: engine.Decision | None = None) -> Claim | None:
-        cancel = self.run.cancel_requested
+        cancel, deadline = self.run.cancel_requested, self.run.deadline_exceeded
         running = self._running_steps() if cancel else frozenset()
         for _ in range(MAX_ROUNDS):
             if first is not None:
                 decision, first = first, None
             else:
                 decision = engine.decide(
-                    self.interpreter, self.history, cancel=cancel, running=running, inbox=self.inbox
+                    self.interpreter, self.history, cancel=cancel, running=running, inbox=self.inbox, deadline=deadline
                 )
             if decision.cancel_delivered:
                 cancel = False
@@ -158,7 +161,8 @@ class _Advance:
         else:
             self._settle(command.seq, command.outcome)
 
-    def _entry(self, seq: int, request: Leaf | AllOf | AnyOf | Patched | SetState, **fields: Any) -> None:
+    def _entry(self, seq: int, request: Leaf | AllOf | AnyOf | Patched | SetState | Reply, **fields: Any) -> None:
+        fields.update(run_info.written_at(self.interpreter, seq))
         HistoryEntry.objects.using(self.using).create(
             run_id=self.run.pk, seq=seq, kind=request.kind, name=request.name, args_json=request.args_json, **fields
         )
@@ -181,21 +185,26 @@ class _Advance:
                 seconds = max(0.0, (fire_at - timezone.now()).total_seconds())
             self._entry(seq, request, group_seq=group, fire_at=fire_at)
             self._timer(seq, fire_at, seconds)
-        elif isinstance(request, WaitSignal):
-            # A wait in a race takes its signal in _collect, where only the first to finish takes one.
-            payload_json = None if group in self.racing else self.inbox.take(request.name, seq)
-            if payload_json is not None:  # already in the inbox: the wait is over as it begins
-                self._entry(seq, request, group_seq=group, **_columns(engine.Succeeded(payload_json)))
-                self.history.add(seq, engine.Recorded(request.kind, request.name, request.args_json, None))
-                self.history.add(seq, _with_outcome(self.history[seq], engine.Succeeded(payload_json)))
-                return
-            timeout = codec.decode(request.args_json)["timeout"]
-            fire_at = None if timeout is None else db_now_plus(timeout)
-            self._entry(seq, request, group_seq=group, fire_at=fire_at)
-            if fire_at is not None:
-                self._timer(seq, fire_at, timeout)
+        elif isinstance(request, WaitSignal | WaitUpdate):
+            self._open_wait(seq, request, group)
         elif isinstance(request, ChildCall):
             self._open_child(seq, request, group)
+
+    def _open_wait(self, seq: int, request: WaitSignal | WaitUpdate, group: int | None) -> None:
+        # A wait in a race takes its signal in _collect, where only the first to finish takes one.
+        taken = None if group in self.racing else self._take(request.kind, request.name, seq)
+        if taken is not None:  # already in the inbox: the wait is over as it begins
+            self._entry(seq, request, group_seq=group, **_columns(engine.Succeeded(taken)))
+            self.history.add(seq, _with_outcome(self.history[seq], engine.Succeeded(taken)))
+            return
+        timeout = codec.decode(request.args_json)["timeout"]
+        fire_at = None if timeout is None else db_now_plus(timeout)
+        self._entry(seq, request, group_seq=group, fire_at=fire_at)
+        if fire_at is not None:
+            self._timer(seq, fire_at, timeout)
+
+    def _take(self, kind: str, name: str, seq: int) -> str | None:
+        return updates.take(self.using, self.run.pk, name, seq) if kind == Kind.UPDATE else self.inbox.take(name, seq)
 
     def _open_step(self, seq: int, request: StepCall, group: int | None) -> None:
         definition = lookup_step(request.name)
@@ -246,7 +255,9 @@ class _Advance:
 
     def _open_child(self, seq: int, request: ChildCall, group: int | None) -> None:
         self.running = True
-        child = lifecycle.create_child(self.using, self.run, seq, request.name, request.args_json, request.workflow_id)
+        child = lifecycle.create_child(
+            self.using, self.run, seq, request.name, request.args_json, request.workflow_id, request.timeout_seconds
+        )
         if isinstance(child, ErrorInfo):  # the chosen id is taken: the parent gets the refusal at its yield
             self._entry(seq, request, group_seq=group, **_columns(engine.Failed(child)))
             self.history.add(seq, _with_outcome(self.history[seq], engine.Failed(child)))
@@ -259,6 +270,8 @@ class _Advance:
         self.history.add(command.seq, _with_outcome(self.history[command.seq], command.outcome))
         if isinstance(command.request, SetState):
             self.state_json = command.request.args_json
+        elif isinstance(command.request, Reply):
+            updates.answer(self.using, self.run.pk, command.request)
 
     def _settle(self, seq: int, outcome: engine.Outcome) -> None:
         entries = HistoryEntry.objects.using(self.using).at(self.run.pk, seq)
@@ -285,7 +298,7 @@ class _Advance:
             entry = self.history[seq]
             if entry.outcome is not None:  # settled while this decision was applied
                 found = True
-            elif entry.kind == Kind.SIGNAL:
+            elif entry.kind in {Kind.SIGNAL, Kind.UPDATE}:
                 found = self._take_signal(seq, entry) or found
             elif entry.kind == Kind.CHILD:
                 found = self._take_child_result(seq, entry) or found
@@ -294,7 +307,7 @@ class _Advance:
         return found
 
     def _take_signal(self, seq: int, entry: engine.Recorded) -> bool:
-        payload_json = self.inbox.take(entry.name, seq)
+        payload_json = self._take(entry.kind, entry.name, seq)
         if payload_json is None:
             return False
         if codec.decode(entry.args_json)["timeout"] is not None:
@@ -324,6 +337,7 @@ class _Advance:
     # Saving and ending.
     def _save(self, waiting: tuple[int, ...], cancel: bool) -> None:
         self.inbox.flush()
+        self.interpreter.reads.unwritten.clear()  # read where no entry follows: nothing replays there
         running = self.running or any(self.history[seq].kind in {Kind.STEP, Kind.CHILD} for seq in waiting)
         fields: dict[str, Any] = {
             "next_seq": self.history.next_seq,

@@ -61,8 +61,9 @@ _NEXT_STEP = (
     UPDATE {_RUN} SET next_seq = %(next_seq)s, updated_at = statement_timestamp()
     WHERE id = %(run)s AND EXISTS (SELECT 1 FROM fence)
 ), opened AS (
-    INSERT INTO {_ENTRY} (run_id, seq, kind, name, args_json, status, attempts, started_at)
-    SELECT %(run)s, %(next)s, 'step', %(name)s, %(args)s, 'scheduled', 1, statement_timestamp()
+    INSERT INTO {_ENTRY} (run_id, seq, kind, name, args_json, status, attempts, started_at, scheduled_at)
+    SELECT %(run)s, %(next)s, 'step', %(name)s, %(args)s, 'scheduled', 1, statement_timestamp(),
+        COALESCE(%(scheduled_at)s::timestamptz, statement_timestamp())
     WHERE EXISTS (SELECT 1 FROM fence)
 ), leased AS (
     INSERT INTO {_ITEM} (run_id, kind, seq, queue, lease_expires_at, lease_seconds, token, owner, dispatched_at)
@@ -129,7 +130,10 @@ def record_success(held: Claim, result_json: str) -> Claim | NotTaken | Handoff 
         "result": result_json,
         "next_seq": held.seq + 1,
     }
-    following = _next_step(decision, held)
+    # A time the code read (durable.now()) before the next step is recorded with that step's entry;
+    # one read anywhere else goes the general way.
+    read_at = interpreter.reads.unwritten.get(held.seq + 1)
+    following = None if set(interpreter.reads.unwritten) - {held.seq + 1} else _next_step(decision, held)
     with connection.cursor() as cursor:
         if following is not None:
             request, definition_queue, lease = following
@@ -141,10 +145,12 @@ def record_success(held: Claim, result_json: str) -> Claim | NotTaken | Handoff 
                 queue=definition_queue,
                 lease=lease,
                 owner=lease_owner(),
+                scheduled_at=read_at,
             )
             cursor.execute(_NEXT_STEP, params)
             item_id = cursor.fetchone()[0]
             if item_id is not None:
+                interpreter.reads.unwritten.pop(held.seq + 1, None)
                 generator_cache.put(held.run_id, held.generation, held.seq + 2, interpreter)
                 return Claim(
                     item_id=item_id,

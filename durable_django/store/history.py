@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 
 from ..core import engine
 from ..core.interpreter import ErrorInfo
@@ -44,6 +45,7 @@ class History(Mapping[int, engine.Recorded]):
         self.next_seq = next_seq
         self._start = start
         self._entries: dict[int, engine.Recorded] = {}
+        self._times: dict[int, datetime] = {}
         self._loaded = next_seq <= start
 
     def add(self, seq: int, entry: engine.Recorded) -> None:
@@ -56,14 +58,30 @@ class History(Mapping[int, engine.Recorded]):
             self._load()
         return self._entries[seq]
 
+    def time_at(self, seq: int) -> datetime | None:
+        """When the entry at ``seq`` was written (what ``durable.now()`` read before it), or None if none is yet."""
+        if seq >= self.next_seq:
+            return None
+        if seq not in self._times:
+            if not self._loaded:
+                self._load()
+            if seq not in self._times:  # written by this advance, after the load
+                found = HistoryEntry.objects.using(self._using).at(self._run_id, seq)
+                written = found.values_list("scheduled_at", flat=True).first()
+                if written is None:
+                    return None
+                self._times[seq] = written
+        return self._times[seq]
+
     def _load(self) -> None:
         rows = HistoryEntry.objects.using(self._using).of(self._run_id).filter(seq__gte=self._start)
-        for seq, kind, name, args_json, status, result_json, error_json in rows.values_list(
-            "seq", "kind", "name", "args_json", "status", "result_json", "error_json"
+        for seq, kind, name, args_json, status, result_json, error_json, scheduled_at in rows.values_list(
+            "seq", "kind", "name", "args_json", "status", "result_json", "error_json", "scheduled_at"
         ):
             self._entries.setdefault(
                 seq, engine.Recorded(kind, name, args_json, outcome_of(status, result_json, error_json))
             )
+            self._times[seq] = scheduled_at
         self._loaded = True
 
     def __iter__(self) -> Iterator[int]:

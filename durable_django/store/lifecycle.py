@@ -15,7 +15,7 @@ from django.db.models.functions import Now
 from ..core.interpreter import ErrorInfo, error_info
 from ..exceptions import WorkflowIdConflict
 from ..models import HistoryEntry, Signal, WorkflowRun, WorkItem
-from . import observe, outbox
+from . import deadlines, observe, outbox
 
 __all__ = ["child_workflow_id", "continue_as_new", "create_child", "finish", "request_cancel"]
 
@@ -77,6 +77,8 @@ def continue_as_new(using: str, run: WorkflowRun, args_json: str, state_json: st
     Signal.objects.using(using).filter(run_id=run.pk).consumed().delete()
     WorkItem.objects.using(using).of(run.pk).delete()
     fields: dict[str, Any] = {} if state_json is None else {"state_json": state_json}
+    if run.deadline_at is not None and not run.deadline_exceeded:  # the deadline spans every generation
+        deadlines.arm(using, run.pk, run.deadline_at)
     runs = WorkflowRun.objects.using(using).filter(pk=run.pk)
     runs.filter(initial_input_json__isnull=True).update(initial_input_json=F("input_json"))
     runs.update(
@@ -85,6 +87,7 @@ def continue_as_new(using: str, run: WorkflowRun, args_json: str, state_json: st
         generation=F("generation") + 1,
         cancel_requested=False,  # a cancel delivered to this generation is not raised in the next
         cancel_requested_at=None,
+        deadline_exceeded=False,  # nor its deadline, once passed: the next generation has none
         status=Status.RUNNING,
         updated_at=Now(),
         **fields,
@@ -107,21 +110,36 @@ def child_workflow_id(using: str, parent: WorkflowRun, seq: int) -> str:
 
 
 def create_child(
-    using: str, parent: WorkflowRun, seq: int, name: str, args_json: str, workflow_id: str | None
+    using: str,
+    parent: WorkflowRun,
+    seq: int,
+    name: str,
+    args_json: str,
+    workflow_id: str | None,
+    timeout_seconds: float | None = None,
 ) -> WorkflowRun | ErrorInfo:
     """The child run for the parent's position ``seq``, or the refusal when its chosen id is taken.
 
     A default id never collides (:func:`child_workflow_id`). A chosen one may: another run
     has it, or a sibling in the same ``all_of`` took it first. Joining that run instead
     would hand the parent a result it did not start, so the parent gets the conflict.
+
+    The child's deadline is its own ``timeout_seconds`` from now, and never later than its parent's.
     """
     runs = WorkflowRun.objects.using(using)
-    fields = {"workflow_name": name, "input_json": args_json, "parent_id": parent.pk, "parent_seq": seq}
+    deadline_at = deadlines.child_deadline(using, parent, timeout_seconds)
+    fields = {
+        "workflow_name": name,
+        "input_json": args_json,
+        "parent_id": parent.pk,
+        "parent_seq": seq,
+        "deadline_at": deadline_at,
+    }
     if workflow_id is None:
-        return runs.create(workflow_id=child_workflow_id(using, parent, seq), **fields)
+        return _armed(using, runs.create(workflow_id=child_workflow_id(using, parent, seq), **fields))
     try:
         with transaction.atomic(using=using):  # a savepoint: the unique id may refuse the row
-            return runs.create(workflow_id=workflow_id, **fields)
+            return _armed(using, runs.create(workflow_id=workflow_id, **fields))
     except IntegrityError:
         holder = runs.with_id(workflow_id).values_list("pk", flat=True).first()
         return error_info(
@@ -130,3 +148,9 @@ def create_child(
                 "this child uniquely (such as f'invoice-{order_id}'), or leave it out for '<parent>/<position>'."
             )
         )
+
+
+def _armed(using: str, run: WorkflowRun) -> WorkflowRun:
+    if run.deadline_at is not None:
+        deadlines.arm(using, run.pk, run.deadline_at)
+    return run

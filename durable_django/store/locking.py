@@ -32,6 +32,7 @@ __all__ = ["RunBusy", "lock_run", "shared_status"]
 
 _RUN_FIELDS = (
     "id", "workflow_id", "workflow_name", "status", "next_seq", "generation", "cancel_requested", "parent_id",
+    "deadline_at", "deadline_exceeded",
 )  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from ..core.interpreter import ErrorInfo
 from ..core.requests import Kind
 from ..exceptions import LeaseLost
 from ..models import HistoryEntry, LostAttempt, Signal, WorkflowRun, WorkItem
-from . import fastpath, generator_cache, lifecycle, observe, outbox, poison
+from . import deadlines, fastpath, generator_cache, lifecycle, observe, outbox, poison, updates
 from .advance import advance
 from .leases import Claim, database, db_now_plus, fence, lease_owner
 from .locking import RunBusy, lock_run
@@ -83,6 +83,9 @@ def _advance_or_fire(using: str, item_id: int, run_id: Any, kind: str) -> Claim 
         if row is None:
             return None
         WorkItem.objects.using(using).filter(pk=item_id).delete()
+        if row["seq"] is None:  # the run's deadline: the advance it wakes raises DeadlineExceeded
+            deadlines.fire(using, run)
+            return None
         # A cancel committed before this timer was taken wins the race: the advance below raises
         # Cancelled at the yield that waits on the timer and drops it. Fired first, the timer would
         # let the workflow run on to its next yield, or to its end with the cancel ignored.
@@ -151,8 +154,10 @@ def _fire(using: str, run_id: Any, seq: int) -> bool:
     entry = HistoryEntry.objects.using(using).at(run_id, seq).pending().values("kind", "name").first()
     if entry is None:
         return False
-    if entry["kind"] == Kind.SIGNAL:
-        if Signal.objects.using(using).inbox(run_id, entry["name"]).exists():
+    if entry["kind"] in (Kind.SIGNAL, Kind.UPDATE):
+        if entry["kind"] == Kind.SIGNAL and Signal.objects.using(using).inbox(run_id, entry["name"]).exists():
+            return True
+        if entry["kind"] == Kind.UPDATE and updates.waiting(using, run_id, entry["name"]):
             return True
         timed_out: dict[str, Any] = {"result_json": None}  # no result: a timeout, not a signal of null
     else:

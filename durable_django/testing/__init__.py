@@ -1,7 +1,8 @@
 """Test your workflows in an ordinary Django test, without Celery and without waiting.
 
 - :func:`run_workflow` starts a run and works it in the test's own process until nothing
-  is left to do now; :func:`send_signal` does the same after a signal.
+  is left to do now; :func:`send_signal` does the same after a signal, :func:`send_update` after an update (and
+  returns the reply).
 - :func:`pass_time` lets time pass for every timer, retry wait and schedule tick, so a
   30-day sleep takes no time; :func:`advance_time` only moves them (for tests with a real
   worker). :func:`sync_schedules` writes the schedules the code declares to the test
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from ._assertions import assert_history, assert_replays
 from ._clock import advance_time, pass_time, sync_schedules
-from ._inline import no_broker, run_until_idle, run_workflow, send_signal
+from ._inline import no_broker, run_until_idle, run_workflow, send_signal, send_update
 
 __all__ = [
     "Toolkit",
@@ -31,6 +32,7 @@ __all__ = [
     "run_until_idle",
     "run_workflow",
     "send_signal",
+    "send_update",
     "sync_schedules",
 ]
 
@@ -40,6 +42,7 @@ class Toolkit:
 
     run = staticmethod(run_workflow)
     signal = staticmethod(send_signal)
+    update = staticmethod(send_update)
     pass_time = staticmethod(pass_time)
     sync_schedules = staticmethod(sync_schedules)
     run_until_idle = staticmethod(run_until_idle)

@@ -6,14 +6,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .. import updates
 from ..definitions import WorkflowDefinition
+from ..exceptions import UpdateTimeout
 from ..models import WorkflowRun, WorkItem
 from ..runs import get_run, signal
 from ..store import outbox
+from ..store import updates as update_store
 from ..store.leases import database
 from ..worker import runner
 
-__all__ = ["no_broker", "run_until_idle", "run_workflow", "send_signal"]
+__all__ = ["no_broker", "run_until_idle", "run_workflow", "send_signal", "send_update"]
 
 
 def run_until_idle(*, max_items: int = 10_000) -> int:
@@ -59,6 +62,25 @@ def send_signal(run: WorkflowRun | str, name: str, payload: Any = None) -> Workf
     run_until_idle()
     run.refresh_from_db()
     return run
+
+
+def send_update(run: WorkflowRun | str, name: str, payload: Any = None, *, update_id: str | None = None) -> Any:
+    """Send update ``name`` to ``run``, run until idle, and return the workflow's reply.
+
+    Raises ``UpdateRejected`` as ``run.update()`` does, and ``UpdateTimeout`` if the run has
+    not answered once nothing is left to do now (it waits for time to pass, or for a signal).
+    Works inside a ``TestCase``'s transaction, unlike ``run.update()``.
+    """
+    run = get_run(run)
+    update_id = updates.send(run, name, payload, update_id=update_id)
+    run_until_idle()
+    answered, reply = updates.outcome(run, name, update_store.read_answer(database(), run.pk, update_id))
+    if not answered:
+        raise UpdateTimeout(
+            f"run {run.workflow_id!r} has not answered update {name!r} with nothing left to do now; "
+            "let time pass (pass_time) or send what the workflow waits for first."
+        )
+    return reply
 
 
 @contextmanager

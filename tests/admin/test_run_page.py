@@ -167,3 +167,34 @@ def test_the_page_answers_the_workflows_named_queries_that_take_no_arguments(sta
     assert "count 1" in shown and "total 1200" in shown
     assert "broken QueryFailed: query 'broken' of run 'cart-page' raised ZeroDivisionError: division by zero" in shown
     assert 'variables { "customer": "ann", "items": [{"sku": "mug", "cents": 1200}]' in shown
+
+
+def test_the_timeline_shows_each_update_received_and_the_reply_or_rejection(staff):
+    from durable_django.testing import send_update
+    from tests.testapp.conversations import coupon_checkout
+
+    run = worked(coupon_checkout, 100, workflow_id="coupons-page")
+    send_update(run, "apply_coupon", "WELCOME", update_id="welcome-1")
+    with pytest.raises(Exception, match="already applied"):
+        send_update(run, "apply_coupon", "WELCOME")
+    shown = text(staff().get(page(run)))
+    assert "#0 wait update apply_coupon completed" in shown and "timeout 1 h" in shown
+    assert 'received {"update_id": "welcome-1", "name": "apply_coupon", "payload": "WELCOME"}' in shown
+    assert "#2 reply apply_coupon completed" in shown and '"value": 90' in shown
+    assert "#4 reply apply_coupon completed" in shown and '"error": "WELCOME is already applied"' in shown
+    assert "Updates waiting" not in shown
+
+
+def test_the_page_shows_a_runs_deadline_and_the_updates_no_wait_has_taken(staff):
+    from durable_django import updates
+    from tests.testapp.conversations import deadline_saga
+
+    run = worked(deadline_saga, 3, workflow_id="deadline-page")
+    updates.send(run, "rebook", {"seat": "12C"})
+    shown = text(staff().get(page(run)))
+    assert "Deadline" in shown and "passed" not in shown
+    assert "Updates waiting sent, not yet taken by a wait_update" in shown and "rebook" in shown and '"12C"' in shown
+    advance_time(timedelta(hours=2))
+    run = settle(run)
+    shown = text(staff().get(page(run)))
+    assert "passed: DeadlineExceeded raised" in shown

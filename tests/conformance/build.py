@@ -67,6 +67,10 @@ def state() -> Stmt:
     return {"op": "state", "id": _id()}
 
 
+def info() -> Stmt:
+    return {"op": "info", "id": _id()}
+
+
 def continue_as_new() -> Stmt:
     return {"op": "continue", "id": _id()}
 

@@ -79,7 +79,7 @@ class ProgramGenerator:
 
     def stmt(self, depth: int, nest: int, max_gen: int) -> Stmt:
         self.budget -= 1
-        weights = {"step": 24, "wait": 18, "sleep": 8, "state": 4, "patched": 2, "return": 2}
+        weights = {"step": 24, "wait": 18, "sleep": 8, "state": 4, "info": 3, "patched": 2, "return": 2}
         if depth < 2:
             weights["child"] = 6
         if self.budget > 0:

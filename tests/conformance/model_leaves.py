@@ -57,6 +57,7 @@ class Run:
     walker: Generator[Any, Any, Any] | None = None
     waiting: Waiting | None = None
     trace: dict[tuple[int, int], Outcome] = field(default_factory=dict)
+    positions: int = 0  # history entries of this generation: what workflow_info().position reads
 
 
 class Leaves:

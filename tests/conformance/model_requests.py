@@ -83,8 +83,9 @@ class ModelVocabulary:
 
     errors = ERRORS
 
-    def __init__(self, observe: Callable[[str, int, int, Outcome], None]) -> None:
+    def __init__(self, observe: Callable[[str, int, int, Outcome], None], info: Callable[[], list[Any]]) -> None:
         self._observe = observe
+        self._info = info
 
     def step(self, stmt: Stmt, tag: str) -> Step:
         return Step(tag, stmt["kind"], stmt["policy"], tuple(stmt["do"]))
@@ -109,6 +110,9 @@ class ModelVocabulary:
 
     def set_state(self, value: str) -> SetState:
         return SetState(value)
+
+    def info(self) -> list[Any]:
+        return self._info()
 
     def continue_as_new(self, program: Program, scope: str, gen: int) -> ContinueAsNew:
         return ContinueAsNew(gen)

@@ -45,7 +45,12 @@ class Runs(Leaves):
         def observe(scope: str, gen: int, index: int, outcome: Outcome) -> None:
             run.trace[(gen, index)] = outcome
 
-        run.walker = walk(run.program, run.scope, run.gen, rq.ModelVocabulary(observe))
+        def info() -> list[Any]:
+            # "position: the history position the next request takes (an all_of of n requests takes 1 + n)".
+            return [run.positions, run.gen, run.parent is not None]
+
+        run.positions = 0  # "a new generation starts an empty history"
+        run.walker = walk(run.program, run.scope, run.gen, rq.ModelVocabulary(observe, info))
         self.resume(run, first=True)
 
     # Feeding the workflow.
@@ -68,6 +73,11 @@ class Runs(Leaves):
             except (rq.StepFailed, rq.ChildFailed) as failure:
                 return self.finish(run, "failed", error=type(failure).__name__)
             value, error = None, None
+            # Every request takes its positions as it is yielded, started or not (a cancelled one too).
+            if isinstance(request, rq.Group):
+                run.positions += 1 + len(request.leaves)
+            elif not isinstance(request, rq.ContinueAsNew):
+                run.positions += 1
             if isinstance(request, rq.SetState):
                 run.state = request.value
             elif isinstance(request, rq.Patched):

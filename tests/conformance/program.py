@@ -19,6 +19,9 @@ all_of     ``leaves``: steps, sleeps, waits, children.
 any_of     ``leaves``: as all_of.
 patched    ``then``, ``else``: ``if (yield patched(...))``.
 state      ``set_state`` of a value naming the run, generation and position.
+info       ``durable.workflow_info()``: records ``[position, generation, is a child]`` in the
+           trace without yielding (the position counts history entries: 1 per request, 1 + n
+           for a group of n).
 try        ``body``, ``catch`` (a list of "StepFailed", "ChildFailed", "Cancelled"),
            ``handler``, ``reraise``: ``try/except`` whose handler yields compensation.
 finally    ``body``, ``cleanup``: ``try/finally`` whose cleanup yields.
@@ -133,6 +136,8 @@ def _stmt(stmt: Stmt, indent: str) -> list[str]:
         return [f"{indent}for _ in range({stmt['times']}):", *_block(stmt["body"], inner)]
     if op == "state":
         return [f"{indent}yield set_state(...)  # #{stmt['id']}"]
+    if op == "info":
+        return [f"{indent}trace.append(workflow_info())  # #{stmt['id']}"]
     if op == "continue":
         return [f"{indent}yield continue_as_new(gen + 1)  # #{stmt['id']}, while gen < max_gen"]
     if op == "return":

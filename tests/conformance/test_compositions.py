@@ -131,3 +131,15 @@ def test_a_child_beside_a_buffered_signal_that_settles_the_any_of_never_starts()
     # Found by make fuzz (the model started the child and cancelled it; docs/parallel.md says never starts).
     program = b.program(b.sleep(HOUR), b.any_of(b.wait("b"), b.child(b.program(b.step("ok")))))
     assert_conforms(program, [b.signals(("b", 1)), b.time(2 * HOUR)])
+
+
+def test_workflow_info_reads_the_position_after_groups_patches_and_a_cancel_and_in_a_child() -> None:
+    program = b.program(
+        b.all_of(b.step("ok"), b.wait("a")),
+        b.info(),
+        b.try_([b.wait("b")], ["Cancelled"], [b.info(), b.child(b.program(b.step("ok"), b.info()))]),
+        b.info(),
+        b.continue_as_new(),
+        max_gen=1,
+    )
+    assert_conforms(program, [b.signals(("a", 1)), b.cancel(), b.signals(("a", 2))])

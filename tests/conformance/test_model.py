@@ -120,3 +120,12 @@ def test_lost_attempts_are_read_from_the_journal() -> None:
     # Attempt 1 ended well, 2 never started its body, 3 ran: 1's result was lost, then 2 before its body.
     ran_twice = [attempt(1, 1, "start"), attempt(1, 1, "end", True), attempt(1, 3, "start"), attempt(1, 3, "end", True)]
     assert lost_attempts(ran_twice, program) == {(tag, 1): True, (tag, 2): False}
+
+
+def test_workflow_info_counts_a_position_per_request_and_one_per_leaf_of_a_group() -> None:
+    program = b.program(
+        b.info(), b.step("ok"), b.all_of(b.step("ok"), b.sleep(60)), b.state(), b.info(), b.continue_as_new(), max_gen=1
+    )
+    prediction = predict(program, [b.time(HOUR)], "R")
+    infos = [outcome for _, _, outcome in prediction.traces["R"] if outcome[0] == "info"]
+    assert infos == [["info", [0, 0, False]], ["info", [5, 0, False]], ["info", [0, 1, False]], ["info", [5, 1, False]]]

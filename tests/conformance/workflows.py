@@ -135,6 +135,10 @@ class _Engine:
     def set_state(self, value: str) -> Any:
         return durable.set_state(value)
 
+    def info(self) -> list[Any]:
+        info = durable.workflow_info()
+        return [info.position, info.generation, info.parent_workflow_id is not None]
+
     def continue_as_new(self, program: Program, scope: str, gen: int) -> Any:
         return durable.continue_as_new(program, scope, gen)
 

@@ -18,6 +18,8 @@ PAGES = (
     "cancellation.md",
     "long-steps.md",
     "continue-as-new.md",
+    "workflow-info.md",
+    "updates.md",
     "versioning.md",
     "tasks.md",
     "async.md",

@@ -42,9 +42,11 @@ def held_messages(server: Redis) -> int:
 
 
 @pytest.mark.xfail(
-    strict=True,
-    reason="Celery 5.7/kombu 5.7: a worker holding an unacknowledged (countdown) message exits when Redis "
-    "restarts (AttributeError in restore_unacked); found by the chaos harness, see docs/chaos.md",
+    # Not strict: whether the worker is inside restore_unacked when the connection drops is
+    # timing; on a loaded machine it sometimes survives (seen once under make test-next).
+    strict=False,
+    reason="Celery 5.7/kombu 5.7: a worker holding an unacknowledged (countdown) message usually exits when "
+    "Redis restarts (AttributeError in restore_unacked); found by the chaos harness, see docs/chaos.md",
 )
 @pytest.mark.usefixtures("no_messages", "transactional_db")
 def test_a_worker_holding_a_timers_countdown_message_survives_a_broker_restart(worker_env, tmp_path, private_redis):

@@ -421,4 +421,4 @@ def broken(state, variables):
     return state["items"] / 0
 
 
-from . import compositions  # noqa: E402, F401  (registers the composition workflows)
+from . import compositions, conversations  # noqa: E402, F401  (registers their workflows)

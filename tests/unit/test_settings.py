@@ -27,6 +27,7 @@ BAD: dict[str, Any] = {
     "COUNTDOWN_HINT_MAX": True,
     "MAX_PAYLOAD_BYTES": 100,
     "WAIT_LISTEN": "no",
+    "CONTINUE_AS_NEW_SUGGESTED_AFTER": 0,
     "ADMIN_REDACT": "password",
 }
 

@@ -1,0 +1,122 @@
+"""Workflows of issue 12's second round: workflow info, the clock and ids, deadlines, updates."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import durable_django as durable
+
+from .workflows import double
+
+
+@durable.workflow(name="tests.info_reader")
+def info_reader():
+    info = durable.workflow_info()
+    seen = [info.workflow_id, info.position, durable.now().isoformat(), str(durable.uuid4())]
+    yield double(1)  # a step on the worker: its result is fed to the live generator
+    seen += [durable.workflow_info().position, durable.now().isoformat(), str(durable.uuid4())]
+    yield double(2)
+    yield durable.wait_signal("finish")
+    return seen
+
+
+@durable.workflow(name="tests.info_child")
+def info_child():
+    yield double(0)
+    info = durable.workflow_info()
+    return [info.parent_workflow_id, info.workflow_id]
+
+
+@durable.workflow(name="tests.info_looper")
+def info_looper(rounds: int):
+    yield double(rounds)
+    info = durable.workflow_info()
+    if info.continue_as_new_suggested and rounds:
+        yield durable.continue_as_new(rounds - 1)
+    child = yield info_child()
+    return {"generation": info.generation, "suggested": info.continue_as_new_suggested, "child": child}
+
+
+@durable.workflow(name="tests.deadline_saga", timeout=timedelta(hours=1))
+def deadline_saga(order: int):
+    try:
+        yield double(order)
+        yield durable.wait_signal("shipped")
+    except durable.Cancelled as error:
+        yield double(-order)  # compensation: runs normally, the deadline is not raised at its yield
+        if isinstance(error, durable.DeadlineExceeded):
+            raise
+        return "cancelled by hand"
+    return "shipped"
+
+
+@durable.workflow(name="tests.deadline_child")
+def deadline_child():
+    return (yield durable.wait_signal("never"))
+
+
+@durable.workflow(name="tests.deadline_parent", timeout=timedelta(hours=1))
+def deadline_parent(child_minutes: int):
+    try:
+        return (yield deadline_child.using(timeout=timedelta(minutes=child_minutes))())
+    except durable.ChildFailed as error:
+        return error.error_type
+
+
+@durable.workflow(name="tests.deadline_loop", timeout=timedelta(hours=1))
+def deadline_loop(n: int):
+    yield durable.wait_signal("next")
+    yield durable.continue_as_new(n + 1)
+
+
+@durable.workflow(name="tests.coupon_checkout")
+def coupon_checkout(total: int):
+    applied: list[str] = []
+    while True:
+        request = yield durable.wait_update("apply_coupon", timeout=timedelta(hours=1))
+        if request is None:  # an hour without a coupon: check out
+            return {"total": total, "applied": applied}
+        if request.payload in applied:
+            yield durable.reject(request, f"{request.payload} is already applied")
+            continue
+        total -= 10
+        applied.append(request.payload)
+        yield durable.set_state({"total": total, "applied": applied})
+        yield durable.reply(request, total)
+
+
+@coupon_checkout.validator("apply_coupon")
+def coupon_code(state, payload):
+    if not isinstance(payload, str) or not payload.isupper():
+        raise ValueError(f"coupon codes are upper case, not {payload!r}")
+    if state is not None and len(state["applied"]) >= 3:
+        raise ValueError("three coupons at most")
+
+
+@durable.workflow(name="tests.bad_replier")
+def bad_replier(how: str):
+    request = yield durable.wait_update("ask")
+    if how == "not-json":
+        yield durable.reply(request, {1, 2})
+    elif how == "twice":
+        yield durable.reply(request, 1)
+        yield durable.reply(request, 2)
+    else:  # answers an update it never received
+        yield durable.reply(durable.UpdateRequest("made-up", "ask"), 1)
+
+
+@durable.workflow(name="tests.steps_plain")
+def steps_plain(n: int):
+    for index in range(n):
+        yield double(index)
+
+
+@durable.workflow(name="tests.steps_clocked")
+def steps_clocked(n: int):
+    seen = []
+    for index in range(n):
+        seen.append(durable.now().isoformat())
+        durable.uuid4()
+        durable.workflow_info()
+        yield double(index)
+    return seen
