@@ -2,11 +2,13 @@
 
 ``python -m chaos --profile full|smoke`` (or ``make chaos`` / ``make chaos-smoke``)
 starts its own PostgreSQL, Redis, fake payment API and Celery workers on loopback ports,
-runs order workflows while it injects faults into those processes only, then checks the
+runs order workflows and composed ones while it injects faults into those processes only, then checks the
 invariants against the app database and the payment API's ledger. See docs/chaos.md.
 
 Modules, one job each: ``services`` (PostgreSQL, Redis, the fake API as processes),
 ``fakeapi`` (the payment API server), ``cluster`` (the Celery workers), ``workload``
-(starts, signals, cancels), ``injector`` (the faults), ``checker`` (the invariants),
+(starts, signals, cancels), ``composed`` (the composed workload: signal loops, sagas,
+children, subscriptions, ballots), ``injector`` (the faults), ``checker`` (the invariants;
+``composed_checker``, the composed workload's),
 ``report`` (summary and JSON), ``run`` (the orchestration), ``profiles`` (full, smoke).
 """

@@ -32,11 +32,13 @@ from .workload import with_retries
 logger = logging.getLogger("chaos")
 
 #: Shares of the composed plans by kind.
-KINDS = {"loop": 0.35, "saga": 0.35, "family": 0.15, "subscription": 0.15}
+KINDS = {"loop": 0.30, "saga": 0.35, "family": 0.15, "subscription": 0.15, "ballot": 0.05}
 #: Saga order ids live above the orders' primary keys (the fake API keys effects by order id).
 SAGA_ORDER_BASE = 10_000_000
 #: A loop that will be told to "exit" idles out only after this long.
 LOOP_LONG_IDLE = 30.0
+#: How long a mid-step cancel waits for its step's attempt to start before it is sent anyway.
+MID_STEP_PATIENCE = 20.0
 
 
 @dataclass
@@ -47,6 +49,8 @@ class Event:
     count: int = 1  # signals in this event
     same_tx: bool = False  # all of them in one transaction
     late: bool = False  # sent when the run may have finished (a refusal is expected)
+    #: A cancel held back until the named step's attempt runs (polled; sent anyway after ``MID_STEP_PATIENCE``).
+    mid_step: str = ""
 
 
 @dataclass
@@ -65,6 +69,7 @@ class ComposedPlan:
     run_id: str | None = None
     signals: list[dict[str, Any]] = field(default_factory=list)
     cancels: list[str] = field(default_factory=list)  # committed | refused_finished | failed: ...
+    waited: dict[int, float] = field(default_factory=dict)  # seconds a mid-step cancel has waited, per event
 
     @property
     def cancel_committed(self) -> bool:
@@ -114,7 +119,7 @@ def make_composed_plans(count: int, seed: int, start_window: float) -> list[Comp
     """``count`` composed plans, their starts spread over ``start_window`` seconds (offset from the orders')."""
     rng = random.Random(seed * 7919 + 13)
     # Kinds by quota and the cancels and stops by turn within a kind, so a short run has them all.
-    kinds = [kind for kind, share in KINDS.items() for _ in range(round(share * count))]
+    kinds = [kind for kind, share in KINDS.items() for _ in range(int(share * count))]
     kinds = (kinds + ["loop"] * count)[:count]
     rng.shuffle(kinds)
     turn: Counter[str] = Counter()
@@ -133,12 +138,24 @@ def make_composed_plans(count: int, seed: int, start_window: float) -> list[Comp
             fail = rng.choices(["", "fail", "flaky"], [0.6, 0.2, 0.2])[0]
             plan.order_id = SAGA_ORDER_BASE + seed % 1000 * 10_000 + index
             amount = rng.randrange(5, 200) * 100 + ending
-            plan.args = [ref, plan.order_id, amount, round(rng.uniform(0.2, 1.5), 2), fail]
-            plan.events = _cancels(rng, nth % 5 in (1, 3), 1.5)
+            work = round(rng.uniform(0.5, 2.0), 2)
+            plan.args = [ref, plan.order_id, amount, round(rng.uniform(0.1, 0.5), 2), fail, work]
+            plan.events = _cancels(rng, nth % 5 in (1, 3), 2.5)
+            if nth % 5 == 3:  # this one lands while the reservation's attempt runs
+                plan.events[0].offset, plan.events[0].mid_step = 0.0, "chaos.shop.composed.reserve"
         elif kind == "family":
             seconds = [round(rng.uniform(0.2, 2.0), 2) for _ in range(rng.randint(2, 4))]
             plan.args = [ref, rng.choice(["all", "any"]), seconds]
             plan.events = _cancels(rng, nth % 3 == 1, 1.5)
+        elif kind == "ballot":
+            voters = rng.randint(101, 130) if nth % 4 == 1 else rng.randint(2, 20)
+            plan.args = [voters, 30.0]
+            plan.in_start = ["vote"] * min(rng.randint(0, voters), 5)
+            rest = voters - len(plan.in_start)
+            if rest:
+                plan.events.append(Event(round(rng.uniform(0.0, 1.0), 2), "signal", "vote", rest, same_tx=rest > 5))
+            if nth % 3 == 2:  # one vote too many: it stays unread
+                plan.events.append(Event(round(rng.uniform(0.0, 1.5), 2), "signal", "vote"))
         else:
             plan.args = [ref, rng.randint(2, 4), round(rng.uniform(0.3, 1.0), 2), []]
             if nth % 3 == 2:
@@ -159,6 +176,7 @@ def workflow_of(kind: str) -> Any:
         "saga": composed.saga,
         "family": composed.family,
         "subscription": composed.subscription,
+        "ballot": composed.ballot,
     }[kind]
 
 
@@ -252,6 +270,8 @@ class ComposedDriver:
     # Acting.
     def _act(self, plan: ComposedPlan, event: Event) -> None:
         if event.action == "cancel":
+            if event.mid_step and not self._attempt_running(plan, event):
+                return
             self._cancel(plan)
             return
         if event.same_tx:
@@ -259,6 +279,26 @@ class ComposedDriver:
         else:
             for _ in range(event.count):
                 self._signals(plan, [self._record(plan, event.name, late=event.late)])
+
+    def _attempt_running(self, plan: ComposedPlan, event: Event) -> bool:
+        """True once the event's step has an attempt running; else it is pushed back a little (bounded)."""
+        from durable_django.models import HistoryEntry
+
+        waited = plan.waited.get(id(event), 0.0)
+        if waited < MID_STEP_PATIENCE:
+            try:
+                running = HistoryEntry.objects.filter(
+                    run_id=plan.run_id, name=event.mid_step, status="scheduled", attempts__gte=1
+                ).exists()
+                pause = 0.1
+            except DatabaseError:  # the database is restarting: look again a little later
+                connection.close()
+                running, pause = False, 0.5
+            if not running:
+                plan.waited[id(event)] = waited + pause
+                self._push(time.monotonic() + pause, plan.index, event)
+                return False
+        return True
 
     def _record(self, plan: ComposedPlan, name: str, *, early: bool = False, late: bool = False) -> dict[str, Any]:
         self._sent += 1

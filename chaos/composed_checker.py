@@ -165,6 +165,8 @@ def _signals(
     for nonce in taken:
         if nonce not in sent:
             out.append({"ref": plan.ref, "nonce": nonce, "why": "a wait returned a signal nobody committed"})
+    if plan.kind == "ballot" and run.status == "completed":
+        _ballot(plan, run, entries, rows, sent, out)
     if plan.kind != "loop" or run.status != "completed":
         return
     result = run.result or {}
@@ -193,6 +195,27 @@ def _signals(
                         "fire_at": fire_at,
                     }
                 )
+
+
+def _ballot(
+    plan: ComposedPlan, run: Any, entries: list[Any], rows: dict[Any, Any], sent: dict[str, Any], out: list[Any]
+) -> None:
+    """Every wait of the group takes a vote while one committed before its deadline is in the inbox."""
+    received = (run.result or {}).get("received", [])
+    voters = plan.args[0]
+    if len(received) >= voters:
+        return
+    fire_at = _deciding_timer(entries)
+    for nonce, row in rows.items():
+        committed_at = sent[nonce].committed_at if nonce in sent else None
+        if row.consumed_seq is None and committed_at is not None and fire_at is not None and committed_at < fire_at:
+            out.append(
+                {
+                    "ref": plan.ref,
+                    "nonce": nonce,
+                    "why": f"{voters - len(received)} waits timed out while this vote, committed before, sat unread",
+                }
+            )
 
 
 def _deciding_timer(entries: list[Any]) -> Any:
@@ -248,6 +271,11 @@ def _saga(
     if problems:
         found["saga_cleanup"].append({"ref": plan.ref, "status": run.status, "problems": problems})
     figures["saga cleanups"] += len(rows)
+    for entry in entries:
+        if entry.kind == "step" and entry.status == "cancelled" and (entry.result_json or entry.error_json):
+            figures["saga steps cancelled while an attempt ran"] += 1
+        if entry.kind == "step" and entry.result_json and '"stopped-' in entry.result_json:
+            figures["saga reservations stopped early by a heartbeat"] += 1
     figures["saga cleanups asked again after a cancel"] += max(0, len(cleanup) - 1)
 
     # The outcome.

@@ -62,6 +62,7 @@ COMPOSED_FIGURES = (
     "family completed",
     "subscription generations",
     "subscription cancelled",
+    "ballot completed",
 )
 COMPOSED_ONCE = {f"composed: {name}": 1 for name in COMPOSED_FIGURES}
 

@@ -36,7 +36,7 @@ def write(report: dict[str, Any], path: Path) -> None:
 
 def _composed_line(composed: dict[str, Any]) -> str:
     """The composed workload in one line: runs by kind and how they ended, signals and cancels."""
-    kinds = ("loop", "saga", "family", "subscription")
+    kinds = ("loop", "saga", "family", "subscription", "ballot")
     ended = "; ".join(
         f"{composed.get(kind + ' runs', 0)} {kind} runs "
         + str(
@@ -55,7 +55,10 @@ def _composed_line(composed: dict[str, Any]) -> str:
         f"({composed.get('signals_in_start', 0)} in the start's transaction), "
         f"{composed.get('signals_taken', 0)} taken, {composed.get('signals_unread', 0)} unread, "
         f"{composed.get('signals_refused', 0)} refused; cancels {composed.get('cancels_committed', 0)} "
-        f"({composed.get('cancels_refused', 0)} refused); sagas charged {composed.get('saga charged', 0)}, "
+        f"({composed.get('cancels_refused', 0)} refused; "
+        f"{composed.get('saga steps cancelled while an attempt ran', 0)} saga steps cancelled mid-attempt, "
+        f"{composed.get('saga reservations stopped early by a heartbeat', 0)} stopped early by their heartbeat); "
+        f"sagas charged {composed.get('saga charged', 0)}, "
         f"refunded {composed.get('saga refunded', 0)}; children {composed.get('family children', 0)} + "
         f"{composed.get('subscription children', 0)} over {composed.get('subscription generations', 0)} generations"
     )

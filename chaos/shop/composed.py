@@ -2,12 +2,16 @@
 
 - ``signal_loop``: ``any_of`` over a "submit" wait, an "exit" wait and an idle timer (or a
   "submit" wait with a timeout), in a bounded loop, with a step between some rounds.
-- ``saga``: a charge at the fake payment API, a hold (sleep), a reservation that may fail;
+- ``saga``: a charge at the fake payment API, a hold (sleep), a reservation that takes 0.5
+  to 2 s (heartbeating, so a cancel stops it early) and may fail;
   compensation (a refund by the order's reference) and a cleanup step in ``finally``. A
   cancel can land at any of its yields, the compensation's and the cleanup's included: a
   ``Cancelled`` caught there is remembered, the request is asked again (nothing cancels
   it a second time) and the cancel re-raised at the end.
 - ``family``: a parent with children in ``all_of`` or ``any_of``; ``errand`` is the child.
+- ``ballot``: ``all_of`` of one "vote" wait (with a deadline) per voter, up to 130 of
+  them, with the votes buffered in the inbox (more than one page of it) before or while
+  the group opens.
 - ``subscription``: a child per cycle (``renew``), then ``any_of`` of a "stop" signal and a
   short period, then ``continue_as_new`` with what it billed.
 
@@ -17,6 +21,7 @@ so the checker can hold each run to what the driver sent (chaos/composed_checker
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -71,8 +76,21 @@ def signal_loop(idle_seconds: float, style: str):
     return {"status": "full", "received": received}
 
 
+@durable.workflow
+def ballot(voters: int, deadline_seconds: float):
+    deadline = timedelta(seconds=deadline_seconds)
+    votes = yield durable.all_of(*[durable.wait_signal("vote", timeout=deadline) for _ in range(voters)])
+    return {"status": "counted", "received": [vote["nonce"] for vote in votes if vote is not None]}
+
+
 @durable.step(retry=STEP_RETRY, timeout=TIMEOUT)
-def reserve(ref: str, fail: str) -> str:
+def reserve(ref: str, fail: str, work_seconds: float = 0.0) -> str:
+    """A reservation that takes a while, heartbeating: a cancel that lands meanwhile stops it early."""
+    context = durable.step_context()
+    for _ in range(round(work_seconds / 0.1)):
+        if context.heartbeat({"ref": ref}):
+            return f"stopped-{ref}"
+        time.sleep(0.1)
     if fail == "fail":
         raise OutOfStock(f"{ref}: out of stock")
     if fail == "flaky" and durable.step_context().attempt == 1:
@@ -91,14 +109,14 @@ def cleanup(ref: str) -> None:
 
 
 @durable.workflow
-def saga(ref: str, order_id: int, amount_cents: int, hold_seconds: float, fail: str):
+def saga(ref: str, order_id: int, amount_cents: int, hold_seconds: float, fail: str, work_seconds: float = 0.0):
     outcome = "completed"
     cancelled: BaseException | None = None
     result: dict[str, Any] = {}
     try:
         charge = yield charge_card(order_id, amount_cents)
         yield durable.sleep(timedelta(seconds=hold_seconds))
-        reservation = yield reserve(ref, fail)
+        reservation = yield reserve(ref, fail, work_seconds)
         result = {"status": "completed", "charge": charge["id"], "reservation": reservation}
     except durable.StepFailed:
         outcome = "failed"

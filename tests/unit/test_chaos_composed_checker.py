@@ -42,6 +42,7 @@ def run(ref: str, status: str = "completed", result: Any = None, **fields: Any) 
 
 def entry(owner: Row, seq: int, kind: str, name: str = "", status: str = "completed", **fields: Any) -> Row:
     values = {"run_id": owner.pk, "seq": seq, "kind": kind, "name": name, "status": status, "result_json": None}
+    values["error_json"] = None
     values.update({"fire_at": None, "child_id": None, "attempts": 1})
     values.update(fields)
     return Row(**values)
@@ -227,7 +228,24 @@ def test_plans_follow_from_the_seed_and_cover_every_kind():
     plans = make_composed_plans(200, seed=5, start_window=100.0)
     again = make_composed_plans(200, seed=5, start_window=100.0)
     assert [(p.ref, p.args, p.events) for p in plans] == [(p.ref, p.args, p.events) for p in again]
-    assert {plan.kind for plan in plans} == {"loop", "saga", "family", "subscription"}
+    assert {plan.kind for plan in plans} == {"loop", "saga", "family", "subscription", "ballot"}
     assert any(event.action == "cancel" for plan in plans for event in plan.events)
     assert len({plan.order_id for plan in plans if plan.order_id}) == sum(1 for plan in plans if plan.kind == "saga")
     assert set(DESCRIPTIONS) >= {"composed_signals", "saga_ledger", "saga_cleanup", "children_orphaned", "stuck_runs"}
+
+
+def test_a_ballot_whose_wait_timed_out_with_an_older_vote_unread_is_caught():
+    world = World()
+    owner = run("ballot-1")
+    plan = world.plan("ballot", owner, [2, 30.0])
+    world.history[owner.pk] = [
+        entry(owner, 0, "all_of"),
+        entry(owner, 1, "signal", "vote", result_json=None, fire_at=at(31)),
+        entry(owner, 2, "signal", "vote", result_json=None, fire_at=at(31)),
+    ]
+    first = world.signal(plan, "vote", 1)
+    world.history[owner.pk][1].result_json = json.dumps({"nonce": first})
+    owner.result = {"status": "counted", "received": [first]}
+    assert world.check() == {}  # one voter never voted: its wait timed out
+    world.signal(plan, "vote", None, committed=2.0)  # yet a second vote was there all along
+    assert "waits timed out while this vote" in str(world.check()["composed_signals"])
