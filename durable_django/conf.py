@@ -120,6 +120,9 @@ class Settings:
     )
     REPUBLISH_AFTER_BUSY = Setting(300.0, _number(0, inclusive=True), "...and after this long, even if it is busy.")
     SWEEP_BATCH = Setting(500, _integer(1), "How many items one sweep publishes at most.")
+    FIRE_BATCH = Setting(
+        50, _integer(1), "Due timers one wake-up message hands to a worker at most, fired in one transaction."
+    )
     GENERATOR_CACHE_SIZE = Setting(2000, _integer(0), "Live generators each worker process keeps to skip replay.")
     INLINE_SECONDS = Setting(
         30.0,

@@ -23,10 +23,12 @@ if TYPE_CHECKING:
     from .leases import Claim
 
 __all__ = [
+    "FIRE_TASK_NAME",
     "TASK_NAME",
     "after_commit",
     "countdown_hint",
     "publish",
+    "publish_timers",
     "queue_length",
     "send_message",
     "stale_write_refused",
@@ -42,6 +44,8 @@ stale_writes_refused = 0
 #: The Celery task every wake-up message names (registered by :mod:`durable_django.tasks`
 #: in worker processes). Messages go by this stable name, so the outbox knows no worker code.
 TASK_NAME = "durable_django.execute"
+#: The task of a message that hands a worker a batch of due timers (a list of work item ids).
+FIRE_TASK_NAME = "durable_django.fire"
 
 
 def send_message(item_id: int, options: dict[str, Any]) -> None:
@@ -63,6 +67,25 @@ def publish(item_id: int, queue: str, countdown: float | None = None) -> bool:
     except Exception:
         logger.warning(
             "durable_django: could not publish work item %s; the sweeper will resend it", item_id, exc_info=True
+        )
+        return False
+    return True
+
+
+def publish_timers(item_ids: list[int], queue: str) -> bool:
+    """Send one message for a batch of due timers; a failure is logged, never raised (the sweeper resends)."""
+    crash_point("publish.before")
+    try:
+        options: dict[str, Any] = {"retry": False}
+        if queue:
+            options["queue"] = queue
+        for _ in range(publish_copies()):
+            current_app.send_task(FIRE_TASK_NAME, (item_ids,), **options)
+    except Exception:
+        logger.warning(
+            "durable_django: could not publish %d due timers; the sweeper will resend them",
+            len(item_ids),
+            exc_info=True,
         )
         return False
     return True

@@ -19,8 +19,8 @@ from ..core import engine
 from ..core.interpreter import ErrorInfo
 from ..core.requests import Kind
 from ..exceptions import LeaseLost
-from ..models import HistoryEntry, LostAttempt, Signal, WorkflowRun, WorkItem
-from . import fastpath, generator_cache, lifecycle, observe, outbox, poison
+from ..models import HistoryEntry, LostAttempt, WorkflowRun, WorkItem
+from . import fastpath, generator_cache, lifecycle, observe, outbox, poison, timers
 from .advance import advance
 from .leases import Claim, database, db_now_plus, fence, lease_owner
 from .locking import RunBusy, lock_run
@@ -83,7 +83,7 @@ def _advance_or_fire(using: str, item_id: int, run_id: Any, kind: str) -> Claim 
         if row is None:
             return None
         WorkItem.objects.using(using).filter(pk=item_id).delete()
-        if not _fire(using, run.pk, row["seq"]):
+        if not timers.fire(using, run.pk, row["seq"]):
             return None
     # An advance reads every committed signal, so it stands for all the run's waiting
     # advances; with the run locked, none left means another worker did this one.
@@ -137,25 +137,6 @@ def _claim_step(using: str, item_id: int, run_id: Any) -> Claim | None:
         lease_seconds=row["lease_seconds"],
         heartbeat_json=entry["heartbeat_json"],
     )
-
-
-def _fire(using: str, run_id: Any, seq: int) -> bool:
-    """A timer is due: end the sleep, or time out the signal wait. False if it was already settled.
-
-    A signal wait whose signal is already in the inbox takes it instead (the advance that
-    follows does): a signal that arrived in time is never lost to a timeout.
-    """
-    entry = HistoryEntry.objects.using(using).at(run_id, seq).pending().values("kind", "name").first()
-    if entry is None:
-        return False
-    if entry["kind"] == Kind.SIGNAL:
-        if Signal.objects.using(using).inbox(run_id, entry["name"]).exists():
-            return True
-        timed_out: dict[str, Any] = {"result_json": None}  # no result: a timeout, not a signal of null
-    else:
-        timed_out = {"result_json": "null"}
-    HistoryEntry.objects.using(using).at(run_id, seq).update(status=Entry.COMPLETED, finished_at=Now(), **timed_out)
-    return True
 
 
 def record_success(held: Claim, result_json: str, body: Callable[[], str] | None = None) -> Claim | None:

@@ -22,13 +22,13 @@ from ..core.registry import StepCode
 from ..core.registry import step as lookup_step
 from ..core.requests import decode_arguments
 from ..exceptions import DurableError, SerializationError, StepTimeout, WorkerLost, WorkflowNotRegistered
-from ..store import observe, poison, work_items
+from ..store import observe, poison, timers, work_items
 from ..store.faults import crash_point
 from ..store.leases import Claim, database
 from ..store.locking import RunBusy
 from . import connections
 
-__all__ = ["REPORT_PATIENCE", "work"]
+__all__ = ["REPORT_PATIENCE", "fire", "work"]
 
 #: How long a worker waits, at most, for a caller's transaction to let go of a run before it
 #: hands the step back (it then runs again, with the same idempotency key).
@@ -49,6 +49,16 @@ def work(item_id: int) -> int:
         crash_point("step.after_checkpoint")
         steps += 1
     return steps
+
+
+def fire(item_ids: list[int]) -> int:
+    """Fire a batch of due timers; if the batch fails as a whole, take its items one by one instead."""
+    try:
+        return timers.fire_batch(item_ids)
+    except timers.BatchFailed:
+        for item_id in item_ids:
+            work(item_id)
+        return 0
 
 
 def _run_step(held: Claim) -> Claim | None:

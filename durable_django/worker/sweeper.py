@@ -1,33 +1,46 @@
-"""Recovery without a special process: every worker sweeps for work whose message is gone.
+"""Recovery and timers without a special process: every worker sweeps for work whose message is gone.
 
 It finds work items that are claimable (due and unleased, or with an expired lease) and
 have no wake-up message on its way, and publishes one. Several sweepers never send the
 same item twice at once: rows are taken with ``SKIP LOCKED`` and stamped in the same
 transaction.
+
+Between two full sweeps (every ``SWEEP_INTERVAL``) the sweeper wakes when the next timer
+is due, as the database knows it (:func:`~durable_django.store.timers.due_in`), and sends
+what is due then, due timers by the batch. It never sleeps longer than
+``COUNTDOWN_HINT_MAX``: a timer set meanwhile that comes due sooner travels with its own
+countdown message, and a later one is seen before it is due.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from django.db import router, transaction
+from django.db import router
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 
 from ..conf import settings
 from ..models import WorkItem
-from ..store import outbox, owners
+from ..store import outbox, owners, timers
 from ..store.leases import db_now_plus
 from . import connections, schedule_firing
 
-__all__ = ["Sweeper", "reclaim_dead_owners", "sweep"]
+__all__ = ["FIRE_GAP", "Sweeper", "reclaim_dead_owners", "send_due", "sweep"]
 
 logger = logging.getLogger("durable_django")
 _PROC = Path("/proc/self/stat").exists()
 #: Sweeps in a row at most while each one fills its batch.
 _CATCH_UP_ROUNDS = 20
+#: Seconds between two sends of due timers at least: when timers come due every few
+#: milliseconds, they go by the batch rather than one message each.
+FIRE_GAP = 0.05
+#: Pool processes a batch of due timers is spread over at least (when there are enough).
+_SPREAD = 4
 
 
 def reclaim_dead_owners() -> int:
@@ -80,18 +93,26 @@ def sweep() -> int:
     return published
 
 
+def send_due() -> int:
+    """Publish the items that came due and were never sent (timers, retries); due timers by the batch."""
+    using = router.db_for_write(WorkItem)
+    return _publish(using, timers.never_sent(using).ready())
+
+
 def _publish(using: str, items: QuerySet[WorkItem]) -> int:
     """Stamp and publish the oldest ``items`` (at most a batch), skipping rows another sweeper holds."""
-    limit = settings.SWEEP_BATCH
-    with transaction.atomic(using=using):
-        due = list(
-            items.select_for_update(skip_locked=True).order_by("available_at").values_list("pk", "queue")[:limit]
-        )
-        if due:
-            WorkItem.objects.using(using).filter(pk__in=[pk for pk, _ in due]).update(dispatched_at=Now())
-    for pk, queue in due:
-        outbox.publish(pk, queue)
-    return len(due)
+    return timers.dispatch_due(using, items, settings.SWEEP_BATCH, _fire_batch_size)
+
+
+def _fire_batch_size(due: int) -> int:
+    """Timers to a message: spread over a few pool processes, at most ``FIRE_BATCH``."""
+    return max(1, min(settings.FIRE_BATCH, -(-due // _SPREAD)))
+
+
+def _catch_up(send: Callable[[], int]) -> None:
+    for _ in range(_CATCH_UP_ROUNDS):  # a full batch means more are due: go on at once
+        if send() < settings.SWEEP_BATCH:
+            break
 
 
 class Sweeper(threading.Thread):
@@ -102,18 +123,44 @@ class Sweeper(threading.Thread):
         self._stopped = threading.Event()
 
     def run(self) -> None:
-        while not self._stopped.wait(settings.SWEEP_INTERVAL):
+        full_at = time.monotonic() + settings.SWEEP_INTERVAL
+        sent_at = -FIRE_GAP
+        wait = settings.SWEEP_INTERVAL
+        while not self._stopped.wait(wait):
             try:
-                if settings.RECLAIM_DEAD_OWNERS:
-                    reclaim_dead_owners()
-                for _ in range(_CATCH_UP_ROUNDS):  # a full batch means more are due: go on at once
-                    if sweep() < settings.SWEEP_BATCH:
-                        break
-                schedule_firing.sweep()
+                if time.monotonic() >= full_at:
+                    full_at = time.monotonic() + settings.SWEEP_INTERVAL
+                    self._full_sweep()
+                else:
+                    _catch_up(send_due)
+                sent_at = time.monotonic()
+                wait = self._next_wait(full_at, sent_at)
             except Exception:
                 logger.warning("durable_django: sweep failed; retrying next interval", exc_info=True)
+                wait = settings.SWEEP_INTERVAL
             finally:
                 connections.release_after_sweep()
+
+    @staticmethod
+    def _full_sweep() -> None:
+        if settings.RECLAIM_DEAD_OWNERS:
+            reclaim_dead_owners()
+        _catch_up(sweep)
+        schedule_firing.sweep()
+
+    @staticmethod
+    def _next_wait(full_at: float, sent_at: float) -> float:
+        """Until the next full sweep, or the next due timer if sooner (never sooner than ``FIRE_GAP`` after a send)."""
+        now = time.monotonic()
+        # A timer set while the sweeper sleeps and due within COUNTDOWN_HINT_MAX also travels as a
+        # countdown; one due later is seen in time if the sweeper never sleeps longer than that.
+        wait = min(full_at - now, max(settings.COUNTDOWN_HINT_MAX, FIRE_GAP))
+        due = timers.due_in(router.db_for_write(WorkItem))
+        if due is not None:
+            # The database's clock decides what is due: waking a little late costs a
+            # millisecond, waking early a wasted sweep, so round up.
+            wait = min(wait, max(due + 0.001, sent_at + FIRE_GAP - now))
+        return max(wait, 0.0)
 
     def stop(self) -> None:
         self._stopped.set()

@@ -1,0 +1,175 @@
+"""Due timers, fired in batches: one claim of many due timers, their runs advanced together.
+
+A sweeper finds the timers that are due by the database's clock (never a worker's, so none
+fires early), stamps them as sent and hands them to the workers by the batch: one message
+names many items (:func:`dispatch_due`). A worker takes a batch in one transaction
+(:func:`fire_batch`): it locks the runs first and then their timer items (the lock order of
+:mod:`.locking`), both ``SKIP LOCKED``, ends the sleeps and times out the signal waits,
+deletes the items and advances every run. A worker that dies in the middle rolls the whole
+batch back: its items are still there, stamped, and the sweeper sends them again once their
+message is late, as for any lost message. The database stays the truth; a message stays a hint.
+
+How soon to look again comes from the database too (:func:`due_in`): the earliest instant
+an item that no message is on its way for comes due.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Now
+
+from ..core.requests import Kind
+from ..models import HistoryEntry, Signal, WorkItem
+from . import outbox, poison
+from .advance import advance
+from .faults import crash_point
+from .leases import database
+from .locking import lock_runs
+from .querysets import WorkItemQuerySet
+
+__all__ = ["BatchFailed", "dispatch_due", "due_in", "fire", "fire_batch", "never_sent"]
+
+logger = logging.getLogger("durable_django")
+Entry = HistoryEntry.Status
+#: How soon a timer whose run's row a caller holds is tried again (as ``work_items.BUSY_RETRY_SECONDS``).
+_BUSY_RETRY_SECONDS = 0.25
+
+
+class BatchFailed(Exception):
+    """Something in a batch raised (not the connection): the batch is rolled back; take its items one by one."""
+
+
+def never_sent(using: str) -> WorkItemQuerySet:
+    """Unleased items no message was sent for: timers, retries after a backoff, reclaimed steps."""
+    return WorkItem.objects.using(using).unleased().filter(dispatched_at__isnull=True)
+
+
+def due_in(using: str) -> float | None:
+    """Seconds until the next item no message is on its way for comes due, by the database's clock.
+
+    0 or less if one is due now; None if there is none. One index probe
+    (``durable_item_unsent``), however many items wait.
+    """
+    row = never_sent(using).order_by("available_at").annotate(now=Now()).values_list("available_at", "now").first()
+    if row is None:
+        return None
+    available_at, now = row
+    return float((available_at - now).total_seconds())
+
+
+def dispatch_due(using: str, items: QuerySet[WorkItem], limit: int, batch: Callable[[int], int]) -> int:
+    """Stamp the oldest of ``items`` as sent (at most ``limit``) and publish them; returns how many.
+
+    Rows another sweeper holds are skipped. Due timers travel ``batch(how many)`` to a
+    message, for :func:`fire_batch`; anything else one to a message, as it always did.
+    """
+    with transaction.atomic(using=using):
+        due = list(
+            items.select_for_update(skip_locked=True)
+            .order_by("available_at")
+            .values_list("pk", "queue", "kind")[:limit]
+        )
+        if due:
+            WorkItem.objects.using(using).filter(pk__in=[pk for pk, _, _ in due]).update(dispatched_at=Now())
+    timers: dict[str, list[int]] = {}
+    for pk, queue, kind in due:
+        if kind == WorkItem.Kind.TIMER:
+            timers.setdefault(queue, []).append(pk)
+        else:
+            outbox.publish(pk, queue)
+    for queue, ids in timers.items():
+        size = batch(len(ids))
+        for start in range(0, len(ids), size):
+            outbox.publish_timers(ids[start : start + size], queue)
+    return len(due)
+
+
+def fire_batch(item_ids: Sequence[int]) -> int:
+    """Fire the due timers among ``item_ids`` and advance their runs, in one transaction; returns how many fired.
+
+    Items already fired, not due, or leased are left alone. A timer whose run's row a
+    caller's transaction holds is sent again shortly, on its own. Raises
+    :class:`BatchFailed` (after rolling back) if anything but the connection raised: the
+    caller then takes the items one at a time, where a failing run is handled alone.
+    """
+    using = database()
+    try:
+        with transaction.atomic(using=using):
+            return _fire_batch(using, item_ids)
+    except poison.TRANSIENT:
+        raise  # the connection or the server: the items stay, and are sent again
+    except Exception as error:
+        logger.warning(
+            "durable_django: a batch of %d timers failed; taking them one by one", len(item_ids), exc_info=True
+        )
+        raise BatchFailed(str(error)) from error
+
+
+def _fire_batch(using: str, item_ids: Sequence[int]) -> int:
+    run_ids = set(WorkItem.objects.using(using).filter(pk__in=item_ids).values_list("run_id", flat=True))
+    if not run_ids:
+        return 0
+    runs = lock_runs(using, run_ids, with_input=True)  # the runs first: the lock order
+    for busy in run_ids - runs.keys():
+        _retry_busy(using, busy, item_ids)
+    if not runs:
+        return 0
+    items = list(
+        WorkItem.objects.using(using)
+        .select_for_update(skip_locked=True)
+        .claimable()
+        .filter(pk__in=item_ids, kind=WorkItem.Kind.TIMER, run_id__in=runs.keys())
+        .values_list("pk", "run_id", "seq")
+    )
+    if not items:
+        return 0
+    WorkItem.objects.using(using).filter(pk__in=[pk for pk, _, _ in items]).delete()
+    woken = _end_waits(using, [(run_id, seq) for _, run_id, seq in items if seq is not None])
+    for count, run_id in enumerate(woken):
+        advance(using, runs[run_id], None)  # None: no step of these runs runs inline here; each goes to the queue
+        if count == 0:
+            crash_point("timers.mid_batch")
+    return len(woken)
+
+
+def _retry_busy(using: str, run_id: uuid.UUID, item_ids: Sequence[int]) -> None:
+    for pk, queue in WorkItem.objects.using(using).filter(pk__in=item_ids, run_id=run_id).values_list("pk", "queue"):
+        outbox.after_commit(pk, queue, using=using, countdown=_BUSY_RETRY_SECONDS)
+
+
+def _end_waits(using: str, timers: Iterable[tuple[uuid.UUID, int]]) -> list[uuid.UUID]:
+    """End the sleeps and time out the signal waits these timers are for; the runs to advance, in order.
+
+    A signal wait whose signal is already in the inbox takes it instead (the advance that
+    follows does): a signal that arrived in time is never lost to a timeout. An entry
+    already settled (the signal came, the run was cancelled) wakes nothing.
+    """
+    where = Q()
+    for run_id, seq in timers:
+        where |= Q(run_id=run_id, seq=seq)
+    entries = HistoryEntry.objects.using(using)
+    pending = list(entries.pending().filter(where).values_list("run_id", "seq", "kind", "name"))
+    slept, timed_out = Q(), Q()
+    woken: list[uuid.UUID] = []
+    for run_id, seq, kind, name in pending:
+        woken.append(run_id)
+        if kind != Kind.SIGNAL:
+            slept |= Q(run_id=run_id, seq=seq)
+        elif not Signal.objects.using(using).inbox(run_id, name).exists():
+            timed_out |= Q(run_id=run_id, seq=seq)
+    if slept:
+        entries.filter(slept).update(status=Entry.COMPLETED, finished_at=Now(), result_json="null")
+    if timed_out:  # no result: a timeout, not a signal of null
+        entries.filter(timed_out).update(status=Entry.COMPLETED, finished_at=Now(), result_json=None)
+    return list(dict.fromkeys(woken))
+
+
+def fire(using: str, run_id: Any, seq: int) -> bool:
+    """One timer is due (the run is locked): end its wait as :func:`_end_waits` does; False if it was settled."""
+    return bool(_end_waits(using, [(run_id, seq)]))
