@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .core.context import StepContext, step_context
 from .core.policy import RetryPolicy
 from .core.requests import all_of, any_of, continue_as_new, patched, set_state, sleep, sleep_until, wait_signal
-from .definitions import StepDefinition, WorkflowDefinition, step, workflow
+from .definitions import RunArgs, StepDefinition, WorkflowDefinition, step, workflow
 from .exceptions import (
     Cancelled,
     ChildFailed,
@@ -71,6 +71,7 @@ __all__ = [
     "QueryFailed",
     "QueryNotDefined",
     "RetryPolicy",
+    "RunArgs",
     "RunFailed",
     "RunFinished",
     "RunNotFound",

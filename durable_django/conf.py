@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Generic, TypeVar, cast, overload
 
 from django.conf import settings as django_settings
@@ -57,6 +58,12 @@ def _integer(minimum: int) -> Check:
         return None
 
     return check
+
+
+def _retention(value: Any) -> str | None:
+    if value is None or (isinstance(value, timedelta) and value > timedelta(0)):
+        return None
+    return "must be None (keep finished runs) or a positive timedelta, such as timedelta(days=30)"
 
 
 def _boolean(value: Any) -> str | None:
@@ -151,6 +158,11 @@ class Settings:
         True,
         _boolean,
         "On PostgreSQL, run.wait() and await_result() LISTEN for the run's end; False polls (for a pooler).",
+    )
+    RETENTION: Setting[timedelta | None] = Setting(
+        None,
+        _retention,
+        "Finished top-level runs are deleted this long after they finished, by the workers' sweepers; None keeps them.",
     )
     ADMIN_REDACT: Setting[tuple[str, ...]] = Setting(
         DEFAULT_ADMIN_REDACT, _fragments, "The admin hides values under keys containing one of these fragments."

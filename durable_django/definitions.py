@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
@@ -20,7 +20,7 @@ from .exceptions import InvalidRequest, InvalidWorkflowId, WorkflowDefinitionErr
 if TYPE_CHECKING:
     from .models import WorkflowRun
 
-__all__ = ["QueryFunction", "RunOptions", "StepDefinition", "WorkflowDefinition", "step", "workflow"]
+__all__ = ["QueryFunction", "RunArgs", "RunOptions", "StepDefinition", "WorkflowDefinition", "step", "workflow"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -89,6 +89,34 @@ class RunOptions:
     attributes: dict[str, Any] | None = None
     #: The saved model instance the run is about: ``WorkflowRun.objects.for_subject(order)``.
     subject: models.Model | None = None
+
+
+class RunArgs:
+    """One run's arguments for ``wf.start_many()``: what ``wf.start()`` would take.
+
+    ``durable.RunArgs(order.pk, 1999, workflow_id=f"order-{order.pk}")``; a plain tuple
+    stands for positional arguments alone.
+    """
+
+    __slots__ = ("args", "kwargs", "workflow_id")
+
+    def __init__(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> None:
+        self.args = args
+        self.kwargs = kwargs
+        self.workflow_id = workflow_id
+
+    def __repr__(self) -> str:
+        shown = [repr(arg) for arg in self.args] + [f"{key}={value!r}" for key, value in self.kwargs.items()]
+        if self.workflow_id is not None:
+            shown.append(f"workflow_id={self.workflow_id!r}")
+        return f"RunArgs({', '.join(shown)})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunArgs):
+            return NotImplemented
+        return (self.args, self.kwargs, self.workflow_id) == (other.args, other.kwargs, other.workflow_id)
+
+    __hash__ = None  # type: ignore[assignment]  # holds the caller's (mutable) arguments
 
 
 #: A named query: ``(state, variables, *args) -> answer``; see :meth:`WorkflowDefinition.query`.
@@ -199,6 +227,41 @@ class WorkflowDefinition(Generic[P]):
         the same transaction as its own writes; put both in one sync function (see the docs).
         """
         return await sync_to_async(self.start)(*args, workflow_id=workflow_id, **kwargs)
+
+    def start_many(self, calls: Iterable[RunArgs | tuple[Any, ...]]) -> list[WorkflowRun]:
+        """Start many runs at once, with bulk inserts, in the caller's transaction: :meth:`start` for each.
+
+        Each of ``calls`` is a :class:`RunArgs` (or a tuple of positional arguments). Returns
+        the runs in the same order; a ``workflow_id`` that exists returns that run, as
+        :meth:`start` does, and the same id twice in ``calls`` is one run. Options set with
+        :meth:`using` (``attributes``, ``subject``) apply to every run.
+        """
+        from . import bulk
+
+        if self.options.workflow_id is not None:
+            raise InvalidWorkflowId(
+                f"start_many() with using(workflow_id={self.options.workflow_id!r}): one id cannot name many runs; "
+                "give each its own with durable.RunArgs(..., workflow_id=...)."
+            )
+        return bulk.start_many(
+            self, (_call(self.name, index, call) for index, call in enumerate(calls)),
+            attributes=self.options.attributes, subject=self.options.subject,
+        )  # fmt: skip
+
+    async def astart_many(self, calls: Iterable[RunArgs | tuple[Any, ...]]) -> list[WorkflowRun]:
+        """:meth:`start_many` for async code: the runs commit on their own."""
+        return await sync_to_async(self.start_many)(list(calls))
+
+
+def _call(name: str, index: int, call: object) -> tuple[tuple[Any, ...], dict[str, Any], str | None]:
+    if isinstance(call, RunArgs):
+        return call.args, call.kwargs, call.workflow_id
+    if isinstance(call, tuple):
+        return call, {}, None
+    raise InvalidRequest(
+        f"{name}.start_many(): run {index} is {call!r}; give each run as durable.RunArgs(*args, workflow_id=..., "
+        "**kwargs), or as a tuple of positional arguments."
+    )
 
 
 def _checked_attributes(attributes: object) -> dict[str, Any]:

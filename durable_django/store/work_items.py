@@ -6,6 +6,7 @@ the generator, and schedule and claim the next step, all in the same transaction
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from ..core.interpreter import ErrorInfo
 from ..core.requests import Kind
 from ..exceptions import LeaseLost
 from ..models import HistoryEntry, LostAttempt, WorkflowRun, WorkItem
-from . import fastpath, generator_cache, lifecycle, observe, outbox, poison, timers
+from . import fastpath, first_advance, generator_cache, lifecycle, observe, outbox, poison, timers
 from .advance import advance
 from .leases import Claim, database, db_now_plus, fence, lease_owner
 from .locking import RunBusy, lock_run
@@ -43,6 +44,12 @@ Entry = HistoryEntry.Status
 _PARK_SECONDS = 5.0
 #: How soon an item whose run's row a caller holds is tried again.
 BUSY_RETRY_SECONDS = 0.25
+#: What a worker reads of an item it was sent, and of its run if that may be fresh (one join).
+_ITEM_FIELDS = (
+    "run_id", "kind", "queue", "run__status", "run__workflow_id", "run__workflow_name", "run__input_json",
+    "run__generation",
+)  # fmt: skip
+logger = logging.getLogger("durable_django")
 
 
 def take(item_id: int) -> Claim | None:
@@ -55,9 +62,23 @@ def take(item_id: int) -> Claim | None:
     transaction: then the item is tried again shortly.
     """
     using = database()
-    item = WorkItem.objects.using(using).filter(pk=item_id).values("run_id", "kind", "queue").first()
+    item = WorkItem.objects.using(using).filter(pk=item_id).values(*_ITEM_FIELDS).first()
     if item is None:
         return None
+    if item["kind"] == WorkItem.Kind.ADVANCE and item["run__status"] == WorkflowRun.Status.PENDING:
+        fresh = first_advance.Fresh(
+            item["run_id"], item["run__workflow_id"], item["run__workflow_name"], item["run__input_json"],
+            item["run__generation"],
+        )  # fmt: skip
+        try:
+            taken = first_advance.advance_fresh(using, fresh, "")
+        except poison.TRANSIENT:
+            raise
+        except Exception as error:  # the workflow's code raised, say: the general way ends the run visibly
+            logger.debug("durable_django: first advance of %s goes the general way: %r", item["run_id"], error)
+            taken = first_advance.GENERAL
+        if not isinstance(taken, first_advance.General):
+            return taken
     try:
         with transaction.atomic(using=using):
             if item["kind"] == WorkItem.Kind.STEP:

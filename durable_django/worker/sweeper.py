@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
 
 from django.db import router
@@ -26,11 +27,12 @@ from django.db.models.functions import Now
 
 from ..conf import settings
 from ..models import WorkItem
+from ..ops import prune
 from ..store import outbox, owners, timers
 from ..store.leases import db_now_plus
 from . import connections, schedule_firing
 
-__all__ = ["FIRE_GAP", "Sweeper", "reclaim_dead_owners", "send_due", "sweep"]
+__all__ = ["FIRE_GAP", "Sweeper", "prune_expired", "reclaim_dead_owners", "send_due", "sweep"]
 
 logger = logging.getLogger("durable_django")
 _PROC = Path("/proc/self/stat").exists()
@@ -41,6 +43,9 @@ _CATCH_UP_ROUNDS = 20
 FIRE_GAP = 0.05
 #: Pool processes a batch of due timers is spread over at least (when there are enough).
 _SPREAD = 4
+#: Finished runs one pruning transaction deletes, and such batches one sweep makes at most.
+PRUNE_BATCH = 500
+PRUNE_ROUNDS = 4
 
 
 def reclaim_dead_owners() -> int:
@@ -109,6 +114,22 @@ def _fire_batch_size(due: int) -> int:
     return max(1, min(settings.FIRE_BATCH, -(-due // _SPREAD)))
 
 
+def prune_expired(rounds: int = PRUNE_ROUNDS) -> int:
+    """Delete finished runs older than ``DURABLE_RETENTION``, at most ``rounds`` batches; returns runs deleted.
+
+    Bounded per sweep, so a backlog (retention just turned on) is worked off over several
+    sweeps instead of holding the sweeper; several sweepers skip each other's batches.
+    """
+    retention = settings.RETENTION
+    if retention is None:
+        return 0
+    # Each batch commits before it is yielded: stopping after a few leaves no transaction open.
+    deleted = sum(batch.runs for batch in islice(prune.prune(retention, batch_size=PRUNE_BATCH), rounds))
+    if deleted:
+        logger.info("durable_django: deleted %d finished run(s) older than DURABLE_RETENTION", deleted)
+    return deleted
+
+
 def _catch_up(send: Callable[[], int]) -> None:
     for _ in range(_CATCH_UP_ROUNDS):  # a full batch means more are due: go on at once
         if send() < settings.SWEEP_BATCH:
@@ -147,6 +168,7 @@ class Sweeper(threading.Thread):
             reclaim_dead_owners()
         _catch_up(sweep)
         schedule_firing.sweep()
+        prune_expired()
 
     @staticmethod
     def _next_wait(full_at: float, sent_at: float) -> float:
