@@ -130,3 +130,35 @@ def test_pool_processes_sigkilled_while_batches_fire_leave_every_timer_to_fire_o
     assert kills >= 1, "no pool process was killed while the batches fired"
     runs = wait_finished(runs, timeout=180)
     assert_fired_once_never_early(runs, "sigkilled")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_ends_each_run_as_firing_its_timers_one_by_one_does(no_messages):
+    from durable_django.testing import pass_time, run_until_idle
+    from tests.testapp.workflows import first_of, parent_of_sleeper, wait_or_timeout
+
+    def start_all(tag: str) -> list[WorkflowRun]:
+        return [
+            wait_or_timeout.start(1),  # returns as it wakes: completed with the batch's others
+            nap.start(3600, f"{tag}-nap"),  # a step after the sleep
+            first_of.start(1),  # the sleep wins an any_of
+            parent_of_sleeper.start(f"{tag}-child"),  # a child's sleep: its end wakes its parent
+        ]
+
+    batched, alone = start_all("batched"), start_all("alone")
+    run_until_idle()
+    due = WorkItem.objects.filter(kind=WorkItem.Kind.TIMER)
+    assert due.count() == 8
+    HistoryEntry.objects.filter(fire_at__isnull=False).update(fire_at=Now())
+    due.update(available_at=Now(), dispatched_at=Now())
+    ids = list(due.filter(run__in=batched).values_list("pk", flat=True))
+    ids += list(due.filter(run__parent__in=batched).values_list("pk", flat=True))
+    assert timers.fire_batch(ids) == 4
+    pass_time(timedelta(seconds=1))  # the others, one by one; then the steps after the sleeps
+    mine_all = WorkflowRun.objects.filter(pk__in=[run.pk for run in batched]).order_by("created_at")
+    theirs_all = WorkflowRun.objects.filter(pk__in=[run.pk for run in alone]).order_by("created_at")
+    for mine, theirs in zip(mine_all, theirs_all, strict=True):
+        assert (mine.status, mine.workflow_name) == (WorkflowRun.Status.COMPLETED, theirs.workflow_name)
+        assert mine.result_json.replace("batched", "alone") == theirs.result_json
+        assert mine.next_seq == theirs.next_seq
+    assert Counter.objects.get(name="batched-nap").value == 1
