@@ -309,8 +309,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             except Exception as error:  # the other scenarios' figures are still worth printing
                 print(f"  sleepers failed: {error!r}", flush=True)
-        print(report.render(scenarios, summary, config, idle, sleepers))
         path = report.write_json(args.out, stamp, config, machine, results, summary, idle, sleepers)
+        print(report.render(scenarios, summary, config, idle, sleepers))
         print(f"\nRaw numbers: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
         print(f"Total time: {time.monotonic() - began:.0f} s")
         return 0

@@ -31,6 +31,8 @@ __all__ = ["Call", "start_many"]
 Call = tuple[Sequence[Any], dict[str, Any], str | None]
 #: Rows one INSERT or one ``IN (...)`` carries at most.
 _CHUNK = 1000
+#: First advances one wake-up message names at most.
+_PER_MESSAGE = 10
 
 
 def start_many(
@@ -100,5 +102,10 @@ def _existing(using: str, workflow_ids: list[str]) -> dict[str, WorkflowRun]:
 
 
 def _publish(item_ids: list[int]) -> None:
-    for item_id in item_ids:
-        outbox.publish(item_id, "")
+    # A few items to a message: fewer messages to send, and still every pool process gets a share.
+    for start_at in range(0, len(item_ids), _PER_MESSAGE):
+        chunk = item_ids[start_at : start_at + _PER_MESSAGE]
+        if len(chunk) == 1:
+            outbox.publish(chunk[0], "")
+        else:
+            outbox.publish_many(chunk, "")

@@ -218,7 +218,8 @@ def _complete(using: str, ended: list[tuple[WorkflowRun, str, int]]) -> None:
     with connections[using].cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} AS run SET status = 'completed', result_json = done.result, error_json = NULL, "
-            "cancel_requested = false, next_seq = done.next_seq, updated_at = now(), finished_at = now() "
+            "cancel_requested = false, next_seq = done.next_seq, updated_at = statement_timestamp(), "
+            "finished_at = statement_timestamp() "
             f"FROM (VALUES {rows}) AS done (id, result, next_seq) WHERE run.id = done.id",
             params,
         )

@@ -15,13 +15,19 @@ from durable_django.testing import pass_time, run_until_idle
 from tests.testapp.models import Counter
 from tests.testapp.workflows import echo_workflow, nap
 
+from .waiting import wait_finished
+
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     published: list[int] = []
-    monkeypatch.setattr(outbox, "send_message", lambda item_id, options: published.append(item_id))
+
+    def send(item_id: int | list[int], options: dict) -> None:
+        published.extend(item_id if isinstance(item_id, list) else [item_id])
+
+    monkeypatch.setattr(outbox, "send_message", send)
     return published
 
 
@@ -101,3 +107,10 @@ def test_runs_started_together_sleep_and_wake_together(sent):
     assert WorkflowRun.objects.filter(pk__in=[run.pk for run in runs], status=WorkflowRun.Status.WAITING).count() == 20
     pass_time(timedelta(minutes=1))
     assert Counter.objects.get(name="together").value == 20
+
+
+@pytest.mark.broker
+def test_runs_started_together_are_worked_by_a_real_worker_from_a_few_messages(worker):
+    runs = wait_finished(echo_workflow.start_many([(index,) for index in range(45)]), timeout=120)
+    assert [run.result["doubled"] for run in runs] == [2 * index for index in range(45)]
+    assert "durable_django.execute_many[" in worker.logs()
