@@ -90,14 +90,16 @@ def plans() -> list[tuple[str, str]]:
 
     using = "default"
     never_sent = timers.never_sent(using)
-    stale = WorkItem.objects.claimable().filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=db_now_plus(-15)))
+    late = Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=db_now_plus(-15))
+    ready, expired = WorkItem.objects.ready().filter(late), WorkItem.objects.expired().filter(late)
     queries = [
         ("the next due instant (timers.due_in)", never_sent.order_by("available_at").values_list("available_at")[:1]),
         (
             "due timers to send (send_due, every wake-up)",
             never_sent.ready().order_by("available_at").values_list("pk", "queue", "kind")[:500],
         ),
-        ("claimable items, lost messages (the full sweep)", stale.order_by("available_at").values_list("pk")[:500]),
+        ("due items whose message is lost (the full sweep)", ready.order_by("available_at").values_list("pk")[:500]),
+        ("expired leases (the full sweep)", expired.order_by("available_at").values_list("pk")[:500]),
         ("leases held (reclaim_dead_owners)", WorkItem.objects.leased().values_list("pk", "owner", "token")),
         ("finished runs past retention (prune)", candidates(timedelta(days=30)).order_by("finished_at", "pk")[:500]),
     ]
@@ -107,10 +109,12 @@ def plans() -> list[tuple[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="sleeping runs (1000000)")
+    parser.add_argument("--no-fill", action="store_true", help="explain against the rows already there")
     args = parser.parse_args()
     django.setup()
     began = time.monotonic()
-    fill(args.rows)
+    if not args.no_fill:
+        fill(args.rows)
     print(f"filled {args.rows:,} sleeping runs, {args.rows // 5:,} finished, {args.rows:,} dead items "
           f"in {time.monotonic() - began:.0f} s")  # fmt: skip
     for label, plan in plans():

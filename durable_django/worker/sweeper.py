@@ -83,19 +83,35 @@ def sweep() -> int:
     bound, so a backlog grows by one message per item per bound at most.
     """
     using = router.db_for_write(WorkItem)
-    items = WorkItem.objects.using(using).claimable()
+    items = WorkItem.objects.using(using)
     never_sent = Q(dispatched_at__isnull=True)
-    stale = items.filter(never_sent | Q(dispatched_at__lte=db_now_plus(-settings.REPUBLISH_AFTER)))
+    late = never_sent | Q(dispatched_at__lte=db_now_plus(-settings.REPUBLISH_AFTER))
     published = 0
-    for queue in stale.values_list("queue", flat=True).distinct():
-        batch = stale.filter(queue=queue)
-        if outbox.queue_length(queue):
-            very_late = Q(dispatched_at__lte=db_now_plus(-settings.REPUBLISH_AFTER_BUSY))
-            batch = batch.filter(never_sent | very_late)
-        published += _publish(using, batch)
+    # Due-and-unleased and expired, asked apart rather than as one OR: each is then an ordered scan
+    # of its own partial index, which marks the entries of deleted items dead as it passes them, so
+    # the next sweep skips them. One OR is a bitmap scan, which reads every such entry (a finished
+    # step's, a fired timer's) at every sweep until vacuum removes it.
+    for stale in (items.ready().filter(late), items.expired().filter(late)):
+        for queue in _queues(stale):
+            batch = stale.filter(queue=queue)
+            if outbox.queue_length(queue):
+                very_late = Q(dispatched_at__lte=db_now_plus(-settings.REPUBLISH_AFTER_BUSY))
+                batch = batch.filter(never_sent | very_late)
+            published += _publish(using, batch)
     if published:
         logger.info("durable_django: sweeper published %d work item(s)", published)
     return published
+
+
+def _queues(stale: QuerySet[WorkItem], most: int = 100) -> list[str]:
+    """The queues ``stale`` items wait in, one index probe each (a few queues, however many items)."""
+    found: list[str] = []
+    while len(found) < most:
+        queue = stale.exclude(queue__in=found).order_by("available_at").values_list("queue", flat=True).first()
+        if queue is None:
+            return found
+        found.append(queue)
+    return found
 
 
 def send_due() -> int:
