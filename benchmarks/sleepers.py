@@ -166,6 +166,17 @@ def _backends(poller: Poller, dbname: str) -> list[int]:
     return [int(row[0]) for row in rows]
 
 
+def _rss(pid: int) -> int:
+    """Resident memory of ``pid`` in bytes (``VmRSS``), 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def _idle_cpu(worker_pids: list[int], backend_pids: list[int], seconds: float) -> dict[str, float]:
     """CPU seconds per second used by the worker's processes and by its backends over ``seconds``."""
     before = {pid: _ticks(pid) for pid in worker_pids + backend_pids}
@@ -176,6 +187,7 @@ def _idle_cpu(worker_pids: list[int], backend_pids: list[int], seconds: float) -
     worker = sum(after[pid] - before[pid] for pid in worker_pids) / TICKS
     backends = sum(after[pid] - before[pid] for pid in backend_pids) / TICKS
     return {
+        "worker_rss_bytes": sum(_rss(pid) for pid in worker_pids),
         "window_seconds": elapsed,
         "worker_cpu_seconds": worker,
         "backend_cpu_seconds": backends,
@@ -368,6 +380,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         lines.append(
             f"  asleep CPU      worker processes {idle['worker_cpu_share']:.2%} of a core, their PostgreSQL backends "
             f"{idle['backend_cpu_share']:.2%}, over {idle['window_seconds']:.0f} s"
+            + (f"; worker memory {idle['worker_rss_bytes'] / 2**20:,.0f} MB" if "worker_rss_bytes" in idle else "")
         )
     lines += [
         f"  fire lateness   p50 {fire['p50']:.2f} s, p90 {fire['p90']:.2f}, p99 {fire['p99']:.2f}, "
