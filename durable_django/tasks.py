@@ -38,11 +38,8 @@ def execute_many(item_ids: list[int]) -> int:
     """Claim and work several items one after the other, as many ``execute`` messages would."""
     if not _ids(item_ids):
         return 0
-    steps = 0
-    for item_id in item_ids:
-        connections.discard_broken_connections()
-        steps += runner.work(item_id)
-    return steps
+    connections.discard_broken_connections()
+    return runner.work_many(item_ids)
 
 
 def _ids(item_ids: object) -> bool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 
 from ..conf import settings
 from ..core import codec, engine
@@ -28,15 +28,17 @@ from ..core.registry import step as lookup_step
 from ..core.requests import Sleep, StepCall, decode_arguments
 from ..exceptions import WorkflowNotRegistered
 from ..models import HistoryEntry, WorkflowRun, WorkItem
-from . import generator_cache, outbox
+from . import generator_cache, outbox, poison
 from .faults import crash_point
 from .history import History
 from .inbox import Inbox
 from .leases import Claim, lease_owner
 
-__all__ = ["GENERAL", "Fresh", "General", "advance_fresh"]
+__all__ = ["GENERAL", "Fresh", "General", "advance_fresh", "advance_many"]
 
 _RUN, _ENTRY, _ITEM = (model._meta.db_table for model in (WorkflowRun, HistoryEntry, WorkItem))
+#: What a fresh run's first advance reads of it, in the order of :class:`Fresh`'s fields.
+_RUN_FIELDS = ("run_id", "run__workflow_id", "run__workflow_name", "run__input_json", "run__generation")
 
 
 class General:
@@ -99,22 +101,95 @@ def advance_fresh(using: str, fresh: Fresh, queue: str) -> Claim | General | Non
     connection = connections[using]
     if not settings.FAST_PATH or connection.vendor != "postgresql" or connection.in_atomic_block:
         return GENERAL
+    prepared = _prepare(using, fresh, queue)
+    if prepared is None:
+        return GENERAL
+    interpreter, params = prepared
+    crash_point("advance.before_commit")
+    with connection.cursor() as cursor:
+        cursor.execute(_FIRST, params)
+        locked, taken, item_id = cursor.fetchone()
+    return _after(fresh, interpreter, params, locked, taken, item_id)
+
+
+def advance_many(using: str, item_ids: list[int]) -> list[int]:
+    """The first advances of several fresh runs in one transaction (one commit for all); returns the items left.
+
+    What is left (an item that is not a fresh run's advance, a run that does not begin with
+    a step or a sleep, a run a caller holds) goes the general way, one by one. Their first
+    steps are not run inline here but sent to the queue, so no run waits for another's.
+    """
+    connection = connections[using]
+    if not settings.FAST_PATH or connection.vendor != "postgresql" or connection.in_atomic_block:
+        return item_ids
+    rows = WorkItem.objects.using(using).filter(pk__in=item_ids).values("pk", "kind", "run__status", *_RUN_FIELDS)
+    found = {row["pk"]: row for row in rows}
+    left: list[int] = []
+    batch: list[tuple[int, Fresh, Interpreter, dict[str, Any]]] = []
+    for item_id in item_ids:
+        row = found.get(item_id)
+        if row is None:
+            continue  # done already
+        if row["kind"] != WorkItem.Kind.ADVANCE or row["run__status"] != WorkflowRun.Status.PENDING:
+            left.append(item_id)
+            continue
+        fresh = Fresh(*(row[field] for field in _RUN_FIELDS))
+        try:
+            prepared = _prepare(using, fresh, None)
+        except Exception:  # the general way ends such a run visibly
+            prepared = None
+        if prepared is None:
+            left.append(item_id)
+        else:
+            batch.append((item_id, fresh, *prepared))
+    if not batch:
+        return left
+    outcomes: list[tuple[Any, Any, Any]] = []
+    try:
+        with transaction.atomic(using=using), connection.cursor() as cursor:
+            for _, _, _, params in batch:
+                cursor.execute(_FIRST, params)
+                outcomes.append(cursor.fetchone())
+            crash_point("advance.before_commit")
+    except poison.TRANSIENT:
+        _close(batch)
+        raise  # the connection or the server: the items stay, and are sent again
+    except Exception:
+        _close(batch)
+        return item_ids  # one by one, the general way, where a failing run is handled alone
+    for (item_id, fresh, interpreter, params), (locked, taken, new_item) in zip(batch, outcomes, strict=True):
+        if not locked:
+            left.append(item_id)
+        _after(fresh, interpreter, params, locked, taken, new_item)
+    return left
+
+
+def _close(batch: list[tuple[int, Fresh, Interpreter, dict[str, Any]]]) -> None:
+    for _, _, interpreter, _ in batch:
+        interpreter.close()
+
+
+def _prepare(using: str, fresh: Fresh, queue: str | None) -> tuple[Interpreter, dict[str, Any]] | None:
+    """Run the generator to its first request; the statement's parameters, or None for the general way."""
     try:
         definition = resolve_workflow(fresh.workflow_name)
     except WorkflowNotRegistered:
-        return GENERAL  # the general way blocks the run, visibly
+        return None  # the general way blocks the run, visibly
     args, kwargs = decode_arguments(fresh.input_json)
     interpreter = Interpreter(fresh.workflow_name, definition.func, args, kwargs)
     decision = engine.decide(interpreter, History(using, fresh.run_id, 0), inbox=Inbox(using, fresh.run_id))
     params = _params(decision, queue)
     if params is None:
         _keep(fresh, interpreter)
-        return GENERAL
+        return None
     params.update(run=fresh.run_id, generation=fresh.generation, owner=lease_owner() if params["inline"] else "")
-    crash_point("advance.before_commit")
-    with connection.cursor() as cursor:
-        cursor.execute(_FIRST, params)
-        locked, taken, item_id = cursor.fetchone()
+    return interpreter, params
+
+
+def _after(
+    fresh: Fresh, interpreter: Interpreter, params: dict[str, Any], locked: int, taken: int, item_id: int | None
+) -> Claim | General | None:
+    """After the statement committed: keep the generator, send what must be sent, hand back an inline step."""
     if not locked:
         _keep(fresh, interpreter)
         return GENERAL  # held by a caller, cancelled, or moved: the general way knows what to do
@@ -123,6 +198,7 @@ def advance_fresh(using: str, fresh: Fresh, queue: str) -> Claim | General | Non
         return None  # another worker took this run's advance
     generator_cache.put(fresh.run_id, fresh.generation, 1, interpreter)
     request = params["request"]
+    assert item_id is not None  # the statement inserted it
     if isinstance(request, Sleep):
         if params["hint"] is not None:
             outbox.publish(item_id, "", countdown=params["hint"])
@@ -154,7 +230,7 @@ def _keep(fresh: Fresh, interpreter: Interpreter) -> None:
     generator_cache.put(fresh.run_id, fresh.generation, 0, interpreter)
 
 
-def _params(decision: engine.Decision, queue: str) -> dict[str, Any] | None:
+def _params(decision: engine.Decision, queue: str | None) -> dict[str, Any] | None:
     """The statement's parameters if the decision is only to open a step or a sleep at position 0."""
     if decision.end is not None or len(decision.commands) != 1:
         return None

@@ -10,8 +10,8 @@ from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
-from durable_django.store import work_items
-from durable_django.testing import pass_time
+from durable_django.store import first_advance, work_items
+from durable_django.testing import pass_time, run_until_idle
 from durable_django.worker import runner
 from tests.testapp.workflows import chain, collect, nap, stages
 
@@ -101,3 +101,23 @@ def test_the_fast_path_can_be_turned_off(settings):
         run = run_here(run)
     assert (run.status, run.result) == (WorkflowRun.Status.COMPLETED, 3)
     assert not any(query["sql"].startswith("WITH") for query in queries.captured_queries)
+
+
+def test_fresh_runs_started_together_take_their_first_advances_in_one_commit():
+    sleepers = nap.start_many([(3600, "together")] * 10)
+    chains = chain.start_many([(2,)] * 5)
+    waiters = collect.start_many([(1, "go")] * 2)  # a signal wait first: the general way
+    items = list(WorkItem.objects.filter(kind=WorkItem.Kind.ADVANCE).values_list("pk", flat=True))
+    with CaptureQueriesContext(connection) as queries:
+        left = first_advance.advance_many("default", items)
+    statements = [query["sql"].split(None, 1)[0] for query in queries.captured_queries]
+    assert statements.count("WITH") == 15 and statements.count("COMMIT") == 1, statements
+    assert sorted(left) == sorted(WorkItem.objects.filter(run__in=waiters).values_list("pk", flat=True))
+    assert (
+        WorkflowRun.objects.filter(pk__in=[run.pk for run in sleepers], status=WorkflowRun.Status.WAITING).count() == 10
+    )
+    step_items = WorkItem.objects.filter(run__in=chains, kind=WorkItem.Kind.STEP)
+    assert step_items.count() == 5 and not step_items.filter(lease_expires_at__isnull=False).exists(), "none inline"
+    run_until_idle()
+    assert {run.status for run in WorkflowRun.objects.filter(pk__in=[run.pk for run in chains])} == {"completed"}
+    assert {run.status for run in WorkflowRun.objects.filter(pk__in=[run.pk for run in waiters])} == {"waiting"}
