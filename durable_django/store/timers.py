@@ -152,9 +152,10 @@ def _fire_batch(using: str, item_ids: Sequence[int]) -> int:
     woken = list(dict.fromkeys([*_end_waits(using, waits), *cancelled]))
     histories = _histories(using, woken)
     ended: list[tuple[WorkflowRun, str, int]] = []
+    together = connections[using].vendor == "postgresql"  # _complete's statement is PostgreSQL's
     for count, run_id in enumerate(woken):
         run = runs[run_id]
-        handoff = _decide(using, run, histories.get(run_id, {}))
+        handoff = _decide(using, run, histories.get(run_id, {}), together=together)
         if isinstance(handoff, _Completed):
             ended.append((run, handoff.result_json, handoff.next_seq))
         else:  # None: no step of these runs runs inline here; each goes to the queue
@@ -186,7 +187,9 @@ def _histories(using: str, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[int
     return found
 
 
-def _decide(using: str, run: WorkflowRun, entries: dict[int, engine.Recorded]) -> _Completed | Handoff | None:
+def _decide(
+    using: str, run: WorkflowRun, entries: dict[int, engine.Recorded], *, together: bool
+) -> _Completed | Handoff | None:
     """What the locked run does now that it woke, decided here with its history read in bulk.
 
     A run that simply returns is left to :func:`_complete`; otherwise the decision goes to
@@ -208,7 +211,12 @@ def _decide(using: str, run: WorkflowRun, entries: dict[int, engine.Recorded]) -
     decision = engine.decide(interpreter, history, inbox=Inbox(using, run.pk))
     # A run that ends wakes its parent and cancels its live children: only a top-level run
     # that never had a child (none in its history, no earlier generation) ends here.
-    simple = run.parent_id is None and run.generation == 0 and all(e.kind != Kind.CHILD for e in entries.values())
+    simple = (
+        together
+        and run.parent_id is None
+        and run.generation == 0
+        and all(entry.kind != Kind.CHILD for entry in entries.values())
+    )
     if isinstance(decision.end, engine.Complete) and not decision.commands and simple:
         interpreter.close()
         return _Completed(decision.end.result_json, history.next_seq)

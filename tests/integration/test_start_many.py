@@ -36,7 +36,9 @@ def test_start_many_starts_every_run_in_a_few_statements_and_they_all_complete(s
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
         runs = echo_workflow.start_many(calls)
         assert not sent, "nothing is sent before the caller commits"
-    assert len(queries.captured_queries) <= 12, [query["sql"][:60] for query in queries.captured_queries]
+    # A few statements for all 300 (SQLite splits a bulk insert to stay under its variable limit).
+    most = 12 if connection.vendor == "postgresql" else 40
+    assert len(queries.captured_queries) <= most, [query["sql"][:60] for query in queries.captured_queries]
     assert [run.workflow_id for run in runs] == [f"echo-{index}" for index in range(300)]
     assert all(run.status == WorkflowRun.Status.PENDING and run.created_at is not None for run in runs)
     items = WorkItem.objects.filter(run__in=runs, kind=WorkItem.Kind.ADVANCE)
