@@ -11,7 +11,8 @@ The public API is the set below; everything else is private. The package, from t
 - The top level is what Django and Celery look for by name (``models``, ``tasks``, ``apps``,
   ``checks``, ``signals``, ``admin/``, ``management/``, ``migrations/``, ``testing/``), the
   public API's modules (``definitions``, ``run_options``, ``bulk``, ``runs``, ``updates``,
-  ``queries``, ``schedules``, ``waiting``, ``task_backend/``), ``conf`` and ``exceptions``. ``tests/test_layers.py`` holds the arrows between them to this order.
+  ``queries``, ``schedules``, ``waiting``, ``task_backend/``), ``conf`` and ``exceptions``.
+  ``tests/test_layers.py`` holds the arrows between them to this order.
 """
 
 from __future__ import annotations
