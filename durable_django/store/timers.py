@@ -263,6 +263,8 @@ def _end_waits(using: str, timers: Iterable[tuple[uuid.UUID, int]]) -> list[uuid
     where = Q()
     for run_id, seq in timers:
         where |= Q(run_id=run_id, seq=seq)
+    if not where:  # an empty Q() matches every entry
+        return []
     entries = HistoryEntry.objects.using(using)
     pending = list(entries.pending().filter(where).values_list("run_id", "seq", "kind", "name"))
     slept, timed_out = Q(), Q()

@@ -193,3 +193,21 @@ def test_a_batch_honours_a_cancel_a_deadline_and_an_update_that_met_their_timers
     assert deadlined.status == WorkflowRun.Status.CANCELLED and "deadline" in (deadlined.error_json or "").lower()
     assert coupons.status == WorkflowRun.Status.WAITING, "the update that came in time was timed out"
     assert coupons.state == {"total": 90, "applied": ["WELCOME"]}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_of_deadlines_alone_touches_no_other_runs_timers():
+    from durable_django.testing import run_until_idle
+    from tests.testapp.conversations import deadline_loop
+
+    with no_broker():
+        sleeper = nap.start(3600, "batch-bystander")
+        deadlined = deadline_loop.start(1)
+        run_until_idle()
+        deadline = WorkItem.objects.get(run=deadlined, kind=WorkItem.Kind.TIMER, seq__isnull=True)
+        WorkItem.objects.filter(pk=deadline.pk).update(available_at=db_now_plus(-1))
+        timers.fire_batch([deadline.pk])  # raised BatchFailed: an empty filter matched every pending entry
+        run_until_idle()
+    assert WorkflowRun.objects.get(pk=deadlined.pk).status == WorkflowRun.Status.CANCELLED
+    assert WorkflowRun.objects.get(pk=sleeper.pk).status == WAITING
+    assert HistoryEntry.objects.get(run=sleeper, kind="sleep").status != HistoryEntry.Status.COMPLETED
