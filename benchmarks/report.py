@@ -168,7 +168,7 @@ def _ratios(summary: dict[str, dict[str, Any]], steps: int) -> list[str]:
         )
     for dbos_key, dbos_label in (("dbos-2proc", "2 processes"), ("dbos-1proc", "1 process")):
         durable, dbos = figure("durable-trivial", "cpu_ms_per_step"), figure(dbos_key, "cpu_ms_per_step")
-        if durable is None or dbos is None:
+        if durable is None or not dbos:  # 0: other processes took more CPU than the whole burst used
             continue
         rows.append(
             (

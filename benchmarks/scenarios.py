@@ -22,7 +22,7 @@ from typing import Any
 import redis
 from django.db import connection, connections
 
-from durable_django.models import HistoryEntry, Signal, WorkflowRun, WorkItem
+from durable_django.models import HistoryEntry, LostAttempt, Signal, WorkflowRun, WorkItem
 from tests.support.processes import CeleryWorker
 
 from .benchapp.models import Row
@@ -96,9 +96,10 @@ class Result:
 
 def _reset(bench: Bench) -> None:
     """Empty the tables and the broker's database index."""
-    tables = ", ".join(model._meta.db_table for model in (WorkItem, HistoryEntry, Signal, WorkflowRun, Row))
+    models = (WorkItem, LostAttempt, HistoryEntry, Signal, WorkflowRun, Row)
+    tables = ", ".join(model._meta.db_table for model in models)
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY")
+        cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")  # schedules point at runs
     redis.Redis.from_url(bench.broker_url).flushdb()
 
 

@@ -11,7 +11,11 @@ all of them should be asleep. Measured:
 - the CPU the worker (main process and pool) and its PostgreSQL backends use while every
   run sleeps, from ``/proc/<pid>/stat`` (utime + stime) over a window;
 - fire lateness: ``HistoryEntry.finished_at - fire_at`` of each sleep (when the timer was
-  taken, by the database's clock), and the same to the run's completion.
+  taken, by the database's clock), and the same to the run's completion;
+- before all that, with no worker running, the driver's start rate three ways (one
+  ``start()`` per transaction, ``chunk`` ``start()`` calls per transaction, and
+  ``start_many()`` of ``chunk``); after it, the rate at which finished runs are pruned by the
+  same function the workers' sweepers call under ``DURABLE_RETENTION``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from typing import Any
 
 from django.db import connections, transaction
 
+import durable_django as durable
 from durable_django.models import HistoryEntry, Signal, WorkflowRun, WorkItem
+from durable_django.ops import prune
 
 from .benchapp.workflows import sleeper
 from .machine import TICKS, CpuWatch, wait_quiet
@@ -79,18 +85,57 @@ def _start(
     prefix: str,
     deadline: float,
     throttle: Callable[[int], None] = lambda started: None,
+    *,
+    bulk: bool = False,
 ) -> None:
-    """Start runs ``first`` to ``first + count - 1`` through the public API, ``chunk`` per transaction."""
+    """Start runs ``first`` to ``first + count - 1`` through the public API, ``chunk`` per transaction.
+
+    ``bulk``: one ``start_many()`` per chunk, else ``chunk`` calls of ``start()`` in one transaction.
+    """
     for low in range(first, first + count, chunk):
         throttle(low)
+        indexes = range(low, min(low + chunk, first + count))
         with transaction.atomic():
-            for index in range(low, min(low + chunk, first + count)):
-                sleeper.start(due(index).isoformat(), workflow_id=f"{prefix}-{index}")
+            if bulk:
+                sleeper.start_many(
+                    durable.RunArgs(due(index).isoformat(), workflow_id=f"{prefix}-{index}") for index in indexes
+                )
+            else:
+                for index in indexes:
+                    sleeper.start(due(index).isoformat(), workflow_id=f"{prefix}-{index}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"starting {count:,} sleepers took too long")
 
 
-def _pilot(bench: Bench, poller: Poller, count: int, chunk: int, timeout: float) -> float:
+def _start_rates(bench: Bench, count: int, chunk: int) -> dict[str, float]:
+    """Starts per second in the driver, no worker running: the cost of starting alone, three ways."""
+    wake = datetime.now(UTC) + timedelta(days=1)
+    rates: dict[str, float] = {}
+    for mode, size, bulk in (
+        ("one_per_transaction", 1, False),
+        ("per_transaction", chunk, False),
+        ("bulk", chunk, True),
+    ):
+        began = time.monotonic()
+        _start(0, count, size, lambda index: wake, f"rate-{mode}", began + 600.0, bulk=bulk)
+        rates[mode] = count / (time.monotonic() - began)
+        connections.close_all()
+        _reset(bench)
+        connections.close_all()
+    return rates
+
+
+def _prune_rate(poller: Poller) -> dict[str, float]:
+    """Finished runs deleted per second by the sweepers' pruning function (all of them, in batches of 500)."""
+    runs = _count(poller, COMPLETED)
+    began = time.monotonic()
+    deleted = sum(batch.runs for batch in prune.prune(timedelta(0), batch_size=500))
+    seconds = time.monotonic() - began
+    connections.close_all()
+    return {"runs": runs, "deleted": deleted, "seconds": seconds, "runs_per_second": deleted / max(seconds, 1e-9)}
+
+
+def _pilot(bench: Bench, poller: Poller, count: int, chunk: int, timeout: float, *, bulk: bool = False) -> float:
     """Runs per second from the first start until all are asleep, measured on ``count`` sleepers.
 
     They sleep for an hour; once measured, the tables and the broker are emptied again
@@ -98,7 +143,7 @@ def _pilot(bench: Bench, poller: Poller, count: int, chunk: int, timeout: float)
     """
     began = time.monotonic()
     wake = datetime.now(UTC) + timedelta(hours=1)
-    _start(0, count, chunk, lambda index: wake, "pilot", began + timeout)
+    _start(0, count, chunk, lambda index: wake, "pilot", began + timeout, bulk=bulk)
     connections.close_all()
     asleep, done = _wait_count(poller, (WAITING,), count, began + timeout, f"{count} pilot sleepers")
     if done < count:
@@ -121,6 +166,17 @@ def _backends(poller: Poller, dbname: str) -> list[int]:
     return [int(row[0]) for row in rows]
 
 
+def _rss(pid: int) -> int:
+    """Resident memory of ``pid`` in bytes (``VmRSS``), 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def _idle_cpu(worker_pids: list[int], backend_pids: list[int], seconds: float) -> dict[str, float]:
     """CPU seconds per second used by the worker's processes and by its backends over ``seconds``."""
     before = {pid: _ticks(pid) for pid in worker_pids + backend_pids}
@@ -131,6 +187,7 @@ def _idle_cpu(worker_pids: list[int], backend_pids: list[int], seconds: float) -
     worker = sum(after[pid] - before[pid] for pid in worker_pids) / TICKS
     backends = sum(after[pid] - before[pid] for pid in backend_pids) / TICKS
     return {
+        "worker_rss_bytes": sum(_rss(pid) for pid in worker_pids),
         "window_seconds": elapsed,
         "worker_cpu_seconds": worker,
         "backend_cpu_seconds": backends,
@@ -181,6 +238,8 @@ def measure_sleepers(
     fire_rate: float = 200.0,
     idle_window: float = 30.0,
     pilot: int = 1000,
+    bulk: bool = True,
+    start_rate_runs: int = 2000,
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Start ``count`` sleepers, measure them asleep, let them fire, and return the figures.
@@ -193,6 +252,9 @@ def measure_sleepers(
     _reset(bench)
     connections.close_all()
     wait_quiet(bench.quiet_below, bench.quiet_timeout, say=say)
+    start_rates = _start_rates(bench, start_rate_runs, chunk) if start_rate_runs else {}
+    if start_rates:
+        say("    starts/s, no worker: " + ", ".join(f"{mode} {rate:,.0f}" for mode, rate in start_rates.items()))
     worker = _worker(bench, Scenario("sleepers", "sleepers", "durable", count, 1), 1)
     poller: Poller | None = None
     began = time.monotonic()
@@ -200,7 +262,7 @@ def measure_sleepers(
     try:
         worker.start()
         poller = Poller(bench.database_url)
-        rate = _pilot(bench, poller, min(pilot, count), chunk, timeout=120.0)
+        rate = _pilot(bench, poller, min(pilot, count), chunk, timeout=120.0, bulk=bulk)
         settle = count / rate * 1.5 + idle_window + 5.0
         say(f"    pilot: {rate:,.0f} runs/s started and asleep; first wake-up planned in {settle:.0f} s")
         first_due = datetime.now(UTC) + timedelta(seconds=settle)
@@ -218,7 +280,7 @@ def measure_sleepers(
 
         for low in range(0, count, step):
             _start(low, min(step, count - low), chunk, lambda i: first_due + timedelta(seconds=i / fire_rate),
-                   "sleep", deadline, throttle)  # fmt: skip
+                   "sleep", deadline, throttle, bulk=bulk)  # fmt: skip
             if low + step < count:
                 say(f"    started {low + step:,} ({(low + step) / (time.monotonic() - t0):,.0f}/s)")
         started = time.monotonic()
@@ -246,6 +308,7 @@ def measure_sleepers(
         fired_at, fired = _wait_count(poller, (COMPLETED,), count, fire_deadline, f"{count:,} sleepers to fire")
         usage = watch.read()
         lateness = _lateness(poller)
+        pruned = _prune_rate(poller)
     except BaseException:
         worker.kill()
         raise
@@ -258,6 +321,9 @@ def measure_sleepers(
     return {
         "count": count,
         "chunk": chunk,
+        "bulk": bulk,
+        "start_rates": start_rates,
+        "prune": pruned,
         "pilot_runs_per_second": rate,
         "start_seconds": started - t0,
         "starts_per_second": count / (started - t0),
@@ -287,8 +353,17 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     idle = result["idle"]
     sizes = ", ".join(f"{table.removeprefix('durable_django_')} {size / result['count']:.0f}"
                       for table, size in result["table_bytes"].items())  # fmt: skip
+    how = "start_many() of" if result.get("bulk") else "start() calls, transactions of"
     lines = [
-        f"{result['count']:,} sleeping workflows (sleep_until, {result['chunk']:,} starts per transaction):",
+        f"{result['count']:,} sleeping workflows (sleep_until; {how} {result['chunk']:,}), one worker of 2 processes:"
+    ]
+    rates = result.get("start_rates") or {}
+    if rates:
+        lines.append(
+            f"  starts/s        no worker running: one start() per transaction {rates['one_per_transaction']:,.0f}, "
+            f"{result['chunk']:,} per transaction {rates['per_transaction']:,.0f}, start_many() {rates['bulk']:,.0f}"
+        )
+    lines += [
         f"  start           {result['starts_per_second']:,.0f} starts/s in the driver "
         f"({result['start_seconds']:.0f} s); all asleep after {result['asleep_after_seconds']:.0f} s "
         f"({result['asleep_per_second']:,.0f} runs/s; the pilot predicted {result['pilot_runs_per_second']:,.0f})",
@@ -305,6 +380,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         lines.append(
             f"  asleep CPU      worker processes {idle['worker_cpu_share']:.2%} of a core, their PostgreSQL backends "
             f"{idle['backend_cpu_share']:.2%}, over {idle['window_seconds']:.0f} s"
+            + (f"; worker memory {idle['worker_rss_bytes'] / 2**20:,.0f} MB" if "worker_rss_bytes" in idle else "")
         )
     lines += [
         f"  fire lateness   p50 {fire['p50']:.2f} s, p90 {fire['p90']:.2f}, p99 {fire['p99']:.2f}, "
@@ -313,4 +389,33 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         f"  due rate        {result['fire_rate_planned']:,.0f}/s planned over {result['due_window_seconds']:.0f} s; "
         f"fired {result['fired_per_second']:,.0f}/s (other CPU while firing {result['firing_other_cpu']:.0%})",
     ]
+    pruned = result.get("prune")
+    if pruned:
+        lines.append(
+            f"  prune           {pruned['runs_per_second']:,.0f} finished runs deleted/s "
+            f"({pruned['deleted']:,} in {pruned['seconds']:.1f} s, batches of 500, as DURABLE_RETENTION does)"
+        )
+    lines += _verdicts(result)
+    return lines
+
+
+def _verdicts(result: dict[str, Any]) -> list[str]:
+    """The issue's targets for sleepers, met or not, from this run's figures."""
+    fire = result["fire_lateness_seconds"]
+    all_fired = result["fired_in_time"] == result["count"]
+    rows = [
+        (f"all {result['count']:,} asleep within 80 s of the first start", result["asleep_after_seconds"], "<= 80 s",
+         result["asleep_after_seconds"] <= 80),
+        (f"first advances/s ({result['count']:,} runs, start to all asleep)", result["asleep_per_second"], ">= 625",
+         result["asleep_per_second"] >= 625),
+        (f"fire lateness p99 at {result['fire_rate_planned']:,.0f} due/s", fire["p99"], "<= 0.5 s",
+         fire["p99"] <= 0.5 and all_fired),
+        (f"fire lateness p50 at {result['fire_rate_planned']:,.0f} due/s", fire["p50"], "<= 0.1 s",
+         fire["p50"] <= 0.1 and all_fired),
+        ("timers fired early", result["fired_early"], "== 0", result["fired_early"] == 0),
+        ("timers not fired (lost or too late)", result["count"] - result["fired_in_time"], "== 0", all_fired),
+    ]  # fmt: skip
+    lines = ["  targets (issue 11):"]
+    for label, value, goal, met in rows:
+        lines.append(f"    {label:<58} {value:>10,.2f}   {goal:<9} {'met' if met else 'MISSED'}")
     return lines

@@ -10,8 +10,9 @@ The public API is the set below; everything else is private. The package, from t
 - ``ops/``: what operators call: repair, replay checks, pruning, the console.
 - The top level is what Django and Celery look for by name (``models``, ``tasks``, ``apps``,
   ``checks``, ``signals``, ``admin/``, ``management/``, ``migrations/``, ``testing/``), the
-  public API's modules (``definitions``, ``runs``, ``queries``, ``schedules``), ``conf`` and
-  ``exceptions``. ``tests/test_layers.py`` holds the arrows between them to this order.
+  public API's modules (``definitions``, ``run_options``, ``bulk``, ``runs``, ``updates``,
+  ``queries``, ``schedules``, ``waiting``, ``task_backend/``), ``conf`` and ``exceptions``.
+  ``tests/test_layers.py`` holds the arrows between them to this order.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from .core.requests import (
     wait_signal,
     wait_update,
 )
-from .definitions import StepDefinition, WorkflowDefinition, step, workflow
+from .definitions import RunArgs, StepDefinition, WorkflowDefinition, step, workflow
 from .exceptions import (
     Cancelled,
     ChildFailed,
@@ -92,6 +93,7 @@ __all__ = [
     "QueryFailed",
     "QueryNotDefined",
     "RetryPolicy",
+    "RunArgs",
     "RunFailed",
     "RunFinished",
     "RunNotFound",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Generic, TypeVar, cast, overload
 
 from django.conf import settings as django_settings
@@ -57,6 +58,12 @@ def _integer(minimum: int) -> Check:
         return None
 
     return check
+
+
+def _retention(value: Any) -> str | None:
+    if value is None or (isinstance(value, timedelta) and value > timedelta(0)):
+        return None
+    return "must be None (keep finished runs) or a positive timedelta, such as timedelta(days=30)"
 
 
 def _boolean(value: Any) -> str | None:
@@ -120,6 +127,9 @@ class Settings:
     )
     REPUBLISH_AFTER_BUSY = Setting(300.0, _number(0, inclusive=True), "...and after this long, even if it is busy.")
     SWEEP_BATCH = Setting(500, _integer(1), "How many items one sweep publishes at most.")
+    FIRE_BATCH = Setting(
+        50, _integer(1), "Due timers one wake-up message hands to a worker at most, fired in one transaction."
+    )
     GENERATOR_CACHE_SIZE = Setting(2000, _integer(0), "Live generators each worker process keeps to skip replay.")
     INLINE_SECONDS = Setting(
         30.0,
@@ -153,6 +163,11 @@ class Settings:
         10_000,
         _integer(1),
         "durable.workflow_info().continue_as_new_suggested turns true once a run's history holds this many entries.",
+    )
+    RETENTION: Setting[timedelta | None] = Setting(
+        None,
+        _retention,
+        "Finished top-level runs are deleted this long after they finished, by the workers' sweepers; None keeps them.",
     )
     ADMIN_REDACT: Setting[tuple[str, ...]] = Setting(
         DEFAULT_ADMIN_REDACT, _fragments, "The admin hides values under keys containing one of these fragments."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
@@ -11,16 +11,17 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from asgiref.sync import sync_to_async
 from django.db import models
 
-from .core import codec, registry
+from .core import registry
 from .core.interpreter import in_workflow
 from .core.policy import RetryPolicy
 from .core.requests import ChildCall, StepCall, encode_arguments, run_timeout
 from .exceptions import InvalidRequest, InvalidWorkflowId, WorkflowDefinitionError
+from .run_options import RunArgs, RunOptions, checked_attributes, checked_subject, run_call
 
 if TYPE_CHECKING:
     from .models import WorkflowRun
 
-__all__ = ["QueryFunction", "RunOptions", "StepDefinition", "WorkflowDefinition", "step", "workflow"]
+__all__ = ["QueryFunction", "RunArgs", "RunOptions", "StepDefinition", "WorkflowDefinition", "step", "workflow"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -77,20 +78,6 @@ class StepDefinition(Generic[P, R]):
         if self.heartbeat_timeout is not None:
             silence = min(silence, self.heartbeat_timeout.total_seconds())
         return silence + settings.LEASE_GRACE
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class RunOptions:
-    """Options of one run that are not the workflow's own arguments; set with ``wf.using(...)``."""
-
-    #: The run's unique id; a random UUID when None. Starting an existing one is idempotent.
-    workflow_id: str | None = None
-    #: JSON the run carries to be found by: ``WorkflowRun.objects.filter(attributes__customer=42)``.
-    attributes: dict[str, Any] | None = None
-    #: The saved model instance the run is about: ``WorkflowRun.objects.for_subject(order)``.
-    subject: models.Model | None = None
-    #: How long the run may take before ``DeadlineExceeded`` is raised in it; the workflow's ``timeout`` if None.
-    timeout: timedelta | None = None
 
 
 #: A named query: ``(state, variables, *args) -> answer``; see :meth:`WorkflowDefinition.query`.
@@ -201,8 +188,8 @@ class WorkflowDefinition(Generic[P]):
         """
         given: dict[str, Any] = {
             "workflow_id": workflow_id,
-            "attributes": None if attributes is None else _checked_attributes(attributes),
-            "subject": None if subject is None else _checked_subject(subject),
+            "attributes": None if attributes is None else checked_attributes(attributes),
+            "subject": None if subject is None else checked_subject(subject),
             "timeout": None if timeout is None else run_timeout(timeout, "using(timeout=...)"),
         }
         return replace(self, options=replace(self.options, **{k: v for k, v in given.items() if v is not None}))
@@ -258,18 +245,29 @@ class WorkflowDefinition(Generic[P]):
         """
         return await sync_to_async(self.start)(*args, workflow_id=workflow_id, **kwargs)
 
+    def start_many(self, calls: Iterable[RunArgs | tuple[Any, ...]]) -> list[WorkflowRun]:
+        """Start many runs at once, with bulk inserts, in the caller's transaction: :meth:`start` for each.
 
-def _checked_attributes(attributes: object) -> dict[str, Any]:
-    if not isinstance(attributes, dict):
-        raise InvalidRequest(f"using(attributes={attributes!r}): pass a dict, such as {{'customer': 42}}.")
-    decoded: dict[str, Any] = codec.roundtrip(attributes, "using(attributes=...)")[1]
-    return decoded
+        Each of ``calls`` is a :class:`RunArgs` (or a tuple of positional arguments). Returns
+        the runs in the same order; a ``workflow_id`` that exists returns that run, as
+        :meth:`start` does, and the same id twice in ``calls`` is one run. Options set with
+        :meth:`using` (``attributes``, ``subject``) apply to every run.
+        """
+        from . import bulk
 
+        if self.options.workflow_id is not None:
+            raise InvalidWorkflowId(
+                f"start_many() with using(workflow_id={self.options.workflow_id!r}): one id cannot name many runs; "
+                "give each its own with durable.RunArgs(..., workflow_id=...)."
+            )
+        return bulk.start_many(
+            self, (run_call(self.name, index, call) for index, call in enumerate(calls)),
+            attributes=self.options.attributes, subject=self.options.subject,
+        )  # fmt: skip
 
-def _checked_subject(subject: object) -> models.Model:
-    if not isinstance(subject, models.Model) or subject.pk is None:
-        raise InvalidRequest(f"using(subject={subject!r}): pass a saved model instance, such as an Order.")
-    return subject
+    async def astart_many(self, calls: Iterable[RunArgs | tuple[Any, ...]]) -> list[WorkflowRun]:
+        """:meth:`start_many` for async code: the runs commit on their own."""
+        return await sync_to_async(self.start_many)(list(calls))
 
 
 def _refuse_workflow(func: object) -> None:

@@ -109,19 +109,24 @@ def start(
         if existing is None:
             raise
         run = existing
-    if run.workflow_name != definition.name:
+    check_same_start(run, definition.name, workflow_id, input_json)
+    return run
+
+
+def check_same_start(run: WorkflowRun, name: str, workflow_id: str, input_json: str) -> None:
+    """Starting ``workflow_id`` again returns ``run`` only with the same workflow and arguments."""
+    if run.workflow_name != name:
         raise WorkflowIdConflict(
             f"workflow_id {workflow_id!r} already belongs to a run of {run.workflow_name!r}, "
-            f"not {definition.name!r}; use a workflow_id that names the workflow, such as 'checkout-42'."
+            f"not {name!r}; use a workflow_id that names the workflow, such as 'checkout-42'."
         )
     started_with = run.initial_input_json or run.input_json  # the first generation's, after continue_as_new
     if codec.decode(started_with) != codec.decode(input_json):
         raise WorkflowIdConflict(
-            f"workflow_id {workflow_id!r} already belongs to a run of {definition.name!r} started with "
+            f"workflow_id {workflow_id!r} already belongs to a run of {name!r} started with "
             f"{started_with}, not {input_json}; the same id with the same arguments returns that run, so use "
             "another workflow_id for other arguments."
         )
-    return run
 
 
 def refuse_inside_workflow(call: str, instead: str) -> None:

@@ -97,7 +97,11 @@ class WorkflowRun(models.Model):
                 fields=["subject_type", "subject_id"],
                 name="durable_run_subject",
                 condition=~models.Q(subject_type=""),
-            )
+            ),
+            # Finished runs, oldest first, for retention (``DURABLE_RETENTION``): live runs are not in it.
+            models.Index(
+                fields=["finished_at"], name="durable_run_finished", condition=models.Q(finished_at__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:

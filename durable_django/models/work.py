@@ -54,6 +54,13 @@ class WorkItem(models.Model):
                 name="durable_item_leased",
                 condition=models.Q(lease_expires_at__isnull=False),
             ),
+            # Timers and retries no message was sent for: the sweeper's "what comes due next"
+            # and "what is due now" read the first entries of this one, however many sleep.
+            models.Index(
+                fields=["available_at"],
+                name="durable_item_unsent",
+                condition=models.Q(lease_expires_at__isnull=True, dispatched_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -14,7 +14,8 @@ lossy broker or a redelivery would.
 Points: ``step.after_claim`` (lease taken, step not started), ``step.after_call`` (an
 external step returned, its result not recorded), ``step.after_checkpoint`` (result
 committed, the worker not done with the message), ``advance.before_commit`` (inside an
-advance transaction), ``publish.before`` (a transaction committed, its message not sent).
+advance transaction), ``timers.mid_batch`` (a batch of due timers half fired, not
+committed), ``publish.before`` (a transaction committed, its message not sent).
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ import random
 
 __all__ = ["POINTS", "crash_point", "publish_copies"]
 
-POINTS = ("step.after_claim", "step.after_call", "step.after_checkpoint", "advance.before_commit", "publish.before")
+POINTS = (
+    "step.after_claim",
+    "step.after_call",
+    "step.after_checkpoint",
+    "advance.before_commit",
+    "timers.mid_batch",
+    "publish.before",
+)
 _ARMED = os.environ.get("DURABLE_CRASH_AT", "")
 _TICKET = os.environ.get("DURABLE_CRASH_FILE", "")
 _PUBLISH_FAULTS = {

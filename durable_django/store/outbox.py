@@ -23,10 +23,14 @@ if TYPE_CHECKING:
     from .leases import Claim
 
 __all__ = [
+    "FIRE_TASK_NAME",
+    "MANY_TASK_NAME",
     "TASK_NAME",
     "after_commit",
     "countdown_hint",
     "publish",
+    "publish_many",
+    "publish_timers",
     "queue_length",
     "send_message",
     "stale_write_refused",
@@ -42,11 +46,20 @@ stale_writes_refused = 0
 #: The Celery task every wake-up message names (registered by :mod:`durable_django.tasks`
 #: in worker processes). Messages go by this stable name, so the outbox knows no worker code.
 TASK_NAME = "durable_django.execute"
+#: The task of a message that hands a worker a batch of due timers (a list of work item ids).
+FIRE_TASK_NAME = "durable_django.fire"
+#: The task of a message that names several work items to take one after the other (a bulk start's).
+MANY_TASK_NAME = "durable_django.execute_many"
 
 
-def send_message(item_id: int, options: dict[str, Any]) -> None:
-    """Put one wake-up message on the broker through the project's Celery app."""
-    current_app.send_task(TASK_NAME, (item_id,), **options)
+def send_message(item_id: int | list[int], options: dict[str, Any]) -> None:
+    """Put one wake-up message on the broker through the project's Celery app.
+
+    A list of ids goes to the task ``options["task"]`` names (a batch); one id to ``execute``.
+    """
+    options = dict(options)
+    task = options.pop("task", TASK_NAME)
+    current_app.send_task(task, (item_id,), **options)
 
 
 def publish(item_id: int, queue: str, countdown: float | None = None) -> bool:
@@ -63,6 +76,32 @@ def publish(item_id: int, queue: str, countdown: float | None = None) -> bool:
     except Exception:
         logger.warning(
             "durable_django: could not publish work item %s; the sweeper will resend it", item_id, exc_info=True
+        )
+        return False
+    return True
+
+
+def publish_timers(item_ids: list[int], queue: str) -> bool:
+    """Send one message for a batch of due timers; a failure is logged, never raised (the sweeper resends)."""
+    return _publish_list(FIRE_TASK_NAME, item_ids, queue, "due timers")
+
+
+def publish_many(item_ids: list[int], queue: str) -> bool:
+    """Send one message naming several work items, taken one after the other (a bulk start's first advances)."""
+    return _publish_list(MANY_TASK_NAME, item_ids, queue, "work items")
+
+
+def _publish_list(task: str, item_ids: list[int], queue: str, what: str) -> bool:
+    crash_point("publish.before")
+    try:
+        options: dict[str, Any] = {"retry": False, "task": task}
+        if queue:
+            options["queue"] = queue
+        for _ in range(publish_copies()):
+            send_message(item_ids, options)
+    except Exception:
+        logger.warning(
+            "durable_django: could not publish %d %s; the sweeper will resend them", len(item_ids), what, exc_info=True
         )
         return False
     return True

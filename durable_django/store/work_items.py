@@ -6,6 +6,7 @@ the generator, and schedule and claim the next step, all in the same transaction
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
@@ -19,8 +20,8 @@ from ..core import engine
 from ..core.interpreter import ErrorInfo
 from ..core.requests import Kind
 from ..exceptions import LeaseLost
-from ..models import HistoryEntry, LostAttempt, Signal, WorkflowRun, WorkItem
-from . import deadlines, fastpath, generator_cache, lifecycle, observe, outbox, poison, updates
+from ..models import HistoryEntry, LostAttempt, WorkflowRun, WorkItem
+from . import deadlines, fastpath, first_advance, generator_cache, lifecycle, observe, outbox, poison, timers
 from .advance import advance
 from .leases import Claim, database, db_now_plus, fence, lease_owner
 from .locking import RunBusy, lock_run
@@ -43,6 +44,12 @@ Entry = HistoryEntry.Status
 _PARK_SECONDS = 5.0
 #: How soon an item whose run's row a caller holds is tried again.
 BUSY_RETRY_SECONDS = 0.25
+#: What a worker reads of an item it was sent, and of its run if that may be fresh (one join).
+_ITEM_FIELDS = (
+    "run_id", "kind", "queue", "run__status", "run__workflow_id", "run__workflow_name", "run__input_json",
+    "run__generation",
+)  # fmt: skip
+logger = logging.getLogger("durable_django")
 
 
 def take(item_id: int) -> Claim | None:
@@ -55,9 +62,23 @@ def take(item_id: int) -> Claim | None:
     transaction: then the item is tried again shortly.
     """
     using = database()
-    item = WorkItem.objects.using(using).filter(pk=item_id).values("run_id", "kind", "queue").first()
+    item = WorkItem.objects.using(using).filter(pk=item_id).values(*_ITEM_FIELDS).first()
     if item is None:
         return None
+    if item["kind"] == WorkItem.Kind.ADVANCE and item["run__status"] == WorkflowRun.Status.PENDING:
+        fresh = first_advance.Fresh(
+            item["run_id"], item["run__workflow_id"], item["run__workflow_name"], item["run__input_json"],
+            item["run__generation"],
+        )  # fmt: skip
+        try:
+            taken = first_advance.advance_fresh(using, fresh, "")
+        except poison.TRANSIENT:
+            raise
+        except Exception as error:  # the workflow's code raised, say: the general way ends the run visibly
+            logger.debug("durable_django: first advance of %s goes the general way: %r", item["run_id"], error)
+            taken = first_advance.GENERAL
+        if not isinstance(taken, first_advance.General):
+            return taken
     try:
         with transaction.atomic(using=using):
             if item["kind"] == WorkItem.Kind.STEP:
@@ -89,7 +110,7 @@ def _advance_or_fire(using: str, item_id: int, run_id: Any, kind: str) -> Claim 
         # A cancel committed before this timer was taken wins the race: the advance below raises
         # Cancelled at the yield that waits on the timer and drops it. Fired first, the timer would
         # let the workflow run on to its next yield, or to its end with the cancel ignored.
-        if not run.cancel_requested and not _fire(using, run.pk, row["seq"]):
+        if not run.cancel_requested and not timers.fire(using, run.pk, row["seq"]):
             return None
     # An advance reads every committed signal, so it stands for all the run's waiting
     # advances; with the run locked, none left means another worker did this one.
@@ -143,27 +164,6 @@ def _claim_step(using: str, item_id: int, run_id: Any) -> Claim | None:
         lease_seconds=row["lease_seconds"],
         heartbeat_json=entry["heartbeat_json"],
     )
-
-
-def _fire(using: str, run_id: Any, seq: int) -> bool:
-    """A timer is due: end the sleep, or time out the signal wait. False if it was already settled.
-
-    A signal wait whose signal is already in the inbox takes it instead (the advance that
-    follows does): a signal that arrived in time is never lost to a timeout.
-    """
-    entry = HistoryEntry.objects.using(using).at(run_id, seq).pending().values("kind", "name").first()
-    if entry is None:
-        return False
-    if entry["kind"] in (Kind.SIGNAL, Kind.UPDATE):
-        if entry["kind"] == Kind.SIGNAL and Signal.objects.using(using).inbox(run_id, entry["name"]).exists():
-            return True
-        if entry["kind"] == Kind.UPDATE and updates.waiting(using, run_id, entry["name"]):
-            return True
-        timed_out: dict[str, Any] = {"result_json": None}  # no result: a timeout, not a signal of null
-    else:
-        timed_out = {"result_json": "null"}
-    HistoryEntry.objects.using(using).at(run_id, seq).update(status=Entry.COMPLETED, finished_at=Now(), **timed_out)
-    return True
 
 
 def record_success(held: Claim, result_json: str, body: Callable[[], str] | None = None) -> Claim | None:

@@ -90,16 +90,21 @@ def no_broker() -> Iterator[None]:
     Only transactional tests need it: a ``TestCase`` never commits, so it never sends
     any. Nothing is lost: the work waits in the database for :func:`run_until_idle`.
     """
-    saved = outbox.publish, outbox.queue_length
+    saved = outbox.publish, outbox.publish_timers, outbox.publish_many, outbox.queue_length
 
     def publish(item_id: int, queue: str, countdown: float | None = None) -> bool:
+        return True
+
+    def publish_timers(item_ids: list[int], queue: str) -> bool:
         return True
 
     def queue_length(queue: str) -> int | None:
         return 0
 
-    outbox.publish, outbox.queue_length = publish, queue_length
+    outbox.publish, outbox.publish_timers, outbox.publish_many, outbox.queue_length = (
+        publish, publish_timers, publish_timers, queue_length,
+    )  # fmt: skip
     try:
         yield
     finally:
-        outbox.publish, outbox.queue_length = saved
+        outbox.publish, outbox.publish_timers, outbox.publish_many, outbox.queue_length = saved

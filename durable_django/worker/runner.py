@@ -22,13 +22,13 @@ from ..core.registry import StepCode
 from ..core.registry import step as lookup_step
 from ..core.requests import decode_arguments
 from ..exceptions import DurableError, SerializationError, StepTimeout, WorkerLost, WorkflowNotRegistered
-from ..store import observe, poison, work_items
+from ..store import first_advance, observe, poison, timers, work_items
 from ..store.faults import crash_point
 from ..store.leases import Claim, database
 from ..store.locking import RunBusy
 from . import connections
 
-__all__ = ["REPORT_PATIENCE", "work"]
+__all__ = ["REPORT_PATIENCE", "fire", "work", "work_many"]
 
 #: How long a worker waits, at most, for a caller's transaction to let go of a run before it
 #: hands the step back (it then runs again, with the same idempotency key).
@@ -37,7 +37,20 @@ REPORT_PATIENCE = 300.0
 
 def work(item_id: int) -> int:
     """Claim ``item_id`` and continue with the run's next steps; returns steps run."""
-    held = work_items.take(item_id)
+    return _go_on(work_items.take(item_id))
+
+
+def work_many(item_ids: list[int]) -> int:
+    """Work several items: fresh runs' first advances together (one commit), the rest one by one."""
+    steps = 0
+    for item_id in first_advance.advance_many(database(), item_ids):
+        connections.discard_broken_connections()
+        steps += work(item_id)
+    return steps
+
+
+def _go_on(held: Claim | None) -> int:
+    """Run ``held`` and the run's next steps inline, for up to ``INLINE_SECONDS``; returns steps run."""
     deadline = time.monotonic() + settings.INLINE_SECONDS
     steps = 0
     while held is not None:
@@ -49,6 +62,16 @@ def work(item_id: int) -> int:
         crash_point("step.after_checkpoint")
         steps += 1
     return steps
+
+
+def fire(item_ids: list[int]) -> int:
+    """Fire a batch of due timers; if the batch fails as a whole, take its items one by one instead."""
+    try:
+        return timers.fire_batch(item_ids)
+    except timers.BatchFailed:
+        for item_id in item_ids:
+            work(item_id)
+        return 0
 
 
 def _run_step(held: Claim) -> Claim | None:

@@ -1,33 +1,51 @@
-"""Recovery without a special process: every worker sweeps for work whose message is gone.
+"""Recovery and timers without a special process: every worker sweeps for work whose message is gone.
 
 It finds work items that are claimable (due and unleased, or with an expired lease) and
 have no wake-up message on its way, and publishes one. Several sweepers never send the
 same item twice at once: rows are taken with ``SKIP LOCKED`` and stamped in the same
 transaction.
+
+Between two full sweeps (every ``SWEEP_INTERVAL``) the sweeper wakes when the next timer
+is due, as the database knows it (:func:`~durable_django.store.timers.due_in`), and sends
+what is due then, due timers by the batch. It never sleeps longer than
+``COUNTDOWN_HINT_MAX``: a timer set meanwhile that comes due sooner travels with its own
+countdown message, and a later one is seen before it is due.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
 
-from django.db import router, transaction
+from django.db import router
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 
 from ..conf import settings
 from ..models import WorkItem
-from ..store import outbox, owners
+from ..ops import prune
+from ..store import outbox, owners, timers
 from ..store.leases import db_now_plus
 from . import connections, schedule_firing
 
-__all__ = ["Sweeper", "reclaim_dead_owners", "sweep"]
+__all__ = ["FIRE_GAP", "Sweeper", "prune_expired", "reclaim_dead_owners", "send_due", "sweep"]
 
 logger = logging.getLogger("durable_django")
 _PROC = Path("/proc/self/stat").exists()
 #: Sweeps in a row at most while each one fills its batch.
 _CATCH_UP_ROUNDS = 20
+#: Seconds between two sends of due timers at least: when timers come due every few
+#: milliseconds, they go by the batch rather than one message each.
+FIRE_GAP = 0.05
+#: Pool processes a batch of due timers is spread over at least (when there are enough).
+_SPREAD = 4
+#: Finished runs one pruning transaction deletes, and such batches one sweep makes at most.
+PRUNE_BATCH = 500
+PRUNE_ROUNDS = 4
 
 
 def reclaim_dead_owners() -> int:
@@ -65,33 +83,73 @@ def sweep() -> int:
     bound, so a backlog grows by one message per item per bound at most.
     """
     using = router.db_for_write(WorkItem)
-    items = WorkItem.objects.using(using).claimable()
+    items = WorkItem.objects.using(using)
     never_sent = Q(dispatched_at__isnull=True)
-    stale = items.filter(never_sent | Q(dispatched_at__lte=db_now_plus(-settings.REPUBLISH_AFTER)))
+    late = never_sent | Q(dispatched_at__lte=db_now_plus(-settings.REPUBLISH_AFTER))
     published = 0
-    for queue in stale.values_list("queue", flat=True).distinct():
-        batch = stale.filter(queue=queue)
-        if outbox.queue_length(queue):
-            very_late = Q(dispatched_at__lte=db_now_plus(-settings.REPUBLISH_AFTER_BUSY))
-            batch = batch.filter(never_sent | very_late)
-        published += _publish(using, batch)
+    # Due-and-unleased and expired, asked apart rather than as one OR: each is then an ordered scan
+    # of its own partial index, which marks the entries of deleted items dead as it passes them, so
+    # the next sweep skips them. One OR is a bitmap scan, which reads every such entry (a finished
+    # step's, a fired timer's) at every sweep until vacuum removes it.
+    for stale in (items.ready().filter(late), items.expired().filter(late)):
+        for queue in _queues(stale):
+            batch = stale.filter(queue=queue)
+            if outbox.queue_length(queue):
+                very_late = Q(dispatched_at__lte=db_now_plus(-settings.REPUBLISH_AFTER_BUSY))
+                batch = batch.filter(never_sent | very_late)
+            published += _publish(using, batch)
     if published:
         logger.info("durable_django: sweeper published %d work item(s)", published)
     return published
 
 
+def _queues(stale: QuerySet[WorkItem], most: int = 100) -> list[str]:
+    """The queues ``stale`` items wait in, one index probe each (a few queues, however many items)."""
+    found: list[str] = []
+    while len(found) < most:
+        queue = stale.exclude(queue__in=found).order_by("available_at").values_list("queue", flat=True).first()
+        if queue is None:
+            return found
+        found.append(queue)
+    return found
+
+
+def send_due() -> int:
+    """Publish the items that came due and were never sent (timers, retries); due timers by the batch."""
+    using = router.db_for_write(WorkItem)
+    return _publish(using, timers.never_sent(using).ready())
+
+
 def _publish(using: str, items: QuerySet[WorkItem]) -> int:
     """Stamp and publish the oldest ``items`` (at most a batch), skipping rows another sweeper holds."""
-    limit = settings.SWEEP_BATCH
-    with transaction.atomic(using=using):
-        due = list(
-            items.select_for_update(skip_locked=True).order_by("available_at").values_list("pk", "queue")[:limit]
-        )
-        if due:
-            WorkItem.objects.using(using).filter(pk__in=[pk for pk, _ in due]).update(dispatched_at=Now())
-    for pk, queue in due:
-        outbox.publish(pk, queue)
-    return len(due)
+    return timers.dispatch_due(using, items, settings.SWEEP_BATCH, _fire_batch_size)
+
+
+def _fire_batch_size(due: int) -> int:
+    """Timers to a message: spread over a few pool processes, at most ``FIRE_BATCH``."""
+    return max(1, min(settings.FIRE_BATCH, -(-due // _SPREAD)))
+
+
+def prune_expired(rounds: int = PRUNE_ROUNDS) -> int:
+    """Delete finished runs older than ``DURABLE_RETENTION``, at most ``rounds`` batches; returns runs deleted.
+
+    Bounded per sweep, so a backlog (retention just turned on) is worked off over several
+    sweeps instead of holding the sweeper; several sweepers skip each other's batches.
+    """
+    retention = settings.RETENTION
+    if retention is None:
+        return 0
+    # Each batch commits before it is yielded: stopping after a few leaves no transaction open.
+    deleted = sum(batch.runs for batch in islice(prune.prune(retention, batch_size=PRUNE_BATCH), rounds))
+    if deleted:
+        logger.info("durable_django: deleted %d finished run(s) older than DURABLE_RETENTION", deleted)
+    return deleted
+
+
+def _catch_up(send: Callable[[], int]) -> None:
+    for _ in range(_CATCH_UP_ROUNDS):  # a full batch means more are due: go on at once
+        if send() < settings.SWEEP_BATCH:
+            break
 
 
 class Sweeper(threading.Thread):
@@ -102,18 +160,45 @@ class Sweeper(threading.Thread):
         self._stopped = threading.Event()
 
     def run(self) -> None:
-        while not self._stopped.wait(settings.SWEEP_INTERVAL):
+        full_at = time.monotonic() + settings.SWEEP_INTERVAL
+        sent_at = -FIRE_GAP
+        wait = settings.SWEEP_INTERVAL
+        while not self._stopped.wait(wait):
             try:
-                if settings.RECLAIM_DEAD_OWNERS:
-                    reclaim_dead_owners()
-                for _ in range(_CATCH_UP_ROUNDS):  # a full batch means more are due: go on at once
-                    if sweep() < settings.SWEEP_BATCH:
-                        break
-                schedule_firing.sweep()
+                if time.monotonic() >= full_at:
+                    full_at = time.monotonic() + settings.SWEEP_INTERVAL
+                    self._full_sweep()
+                else:
+                    _catch_up(send_due)
+                sent_at = time.monotonic()
+                wait = self._next_wait(full_at, sent_at)
             except Exception:
                 logger.warning("durable_django: sweep failed; retrying next interval", exc_info=True)
+                wait = settings.SWEEP_INTERVAL
             finally:
                 connections.release_after_sweep()
+
+    @staticmethod
+    def _full_sweep() -> None:
+        if settings.RECLAIM_DEAD_OWNERS:
+            reclaim_dead_owners()
+        _catch_up(sweep)
+        schedule_firing.sweep()
+        prune_expired()
+
+    @staticmethod
+    def _next_wait(full_at: float, sent_at: float) -> float:
+        """Until the next full sweep, or the next due timer if sooner (never sooner than ``FIRE_GAP`` after a send)."""
+        now = time.monotonic()
+        # A timer set while the sweeper sleeps and due within COUNTDOWN_HINT_MAX also travels as a
+        # countdown; one due later is seen in time if the sweeper never sleeps longer than that.
+        wait = min(full_at - now, max(settings.COUNTDOWN_HINT_MAX, FIRE_GAP))
+        due = timers.due_in(router.db_for_write(WorkItem))
+        if due is not None:
+            # The database's clock decides what is due: waking a little late costs a
+            # millisecond, waking early a wasted sweep, so round up.
+            wait = min(wait, max(due + 0.001, sent_at + FIRE_GAP - now))
+        return max(wait, 0.0)
 
     def stop(self) -> None:
         self._stopped.set()

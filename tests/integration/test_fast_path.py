@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+from datetime import timedelta
+
 import pytest
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
+from durable_django.store import first_advance, work_items
+from durable_django.testing import pass_time, run_until_idle
 from durable_django.worker import runner
-from tests.testapp.workflows import chain, stages
+from tests.testapp.workflows import chain, collect, nap, stages
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_messages")]
 
@@ -28,9 +33,58 @@ def test_each_step_after_the_first_is_one_statement():
     run.refresh_from_db()
     assert (run.status, run.result) == (WorkflowRun.Status.COMPLETED, 18)
     statements = [query["sql"].split(None, 1)[0] for query in queries.captured_queries]
-    # The first advance is one transaction; then one statement per step, the last one ending the run.
-    first_commit = statements.index("COMMIT")
-    assert statements[first_commit + 1 :] == ["WITH"] * 10, statements
+    # Reading the item and the fresh run, the first advance in one statement, then one per step.
+    assert statements == ["SELECT"] + ["WITH"] * 11, statements
+
+
+def test_a_fresh_runs_first_sleep_is_one_statement_and_its_timer_fires():
+    run = nap.start(3600, "first-sleep")
+    item = WorkItem.objects.get(run=run).pk
+    with CaptureQueriesContext(connection) as queries:
+        runner.work(item)
+    assert [query["sql"].split(None, 1)[0] for query in queries.captured_queries] == ["SELECT", "WITH"]
+    run.refresh_from_db()
+    assert run.status == WorkflowRun.Status.WAITING and run.next_seq == 1
+    sleep = HistoryEntry.objects.get(run=run)
+    timer = WorkItem.objects.get(run=run)
+    assert (sleep.kind, timer.kind, timer.seq, timer.dispatched_at) == ("sleep", "timer", 0, None)
+    assert timer.available_at == sleep.fire_at
+    assert 3599 < (sleep.fire_at - sleep.scheduled_at).total_seconds() <= 3600.001
+    pass_time(timedelta(hours=1))
+    run.refresh_from_db()
+    assert (run.status, run.result) == (WorkflowRun.Status.COMPLETED, 1)
+
+
+def test_a_fresh_run_whose_row_a_caller_holds_is_left_for_later_by_both_paths():
+    run = chain.start(2)
+    item = WorkItem.objects.get(run=run).pk
+    holding, release = threading.Event(), threading.Event()
+
+    def caller() -> None:  # another connection: a caller's open transaction holding the run
+        with transaction.atomic():
+            WorkflowRun.objects.select_for_update().filter(pk=run.pk).get()
+            holding.set()
+            release.wait(10)
+        connections.close_all()
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        assert work_items.take(item) is None
+        run.refresh_from_db()
+        assert (run.status, run.next_seq) == (WorkflowRun.Status.PENDING, 0)
+        assert WorkItem.objects.filter(pk=item).exists(), "the advance stays for the retry"
+    finally:
+        release.set()
+        thread.join(10)
+    assert run_here(run).status == WorkflowRun.Status.COMPLETED
+
+
+def test_a_first_advance_that_is_not_a_step_or_a_sleep_takes_the_general_way():
+    run = run_here(collect.start(1, "go"))
+    assert run.status == WorkflowRun.Status.WAITING
+    assert HistoryEntry.objects.get(run=run).kind == "signal"
 
 
 def test_states_and_patch_markers_between_steps_take_the_general_way_and_are_kept():
@@ -47,3 +101,23 @@ def test_the_fast_path_can_be_turned_off(settings):
         run = run_here(run)
     assert (run.status, run.result) == (WorkflowRun.Status.COMPLETED, 3)
     assert not any(query["sql"].startswith("WITH") for query in queries.captured_queries)
+
+
+def test_fresh_runs_started_together_take_their_first_advances_in_one_commit():
+    sleepers = nap.start_many([(3600, "together")] * 10)
+    chains = chain.start_many([(2,)] * 5)
+    waiters = collect.start_many([(1, "go")] * 2)  # a signal wait first: the general way
+    items = list(WorkItem.objects.filter(kind=WorkItem.Kind.ADVANCE).values_list("pk", flat=True))
+    with CaptureQueriesContext(connection) as queries:
+        left = first_advance.advance_many("default", items)
+    statements = [query["sql"].split(None, 1)[0] for query in queries.captured_queries]
+    assert statements.count("WITH") == 15 and statements.count("COMMIT") == 1, statements
+    assert sorted(left) == sorted(WorkItem.objects.filter(run__in=waiters).values_list("pk", flat=True))
+    assert (
+        WorkflowRun.objects.filter(pk__in=[run.pk for run in sleepers], status=WorkflowRun.Status.WAITING).count() == 10
+    )
+    step_items = WorkItem.objects.filter(run__in=chains, kind=WorkItem.Kind.STEP)
+    assert step_items.count() == 5 and not step_items.filter(lease_expires_at__isnull=False).exists(), "none inline"
+    run_until_idle()
+    assert {run.status for run in WorkflowRun.objects.filter(pk__in=[run.pk for run in chains])} == {"completed"}
+    assert {run.status for run in WorkflowRun.objects.filter(pk__in=[run.pk for run in waiters])} == {"waiting"}

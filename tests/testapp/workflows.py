@@ -422,3 +422,10 @@ def broken(state, variables):
 
 
 from . import compositions, conversations  # noqa: E402, F401  (registers their workflows)
+
+
+@durable.workflow(name="tests.drowsy")
+def drowsy(seconds: float, counter: str = "drowsy", waking: float = 0.05):
+    yield durable.sleep(timedelta(seconds=seconds))
+    time.sleep(waking)  # slow to wake: a batch of these takes long enough to be killed in the middle
+    return (yield bump(counter))

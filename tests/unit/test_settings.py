@@ -18,6 +18,8 @@ BAD: dict[str, Any] = {
     "REPUBLISH_AFTER": float("nan"),
     "REPUBLISH_AFTER_BUSY": -5,
     "SWEEP_BATCH": 0,
+    "FIRE_BATCH": 0,
+    "RETENTION": 30,
     "GENERATOR_CACHE_SIZE": 10.5,
     "INLINE_SECONDS": None,
     "UNKNOWN_CODE_GRACE": float("inf"),
