@@ -180,7 +180,10 @@ def _prepare(using: str, fresh: Fresh, queue: str | None) -> tuple[Interpreter, 
     decision = engine.decide(interpreter, History(using, fresh.run_id, 0), inbox=Inbox(using, fresh.run_id))
     params = _params(decision, queue)
     if params is None:
-        _keep(fresh, interpreter)
+        if decision.end is None and all(isinstance(command, engine.Open) for command in decision.commands):
+            _keep(fresh, interpreter)
+        else:  # it went past its first yield (a state, a patch marker, the end): the general way replays
+            interpreter.close()
         return None
     params.update(run=fresh.run_id, generation=fresh.generation, owner=lease_owner() if params["inline"] else "")
     return interpreter, params
@@ -222,7 +225,10 @@ def _after(
 
 
 def _keep(fresh: Fresh, interpreter: Interpreter) -> None:
-    """Leave the generator, at its first yield, to the general way: it decides again under the lock.
+    """Leave the generator, still at its first yield, to the general way: it decides again under the lock.
+
+    Only a generator that went no further than its first yield (the decision only opens
+    requests) may be kept: one fed a state or a patch marker, or ended, would skip them.
 
     A generator stopped at its first yield is what a replay of an empty history gives, so
     the general way takes it from the cache instead of running the workflow's code again.
