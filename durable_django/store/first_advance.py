@@ -183,9 +183,9 @@ def _prepare(using: str, fresh: Fresh, queue: str | None) -> tuple[Interpreter, 
     # A time the code read (durable.now()) is recorded with the entry the general way writes.
     params = None if interpreter.reads.unwritten else _params(decision, queue)
     if params is None:
-        if interpreter.position == 0:
+        if decision.end is None and all(isinstance(command, engine.Open) for command in decision.commands):
             _keep(fresh, interpreter)
-        else:  # it went past requests the general way records (a state, a patch marker): it replays them
+        else:  # it went past its first yield (a state, a patch marker, the end): the general way replays
             interpreter.close()
         return None
     params.update(run=fresh.run_id, generation=fresh.generation, owner=lease_owner() if params["inline"] else "")
@@ -228,7 +228,10 @@ def _after(
 
 
 def _keep(fresh: Fresh, interpreter: Interpreter) -> None:
-    """Leave the generator, at its first yield, to the general way: it decides again under the lock.
+    """Leave the generator, still at its first yield, to the general way: it decides again under the lock.
+
+    Only a generator that went no further than its first yield (the decision only opens
+    requests) may be kept: one fed a state or a patch marker, or ended, would skip them.
 
     A generator stopped at its first yield is what a replay of an empty history gives, so
     the general way takes it from the cache instead of running the workflow's code again.

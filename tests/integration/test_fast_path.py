@@ -121,3 +121,15 @@ def test_fresh_runs_started_together_take_their_first_advances_in_one_commit():
     run_until_idle()
     assert {run.status for run in WorkflowRun.objects.filter(pk__in=[run.pk for run in chains])} == {"completed"}
     assert {run.status for run in WorkflowRun.objects.filter(pk__in=[run.pk for run in waiters])} == {"waiting"}
+
+
+def test_a_run_whose_first_request_is_a_state_keeps_it_when_the_one_statement_path_declines():
+    from tests.conformance.compare import report
+    from tests.conformance.inline import check
+
+    # Found by the generated programs: the declined generator, already past its set_state, was
+    # kept for the general way, which then ended the run without the state.
+    program = {"body": [{"op": "state", "id": 1}], "max_gen": 0}
+    events = [{"ev": "time", "seconds": 5184000}]
+    problems, _ = check(program, events)
+    assert not problems, report(program, events, problems)
