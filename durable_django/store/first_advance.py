@@ -63,9 +63,10 @@ WITH run AS (
 ), due AS (
     SELECT COALESCE(%(until)s::timestamptz, statement_timestamp() + make_interval(secs => %(seconds)s)) AS at
 ), opened AS (
-    INSERT INTO {_ENTRY} (run_id, seq, kind, name, args_json, status, attempts, started_at, fire_at)
+    INSERT INTO {_ENTRY} (run_id, seq, kind, name, args_json, status, attempts, started_at, scheduled_at, fire_at)
     SELECT %(run)s, 0, %(kind)s, %(name)s, %(args)s, 'scheduled', %(attempts)s,
         CASE WHEN %(inline)s THEN statement_timestamp() END,
+        COALESCE(%(scheduled_at)s::timestamptz, statement_timestamp()),
         CASE WHEN %(kind)s = 'sleep' THEN (SELECT at FROM due) END
     WHERE EXISTS (SELECT 1 FROM taken)
 ), item AS (
@@ -180,15 +181,21 @@ def _prepare(using: str, fresh: Fresh, queue: str | None) -> tuple[Interpreter, 
     history = History(using, fresh.run_id, 0)
     run_info.bind(interpreter, using, fresh.run_id, history.time_at)  # what the code reads of its run
     decision = engine.decide(interpreter, history, inbox=Inbox(using, fresh.run_id))
-    # A time the code read (durable.now()) is recorded with the entry the general way writes.
-    params = None if interpreter.reads.unwritten else _params(decision, queue)
+    # A time the code read (durable.now()) before its first request is recorded with that
+    # request's entry, as the step fast path does; one read anywhere else goes the general way.
+    params = None if set(interpreter.reads.unwritten) - {0} else _params(decision, queue)
     if params is None:
         if decision.end is None and all(isinstance(command, engine.Open) for command in decision.commands):
             _keep(fresh, interpreter)
         else:  # it went past its first yield (a state, a patch marker, the end): the general way replays
             interpreter.close()
         return None
-    params.update(run=fresh.run_id, generation=fresh.generation, owner=lease_owner() if params["inline"] else "")
+    params.update(
+        run=fresh.run_id,
+        generation=fresh.generation,
+        owner=lease_owner() if params["inline"] else "",
+        scheduled_at=interpreter.reads.unwritten.get(0),
+    )
     return interpreter, params
 
 
@@ -202,6 +209,7 @@ def _after(
     if not taken:
         interpreter.close()
         return None  # another worker took this run's advance
+    interpreter.reads.unwritten.pop(0, None)  # the statement recorded it
     generator_cache.put(fresh.run_id, fresh.generation, 1, interpreter)
     request = params["request"]
     assert item_id is not None  # the statement inserted it

@@ -20,6 +20,8 @@ run = WorkflowRun.objects.get(workflow_id="order-1")
 listing = client.get("/admin/durable_django/workflowrun/")
 detail = client.get(f"/admin/durable_django/workflowrun/{run.pk}/change/")
 print(listing.status_code, run.workflow_id in listing.text)
+if run.workflow_id not in listing.text:
+    open("/tmp/listing-debug.html", "w").write(listing.text)
 print(detail.status_code, "shop.workflows.mark_paid" in detail.text)
 """
 
