@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..exceptions import WorkflowDefinitionError, WorkflowNotRegistered
+from .interpreter import Interpreter
 from .policy import RetryPolicy
+from .requests import decode_arguments
 
 __all__ = [
     "ENQUEUE_PREFIX",
@@ -166,3 +168,10 @@ def resolve_workflow(name: str) -> WorkflowCode:
     if resolved is not None:
         return resolved[0]
     return workflow(name)
+
+
+def workflow_interpreter(name: str, input_json: str) -> Interpreter:
+    """A new generator of the workflow registered as ``name``, on its stored arguments; raises WorkflowNotRegistered."""
+    definition = resolve_workflow(name)
+    args, kwargs = decode_arguments(input_json)
+    return Interpreter(name, definition.func, args, kwargs)

@@ -12,9 +12,7 @@ from typing import Any
 
 from ..core import codec, engine
 from ..core.info import RunFacts
-from ..core.interpreter import Interpreter
-from ..core.registry import resolve_workflow
-from ..core.requests import decode_arguments
+from ..core.registry import workflow_interpreter
 from ..exceptions import InvalidRequest, WorkflowNotRegistered
 from ..models import HistoryEntry, WorkflowRun
 from ..store.history import outcome_of, recorded
@@ -75,11 +73,9 @@ def _replay(
     workflow: str, input_json: str, history: dict[int, engine.Recorded], workflow_id: str = "", generation: int = 0
 ) -> str | None:
     try:
-        definition = resolve_workflow(workflow)
+        interpreter = workflow_interpreter(workflow, input_json)
     except WorkflowNotRegistered as error:
         return str(error)
-    args, kwargs = decode_arguments(input_json)
-    interpreter = Interpreter(workflow, definition.func, args, kwargs)
     # What workflow_info(), now() and uuid4() read cannot change what the code yields unless the
     # code branches on them; a check replays with stand-ins (this process's clock, a fixed id).
     facts = RunFacts(workflow_id=workflow_id, run_id=workflow_id, workflow_name=workflow, generation=generation)

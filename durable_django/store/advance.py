@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from ..core import codec, engine
 from ..core.interpreter import ErrorInfo, Interpreter, error_info
-from ..core.registry import resolve_workflow
+from ..core.registry import resolve_workflow, workflow_interpreter
 from ..core.registry import step as lookup_step
 from ..core.requests import (
     AllOf,
@@ -31,7 +31,6 @@ from ..core.requests import (
     StepCall,
     WaitSignal,
     WaitUpdate,
-    decode_arguments,
 )
 from ..exceptions import NonDeterminismError, WorkflowNotRegistered
 from ..models import HistoryEntry, WorkflowRun, WorkItem
@@ -75,13 +74,11 @@ def advance(
         return _Advance(using, run, handoff.interpreter, history, queue).drive(first=handoff.decision)
     interpreter = generator_cache.take(run.pk, run.generation, run.next_seq)
     if interpreter is None:
-        try:
-            definition = resolve_workflow(run.workflow_name)
+        try:  # the input is loaded now if the lock did not fetch it
+            interpreter = workflow_interpreter(run.workflow_name, run.input_json)
         except WorkflowNotRegistered as error:
             lifecycle.finish(using, run, Status.BLOCKED, error_json=error_info(error).as_json())
             return None
-        args, kwargs = decode_arguments(run.input_json)  # loaded now if the lock did not fetch it
-        interpreter = Interpreter(run.workflow_name, definition.func, args, kwargs)
     history = History(using, run.pk, run.next_seq, start=interpreter.position)
     if known is not None:
         history.add(*known)

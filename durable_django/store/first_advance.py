@@ -23,9 +23,9 @@ from django.db import connections, transaction
 from ..conf import settings
 from ..core import codec, engine
 from ..core.interpreter import Interpreter
-from ..core.registry import resolve_workflow
 from ..core.registry import step as lookup_step
-from ..core.requests import Sleep, StepCall, decode_arguments
+from ..core.registry import workflow_interpreter
+from ..core.requests import Sleep, StepCall
 from ..exceptions import WorkflowNotRegistered
 from ..models import HistoryEntry, WorkflowRun, WorkItem
 from . import generator_cache, outbox, poison, run_info
@@ -173,11 +173,9 @@ def _close(batch: list[tuple[int, Fresh, Interpreter, dict[str, Any]]]) -> None:
 def _prepare(using: str, fresh: Fresh, queue: str | None) -> tuple[Interpreter, dict[str, Any]] | None:
     """Run the generator to its first request; the statement's parameters, or None for the general way."""
     try:
-        definition = resolve_workflow(fresh.workflow_name)
+        interpreter = workflow_interpreter(fresh.workflow_name, fresh.input_json)
     except WorkflowNotRegistered:
         return None  # the general way blocks the run, visibly
-    args, kwargs = decode_arguments(fresh.input_json)
-    interpreter = Interpreter(fresh.workflow_name, definition.func, args, kwargs)
     history = History(using, fresh.run_id, 0)
     run_info.bind(interpreter, using, fresh.run_id, history.time_at)  # what the code reads of its run
     decision = engine.decide(interpreter, history, inbox=Inbox(using, fresh.run_id))

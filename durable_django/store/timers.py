@@ -26,9 +26,8 @@ from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
 
 from ..core import engine
-from ..core.interpreter import Interpreter
-from ..core.registry import resolve_workflow
-from ..core.requests import Kind, decode_arguments
+from ..core.registry import workflow_interpreter
+from ..core.requests import Kind
 from ..exceptions import WorkflowNotRegistered
 from ..models import HistoryEntry, Signal, WorkflowRun, WorkItem
 from . import deadlines, generator_cache, observe, outbox, poison, run_info, updates
@@ -201,11 +200,9 @@ def _decide(
     interpreter = generator_cache.take(run.pk, run.generation, run.next_seq)
     if interpreter is None:
         try:
-            definition = resolve_workflow(run.workflow_name)
+            interpreter = workflow_interpreter(run.workflow_name, run.input_json)
         except WorkflowNotRegistered:
             return None  # the general way blocks the run, visibly
-        args, kwargs = decode_arguments(run.input_json)
-        interpreter = Interpreter(run.workflow_name, definition.func, args, kwargs)
     history = History.of_entries(using, run.pk, run.next_seq, entries, start=interpreter.position)
     run_info.bind(interpreter, using, run.pk, history.time_at)  # what the code reads of its run
     decision = engine.decide(interpreter, history, inbox=Inbox(using, run.pk))
