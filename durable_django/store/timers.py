@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +40,7 @@ from .leases import database
 from .locking import lock_runs
 from .querysets import WorkItemQuerySet
 
-__all__ = ["BatchFailed", "dispatch_due", "due_in", "fire", "fire_batch", "never_sent"]
+__all__ = ["BatchFailed", "dispatch_due", "due_in", "fire_batch", "never_sent", "wake"]
 
 logger = logging.getLogger("durable_django")
 Entry = HistoryEntry.Status
@@ -137,18 +137,7 @@ def _fire_batch(using: str, item_ids: Sequence[int]) -> int:
     if not items:
         return 0
     WorkItem.objects.using(using).filter(pk__in=[pk for pk, _, _ in items]).delete()
-    waits: list[tuple[uuid.UUID, int]] = []
-    cancelled: list[uuid.UUID] = []
-    for _, run_id, seq in items:
-        if seq is None:  # the run's deadline: the advance it wakes raises DeadlineExceeded
-            deadlines.fire(using, runs[run_id])
-        elif runs[run_id].cancel_requested:
-            # A cancel committed before this timer was taken wins the race: the run advances with
-            # the timer unfired, so Cancelled is raised at the yield that waits on it.
-            cancelled.append(run_id)
-        else:
-            waits.append((run_id, seq))
-    woken = list(dict.fromkeys([*_end_waits(using, waits), *cancelled]))
+    woken = wake(using, runs, [(run_id, seq) for _, run_id, seq in items])
     histories = _histories(using, woken)
     ended: list[tuple[WorkflowRun, str, int]] = []
     together = connections[using].vendor == "postgresql"  # _complete's statement is PostgreSQL's
@@ -283,6 +272,24 @@ def _end_waits(using: str, timers: Iterable[tuple[uuid.UUID, int]]) -> list[uuid
     return list(dict.fromkeys(woken))
 
 
-def fire(using: str, run_id: Any, seq: int) -> bool:
-    """One timer is due (the run is locked): end its wait as :func:`_end_waits` does; False if it was settled."""
-    return bool(_end_waits(using, [(run_id, seq)]))
+def wake(
+    using: str, runs: Mapping[uuid.UUID, WorkflowRun], due: Iterable[tuple[uuid.UUID, int | None]]
+) -> list[uuid.UUID]:
+    """Fire these due timers of the locked ``runs`` (their items taken); the runs to advance now, in order.
+
+    One timer alone or a batch, the same rules: a deadline (no position) cancels its run,
+    whose own advance raises ``DeadlineExceeded``; a cancel committed before a timer was taken
+    wins the race (the run advances with the timer unfired, so ``Cancelled`` is raised at the
+    yield that waits on it, where firing first would let the code run on, or end, with the
+    cancel ignored); any other timer ends its sleep or wait, unless that was settled already.
+    """
+    waits: list[tuple[uuid.UUID, int]] = []
+    cancelled: list[uuid.UUID] = []
+    for run_id, seq in due:
+        if seq is None:
+            deadlines.fire(using, runs[run_id])
+        elif runs[run_id].cancel_requested:
+            cancelled.append(run_id)
+        else:
+            waits.append((run_id, seq))
+    return list(dict.fromkeys([*_end_waits(using, waits), *cancelled]))

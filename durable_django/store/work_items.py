@@ -21,7 +21,7 @@ from ..core.interpreter import ErrorInfo
 from ..core.requests import Kind
 from ..exceptions import LeaseLost
 from ..models import HistoryEntry, LostAttempt, WorkflowRun, WorkItem
-from . import deadlines, fastpath, first_advance, generator_cache, lifecycle, observe, outbox, poison, timers
+from . import fastpath, first_advance, generator_cache, lifecycle, observe, outbox, poison, timers
 from .advance import advance
 from .leases import Claim, database, db_now_plus, fence, lease_owner
 from .locking import RunBusy, lock_run
@@ -104,14 +104,8 @@ def _advance_or_fire(using: str, item_id: int, run_id: Any, kind: str) -> Claim 
         if row is None:
             return None
         WorkItem.objects.using(using).filter(pk=item_id).delete()
-        if row["seq"] is None:  # the run's deadline: the advance it wakes raises DeadlineExceeded
-            deadlines.fire(using, run)
-            return None
-        # A cancel committed before this timer was taken wins the race: the advance below raises
-        # Cancelled at the yield that waits on the timer and drops it. Fired first, the timer would
-        # let the workflow run on to its next yield, or to its end with the cancel ignored.
-        if not run.cancel_requested and not timers.fire(using, run.pk, row["seq"]):
-            return None
+        if not timers.wake(using, {run.pk: run}, [(run.pk, row["seq"])]):
+            return None  # settled already, or a deadline: the advance it wakes raises DeadlineExceeded
     # An advance reads every committed signal, so it stands for all the run's waiting
     # advances; with the run locked, none left means another worker did this one.
     elif not WorkItem.objects.using(using).of(run.pk).of_kind(WorkItem.Kind.ADVANCE).unleased().delete()[0]:
