@@ -14,7 +14,6 @@ from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, models, transaction
-from django.db.models.functions import Now
 
 from .core import codec
 from .core.registry import WorkflowCode
@@ -23,6 +22,7 @@ from .exceptions import WorkflowIdConflict
 from .models import WorkflowRun, WorkItem
 from .runs import check_same_start, check_workflow_id, refuse_inside_workflow, refuse_other_database, start
 from .store import observe, outbox
+from .store.clock import Now
 from .store.leases import database
 
 __all__ = ["Call", "start_many"]

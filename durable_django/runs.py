@@ -11,7 +11,6 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError, connections, models, transaction
-from django.db.models.functions import Now
 
 from . import queries
 from .core import codec
@@ -29,6 +28,7 @@ from .exceptions import (
 )
 from .models import Signal, WorkflowRun, WorkItem
 from .store import deadlines, observe, outbox
+from .store.clock import Now
 from .store.leases import database
 from .store.lifecycle import finish, request_cancel
 from .store.locking import lock_run, shared_status

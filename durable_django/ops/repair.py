@@ -12,7 +12,6 @@ import uuid
 
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError, transaction
-from django.db.models.functions import Now
 
 from ..core.registry import step as lookup_step
 from ..core.requests import Kind
@@ -20,6 +19,7 @@ from ..exceptions import InvalidRequest, InvalidRunState, RunNotFound, WorkflowI
 from ..models import HistoryEntry, WorkflowRun, WorkItem
 from ..runs import check_workflow_id, get_run, resume
 from ..store import outbox
+from ..store.clock import Now
 from ..store.leases import database
 from ..store.locking import lock_run
 

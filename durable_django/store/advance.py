@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models.functions import Now
 from django.utils import timezone
 
 from ..core import codec, engine
@@ -35,6 +34,7 @@ from ..core.requests import (
 from ..exceptions import NonDeterminismError, WorkflowNotRegistered
 from ..models import HistoryEntry, WorkflowRun, WorkItem
 from . import generator_cache, lifecycle, outbox, run_info, updates
+from .clock import Now
 from .fastpath import Handoff
 from .faults import crash_point
 from .history import History

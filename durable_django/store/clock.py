@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from django.db import connections
-from django.db.models.functions import Now
+from django.db.models import functions
 from django.db.models.sql import Query
 
-__all__ = ["database_now"]
+__all__ = ["Now", "database_now"]
+
+
+class Now(functions.Now):
+    """Django's ``Now()``, written on SQLite with the six decimals every other time there has.
+
+    SQLite keeps times as text and Django's ``Now()`` there stops at the millisecond
+    ("12:00:00.123"), while a time Django writes, or ``Now() + delta`` computes, has six
+    decimals ("12:00:00.123000"). Compared as text the second is later, so a work item made
+    due now would not be due until the next millisecond: a retry at once, or a time moved by
+    ``pass_time``, was skipped by whoever looked within it.
+    """
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        return self.as_sql(
+            compiler,
+            connection,
+            template="(STRFTIME('%%%%Y-%%%%m-%%%%d %%%%H:%%%%M:%%%%f', 'NOW') || '000')",
+            **extra_context,
+        )
 
 
 def database_now(using: str) -> datetime:

@@ -12,11 +12,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from django.db.models.functions import Now
-
 from ..models import WorkflowRun, WorkItem
 from . import outbox
-from .clock import database_now
+from .clock import Now, database_now
 
 __all__ = ["arm", "child_deadline", "deadline_for", "fire"]
 

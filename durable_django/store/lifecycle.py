@@ -10,12 +10,12 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.db.models.functions import Now
 
 from ..core.interpreter import ErrorInfo, error_info
 from ..exceptions import WorkflowIdConflict
 from ..models import HistoryEntry, Signal, WorkflowRun, WorkItem
 from . import deadlines, observe, outbox
+from .clock import Now
 
 __all__ = ["child_workflow_id", "continue_as_new", "create_child", "finish", "request_cancel"]
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from celery import current_app
 from django.db import transaction
-from django.db.models.functions import Now
 
 from ..conf import settings
+from .clock import Now
 from .faults import crash_point, publish_copies
 
 if TYPE_CHECKING:

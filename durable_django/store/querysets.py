@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from django.db import models
 from django.db.models import DateTimeField, ExpressionWrapper, Q, Value
 from django.db.models.expressions import CombinedExpression
-from django.db.models.functions import Now
+
+from .clock import Now
 
 if TYPE_CHECKING:  # the models import this module; the type checker alone needs their names
     from ..models import HistoryEntry, Schedule, Signal, WorkflowRun, WorkItem  # noqa: F401

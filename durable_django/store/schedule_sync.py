@@ -22,12 +22,11 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.db.models.functions import Now
 
 from ..core.cadence import jitter_for
 from ..core.schedules import ScheduleDefinition
 from ..models import Schedule
-from .clock import database_now
+from .clock import Now, database_now
 from .leases import database
 
 __all__ = ["SyncReport", "sync"]

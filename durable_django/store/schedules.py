@@ -21,14 +21,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models.functions import Now
 
 from ..core import cadence
 from ..core.cadence import Cadence, jitter_for
 from ..exceptions import InvalidSchedule
 from ..models import Schedule, WorkflowRun
 from . import lifecycle, observe, outbox
-from .clock import database_now
+from .clock import Now, database_now
 from .leases import database
 
 __all__ = ["pause", "reschedule", "resume", "sweep", "tick_workflow_id", "trigger"]

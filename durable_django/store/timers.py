@@ -23,7 +23,6 @@ from typing import Any
 
 from django.db import connections, transaction
 from django.db.models import Q, QuerySet
-from django.db.models.functions import Now
 
 from ..core import engine
 from ..core.registry import workflow_interpreter
@@ -32,6 +31,7 @@ from ..exceptions import WorkflowNotRegistered
 from ..models import HistoryEntry, Signal, WorkflowRun, WorkItem
 from . import deadlines, generator_cache, observe, outbox, poison, run_info, updates
 from .advance import advance
+from .clock import Now
 from .fastpath import Handoff
 from .faults import crash_point
 from .history import History, outcome_of

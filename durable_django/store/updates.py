@@ -14,12 +14,12 @@ from typing import Any
 
 from django.db import IntegrityError, connections, transaction
 from django.db.models import QuerySet
-from django.db.models.functions import Now
 
 from ..core import codec
 from ..core.requests import Reply, UpdateRequest
 from ..models import Update, WorkflowRun
 from . import outbox
+from .clock import Now
 
 __all__ = ["Answer", "answer", "read_answer", "send", "take", "waiting"]
 

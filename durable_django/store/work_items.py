@@ -13,7 +13,6 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F
-from django.db.models.functions import Now
 
 from ..conf import settings
 from ..core import engine
@@ -23,6 +22,7 @@ from ..exceptions import LeaseLost
 from ..models import HistoryEntry, LostAttempt, WorkflowRun, WorkItem
 from . import fastpath, first_advance, generator_cache, lifecycle, observe, outbox, poison, timers
 from .advance import advance
+from .clock import Now
 from .leases import Claim, database, db_now_plus, fence, lease_owner
 from .locking import RunBusy, lock_run
 

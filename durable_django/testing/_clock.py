@@ -20,7 +20,6 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F
-from django.db.models.functions import Now
 
 from ..core import registry
 from ..core.schedules import declared
@@ -28,6 +27,7 @@ from ..definitions import WorkflowDefinition
 from ..models import HistoryEntry, Schedule, WorkflowRun, WorkItem
 from ..runs import get_run
 from ..store import schedule_sync, schedules
+from ..store.clock import Now
 from ..store.leases import database
 from ..store.querysets import HistoryQuerySet, ScheduleQuerySet, WorkItemQuerySet
 from ..worker import sweeper

@@ -23,12 +23,12 @@ from pathlib import Path
 
 from django.db import router
 from django.db.models import Q, QuerySet
-from django.db.models.functions import Now
 
 from ..conf import settings
 from ..models import WorkItem
 from ..ops import prune
 from ..store import outbox, owners, timers
+from ..store.clock import Now
 from ..store.leases import db_now_plus
 from . import connections, schedule_firing
 

@@ -8,11 +8,11 @@ import re
 
 import django
 import pytest
-from django.db.models.functions import Now
 
 from durable_django.models import HistoryEntry, LostAttempt, WorkItem
 from durable_django.store import work_items
 from durable_django.store.owners import Owner
+from durable_django.store.querysets import db_now_plus
 from durable_django.testing import run_until_idle
 from example_project.shop.models import Order
 from tests.testapp.tasks import add
@@ -60,7 +60,7 @@ def test_a_killed_attempt_leaves_a_trace_in_the_timeline(staff):
     advance = WorkItem.objects.get(run=run, kind=WorkItem.Kind.ADVANCE)
     held = work_items.take(advance.pk)  # a worker opens the step, holds it ... and dies without a word
     assert held is not None and held.attempt == 1
-    WorkItem.objects.filter(pk=held.item_id).update(lease_expires_at=Now())  # its lease runs out
+    WorkItem.objects.filter(pk=held.item_id).update(lease_expires_at=db_now_plus(-1))  # its lease ran out
     run = settle(run)
     assert run.status == "completed"
     [lost] = LostAttempt.objects.filter(entry__run=run)

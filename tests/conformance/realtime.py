@@ -16,9 +16,9 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
-from django.db.models.functions import Now
 
 from durable_django.models import HistoryEntry, WorkItem
+from durable_django.store.clock import Now
 from durable_django.worker import sweeper
 
 #: Time moves this much past a timer's due time, so it is due by the database's clock.

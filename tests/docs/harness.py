@@ -51,7 +51,7 @@ LEAKS = re.compile(r"DJANGO_SETTINGS_MODULE|DATABASE_URL|TEST_.*|CELERY_.*|DURAB
 CONSOLE = """
 import code, io, json, time
 from contextlib import redirect_stdout
-from django.db.models.functions import Now
+from durable_django.store.clock import Now
 from durable_django.models import Schedule, WorkflowRun, WorkItem
 
 def busy():

@@ -60,3 +60,16 @@ def test_history_positions_leave_out_the_leaves_of_groups():
     assert list(HistoryEntry.objects.of(run.pk).positions().order_by("seq")) == [group, wait]
     assert list(HistoryEntry.objects.at(run.pk, 3)) == [wait]
     assert list(HistoryEntry.objects.of(run.pk).timed()) == [wait]
+
+
+def test_an_item_made_due_now_by_the_database_clock_is_due_at_once():
+    """SQLite's ``Now()`` is text to the millisecond, while ``Now() + delta`` comes back with six
+    decimals: compared as text, "12:00:00.123000" is later than "12:00:00.123", so an item made
+    due now (a retry at once, a lease run out) was not due for up to a millisecond, and
+    ``run_until_idle`` stopped short of it. (A time Python writes is due once the database's
+    clock reaches it: never early, at most a millisecond late on SQLite.)"""
+    run = _run("due-now")
+    for _ in range(20):  # each write and read well within one millisecond, most times
+        item = WorkItem.objects.create(run=run, kind=WorkItem.Kind.STEP, available_at=db_now_plus(0))
+        assert list(WorkItem.objects.filter(pk=item.pk).claimable()) == [item]
+        item.delete()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from django.db.models.functions import Now
 
 from durable_django.core.interpreter import ErrorInfo
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from durable_django.store import outbox, work_items
+from durable_django.store.clock import Now
 from durable_django.store.owners import Owner
+from durable_django.store.querysets import db_now_plus
 from tests.testapp.models import Counter
 from tests.testapp.workflows import bump_twice, echo_workflow, long_holder, spread
 
@@ -33,7 +34,7 @@ def test_a_run_whose_worker_died_holding_the_lease_is_taken_over(worker, monkeyp
     run = echo_workflow.start(5)
     held = work_items.take(WorkItem.objects.get(run=run).pk)  # this process "dies" holding step 0
     assert held is not None and held.step == "tests.double"
-    WorkItem.objects.filter(pk=held.item_id).update(lease_expires_at=Now())  # its lease runs out
+    WorkItem.objects.filter(pk=held.item_id).update(lease_expires_at=db_now_plus(-1))  # its lease ran out
     (run,) = wait_finished([run], timeout=20)
     assert run.result["doubled"] == 10
     assert HistoryEntry.objects.get(run=run, seq=0).attempts == 2
@@ -46,7 +47,7 @@ def test_a_stale_lease_holders_late_completion_is_refused(monkeypatch):
     advance = WorkItem.objects.get(run=run)
     zombie = work_items.take(advance.pk)
     assert zombie is not None
-    WorkItem.objects.filter(pk=zombie.item_id).update(lease_expires_at=Now())
+    WorkItem.objects.filter(pk=zombie.item_id).update(lease_expires_at=db_now_plus(-1))
     successor = work_items.take(zombie.item_id)
     assert successor is not None and successor.token == zombie.token + 1
 

@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 from django.db import transaction
-from django.db.models.functions import Now
 
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from durable_django.store import outbox, timers
+from durable_django.store.clock import Now
 from durable_django.store.leases import db_now_plus
 from durable_django.testing import advance_time, no_broker
 from durable_django.worker import sweeper
