@@ -86,8 +86,11 @@ def _cancel_error(deadline: bool) -> Cancelled:
     return DeadlineExceeded(_DEADLINE_MESSAGE) if deadline else Cancelled(_CANCEL_MESSAGE)
 
 
-#: An inbox with nothing in it, for replays that must not take signals.
-NO_SIGNALS: Container[str] = frozenset()
+#: What waits in a run's inbox: ``(kind, name)`` of its signals and updates (``Kind.SIGNAL`` or ``Kind.UPDATE``).
+Inbox = Container[tuple[str, str]]
+
+#: An inbox with nothing in it, for replays that must not take signals or updates.
+NO_SIGNALS: Inbox = frozenset()
 
 
 def decide(
@@ -96,7 +99,7 @@ def decide(
     *,
     cancel: bool = False,
     running: Container[int] = frozenset(),
-    inbox: Container[str] = NO_SIGNALS,
+    inbox: Inbox = NO_SIGNALS,
     deadline: bool = False,
 ) -> Decision:
     """Feed recorded outcomes into ``interpreter`` until the workflow needs something new.
@@ -109,10 +112,10 @@ def decide(
     the cancel waits for it. A step that reports while the cancel is pending is recorded with
     a cancelled outcome, so ``Cancelled`` is raised at that step's yield.
 
-    ``inbox``: the names of signals waiting in the run's inbox. An ``any_of`` whose signal
-    wait can be satisfied at once is decided as it opens: that wait wins, and the other
-    requests are recorded as cancelled without starting (no step runs, no other wait takes
-    a signal).
+    ``inbox``: the ``(kind, name)`` of the signals and updates waiting in the run's inbox. An
+    ``any_of`` whose signal or update wait can be satisfied at once is decided as it opens:
+    that wait wins, and the other requests are recorded as cancelled without starting (no
+    step runs, no other wait takes a signal or an update).
 
     ``deadline``: the run's cancel (pending or recorded) came from its deadline, so it is
     raised as :class:`~durable_django.DeadlineExceeded`.
@@ -216,16 +219,18 @@ def decide(
         event = _feed(interpreter, event, outcome, entries, width, deadline)
 
 
-def _waiting_signal(group: AnyOf, inbox: Container[str]) -> int | None:
-    """The first signal wait of ``group`` whose signal is already in the inbox."""
-    return next(
-        (index for index, leaf in enumerate(group.requests) if isinstance(leaf, WaitSignal) and leaf.name in inbox),
-        None,
-    )
+def _in_inbox(leaf: Leaf, inbox: Inbox) -> bool:
+    """Whether ``leaf`` waits for a signal or an update that is already in the inbox."""
+    return isinstance(leaf, WaitSignal | WaitUpdate) and (leaf.kind, leaf.name) in inbox
 
 
-def _waiting_signal_first(group: AnyOf, entries: list[Recorded | None], inbox: Container[str]) -> int | None:
-    """A pending wait of ``group`` whose signal is in the inbox, if no leaf of lower index has finished.
+def _waiting_signal(group: AnyOf, inbox: Inbox) -> int | None:
+    """The first signal or update wait of ``group`` whose message is already in the inbox."""
+    return next((index for index, leaf in enumerate(group.requests) if _in_inbox(leaf, inbox)), None)
+
+
+def _waiting_signal_first(group: AnyOf, entries: list[Recorded | None], inbox: Inbox) -> int | None:
+    """A pending wait of ``group`` whose signal (or update) is in the inbox, if no leaf of lower index has finished.
 
     "If several requests finished before the run advanced, the lowest index decides": a
     signal in the inbox finished its wait when it was sent, whether or not a worker has
@@ -236,7 +241,7 @@ def _waiting_signal_first(group: AnyOf, entries: list[Recorded | None], inbox: C
             return None
         if entry.outcome is not None:
             return None  # a lower index finished: the usual resolution
-        if isinstance(leaf, WaitSignal) and leaf.name in inbox:
+        if _in_inbox(leaf, inbox):
             return index
     return None
 
@@ -295,6 +300,8 @@ def _feed(
     outcomes = [entry.outcome if entry else None for entry in entries]
     if decided is None:  # every leaf of an all_of succeeded (or timed out)
         values = [_value(leaf, outcome) for leaf, outcome in zip(event.requests, outcomes, strict=True)]
+        for value in values:
+            _received(interpreter, value)
         return interpreter.send(values, consumed=width)
     leaf_outcome = outcomes[decided]
     assert leaf_outcome is not None
@@ -312,13 +319,17 @@ def _value(leaf: Leaf, outcome: Outcome | None) -> Any:
     return codec.decode(outcome.value_json)
 
 
+def _received(interpreter: Interpreter, value: Any) -> None:
+    if isinstance(value, UpdateRequest):  # reply() and reject() check the code answers what it received
+        interpreter.reads.updates.setdefault(value.update_id, False)
+
+
 def _feed_leaf(
     interpreter: Interpreter, leaf: Leaf, outcome: Outcome, width: int, wrap: int | None, deadline: bool
 ) -> Event:
     if isinstance(outcome, Succeeded | _TimedOut):
         value = _value(leaf, outcome)
-        if isinstance(value, UpdateRequest):  # reply() and reject() check the code answers what it received
-            interpreter.reads.updates.setdefault(value.update_id, False)
+        _received(interpreter, value)
         return interpreter.send(value if wrap is None else [wrap, value], consumed=width)
     if isinstance(outcome, _Cancelled):
         return interpreter.throw(_cancel_error(deadline), consumed=width)

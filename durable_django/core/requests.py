@@ -234,8 +234,8 @@ class AnyOf:
 
 Group = AllOf | AnyOf
 Request = Leaf | Group | Patched | ContinueAsNew | Reply
-_GROUPABLE = (StepCall, Sleep, WaitSignal, ChildCall)
-_LEAVES = (*_GROUPABLE, SetState, WaitUpdate)
+_GROUPABLE = (StepCall, Sleep, WaitSignal, WaitUpdate, ChildCall)
+_LEAVES = (*_GROUPABLE, SetState)
 _REQUESTS = (*_LEAVES, AllOf, AnyOf, Patched, ContinueAsNew, Reply)
 
 
@@ -314,8 +314,8 @@ def _group(kind: type[AllOf] | type[AnyOf], label: str, requests: tuple[object, 
     for index, request in enumerate(requests):
         if not isinstance(request, _GROUPABLE):
             raise InvalidRequest(
-                f"durable.{label}() argument {index} is {request!r}; pass step calls, sleeps, signal waits "
-                "or child workflow calls (groups do not nest, and an update wait stands on its own)."
+                f"durable.{label}() argument {index} is {request!r}; pass step calls, sleeps, signal or update waits "
+                "or child workflow calls (groups do not nest)."
             )
     return kind(tuple(requests))  # type: ignore[arg-type]
 

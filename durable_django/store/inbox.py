@@ -1,5 +1,8 @@
 """A run's unconsumed signals, as one advance reads them: fetched a page at a time per name, taken in memory.
 
+It also answers whether an update of a name waits (``(Kind.UPDATE, name) in inbox``); updates
+are taken one statement each by :mod:`.updates`, in the same transaction.
+
 Signals of one name are taken oldest first, each by one wait; what was taken is written
 back in a single statement before the advance commits. Pages follow one another until a
 name's signals run out, so a group of many waits finds every signal already sent.
@@ -12,7 +15,9 @@ from collections import deque
 
 from django.db.models import Case, IntegerField, Value, When
 
+from ..core.requests import Kind
 from ..models import Signal
+from . import updates
 
 __all__ = ["Inbox"]
 
@@ -21,7 +26,7 @@ PAGE = 100
 
 
 class Inbox:
-    """The run's waiting signals by name; ``name in inbox`` says whether one is waiting."""
+    """The run's waiting signals by name; ``(Kind.SIGNAL, name) in inbox`` says whether one is waiting."""
 
     def __init__(self, using: str, run_id: uuid.UUID) -> None:
         self._using = using
@@ -46,8 +51,14 @@ class Inbox:
             self._exhausted.add(name)
         return pending
 
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and bool(self._fill(name))
+    def __contains__(self, message: object) -> bool:
+        """Whether a message ``(kind, name)`` waits: a signal (``Kind.SIGNAL``) or an update (``Kind.UPDATE``)."""
+        if not isinstance(message, tuple) or len(message) != 2:
+            return False
+        kind, name = message
+        if kind == Kind.UPDATE:
+            return updates.waiting(self._using, self._run_id, name)
+        return kind == Kind.SIGNAL and bool(self._fill(name))
 
     def take(self, name: str, seq: int) -> str | None:
         """The payload of the oldest signal ``name`` for the wait at ``seq``, or None."""

@@ -14,7 +14,7 @@ from django.db.models import F
 from ..core.interpreter import ErrorInfo, error_info
 from ..exceptions import WorkflowIdConflict
 from ..models import HistoryEntry, Signal, WorkflowRun, WorkItem
-from . import deadlines, observe, outbox
+from . import deadlines, observe, outbox, updates
 from .clock import Now
 
 __all__ = ["child_workflow_id", "continue_as_new", "create_child", "finish", "request_cancel"]
@@ -72,7 +72,8 @@ def request_cancel(using: str, run_id: uuid.UUID) -> bool:
 
 
 def continue_as_new(using: str, run: WorkflowRun, args_json: str, state_json: str | None) -> None:
-    """Start the run over with new arguments; signals it has not consumed stay in its inbox."""
+    """Start the run over with new arguments; signals and updates it has not taken stay in its inbox."""
+    updates.reject_unanswered(using, run.pk, run.generation)
     HistoryEntry.objects.using(using).of(run.pk).delete()
     Signal.objects.using(using).filter(run_id=run.pk).consumed().delete()
     WorkItem.objects.using(using).of(run.pk).delete()

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, connections, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet, Value
+from django.db.models.functions import Concat
 
 from ..core import codec
 from ..core.requests import Reply, UpdateRequest
@@ -21,7 +22,7 @@ from ..models import Update, WorkflowRun
 from . import outbox
 from .clock import Now
 
-__all__ = ["Answer", "answer", "read_answer", "send", "take", "waiting"]
+__all__ = ["Answer", "answer", "read_answer", "reject_unanswered", "send", "take", "waiting"]
 
 
 def send(using: str, run_id: uuid.UUID, name: str, payload_json: str, update_id: str) -> None:
@@ -67,6 +68,27 @@ def answer(using: str, run_id: uuid.UUID, reply: Reply) -> None:
     Update.objects.using(using).filter(run_id=run_id, update_id=data["update_id"], answered_at__isnull=True).update(
         **fields
     )
+    _tell_callers(using, run_id)
+
+
+def reject_unanswered(using: str, run_id: uuid.UUID, generation: int) -> None:
+    """Reject every update generation ``generation`` took and did not answer: it is continuing as new.
+
+    The next generation starts from its first line and cannot answer what an earlier one
+    received, so the callers would otherwise wait out their timeouts for nothing. Updates not
+    taken yet stay in the inbox for the next generation, as signals do.
+    """
+    rejection = Concat(
+        Value(f"the run continued as new (generation {generation + 1}) without answering update '"),
+        F("name"),
+        Value("'; send it again for the new generation to take"),
+    )
+    taken = Update.objects.using(using).filter(run_id=run_id, consumed_seq__isnull=False, answered_at__isnull=True)
+    if taken.update(rejection=rejection, answered_at=Now()):
+        _tell_callers(using, run_id)
+
+
+def _tell_callers(using: str, run_id: uuid.UUID) -> None:
     connection = connections[using]
     if connection.vendor == "postgresql":  # the waiting caller's LISTEN (durable_django.waiting.channel)
         with connection.cursor() as cursor:

@@ -8,9 +8,16 @@ import pytest
 from django.db import transaction
 
 import durable_django as durable
+from durable_django import updates
 from durable_django.models import HistoryEntry, Update, WorkflowRun
-from durable_django.testing import pass_time, run_workflow, send_update
-from tests.testapp.conversations import bad_replier, coupon_checkout
+from durable_django.testing import pass_time, run_until_idle, run_workflow, send_signal, send_update
+from tests.testapp.conversations import (
+    bad_replier,
+    coupon_checkout,
+    forgetful_renewer,
+    two_updates_together,
+    update_or_signal,
+)
 
 from .waiting import wait_status
 
@@ -154,3 +161,65 @@ def test_a_rejected_update_with_start_starts_nothing():
     assert not WorkflowRun.objects.filter(workflow_id="coupons-rejected").exists()
     with pytest.raises(durable.InvalidRequest, match="inside an open transaction"), transaction.atomic():
         coupon_checkout.using(workflow_id="coupons-atomic").start_and_update("apply_coupon", "WELCOME", args=(100,))
+
+
+# Updates where features meet: in groups, and across continue_as_new.
+
+
+@pytest.mark.django_db
+def test_an_update_wait_in_any_of_wins_with_the_update_and_the_caller_gets_the_reply():
+    run = run_workflow(update_or_signal)
+    assert send_update(run, "add", "tea") == 1
+    assert send_update(run, "add", "cake") == 2
+    run = send_signal(run, "stop")
+    pass_time(timedelta(minutes=6))
+    run.refresh_from_db()
+    assert run.result == {"served": ["tea", "cake"], "ended_by": "stop", "late": False}
+
+
+@pytest.mark.django_db
+def test_an_update_wait_that_loses_its_race_takes_nothing_and_the_update_waits_for_the_next():
+    run = run_workflow(update_or_signal)
+    durable.signal(run, "stop")  # both arrive before the run advances: the signal's leaf is first
+    update_id = updates.send(run, "add", "late tea")
+    run_until_idle()
+    run.refresh_from_db()
+    assert run.result == {"served": [], "ended_by": "stop", "late": True}
+    assert send_update(run, "add", "late tea", update_id=update_id) == "served after the loop"
+
+
+@pytest.mark.django_db
+def test_an_update_that_comes_after_its_wait_lost_to_a_timer_waits_in_the_inbox():
+    run = run_workflow(update_or_signal)
+    pass_time(timedelta(hours=1, minutes=1), run=run)  # quiet: the sleep wins, the last wait begins
+    assert send_update(run, "add", "coffee") == "served after the loop"
+    run.refresh_from_db()
+    assert run.result == {"served": [], "ended_by": "quiet", "late": True}
+
+
+@pytest.mark.django_db
+def test_all_of_two_update_waits_takes_both_and_answers_each():
+    run = run_workflow(two_updates_together)
+    first = updates.send(run, "a", 1)
+    assert send_update(run, "b", 2) == "b with 1"
+    assert send_update(run, "a", 1, update_id=first) == "a with 2"
+    assert durable.get_run(run.workflow_id).result == "together"
+
+
+@pytest.mark.django_db
+def test_all_of_an_update_wait_whose_partner_timed_out_can_still_reject_it():
+    run = run_workflow(two_updates_together)
+    first = updates.send(run, "a", 1)
+    run_until_idle()
+    pass_time(timedelta(hours=2), run=run)
+    with pytest.raises(durable.UpdateRejected, match="b never came"):
+        send_update(run, "a", 1, update_id=first)
+
+
+@pytest.mark.django_db
+def test_an_update_taken_and_not_answered_before_continue_as_new_is_rejected_not_left_hanging():
+    run = run_workflow(forgetful_renewer, 0)
+    with pytest.raises(durable.UpdateRejected, match="continued as new") as caught:
+        send_update(run, "renew", "please")
+    assert "renew" in caught.value.reason
+    assert send_update(run, "renew", "again") == "renewed by generation 1"

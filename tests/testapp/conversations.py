@@ -120,3 +120,41 @@ def steps_clocked(n: int):
         durable.workflow_info()
         yield double(index)
     return seen
+
+
+@durable.workflow(name="tests.update_or_signal")
+def update_or_signal():
+    """Serve "add" commands until a "stop" signal, or until an hour passes without either."""
+    served: list[object] = []
+    while True:
+        which, got = yield durable.any_of(
+            durable.wait_signal("stop"), durable.wait_update("add"), durable.sleep(timedelta(hours=1))
+        )
+        if which != 1:
+            break
+        served.append(got.payload)
+        yield durable.reply(got, len(served))
+    late = yield durable.wait_update("add", timeout=timedelta(minutes=5))  # one last command, if any waits
+    if late is not None:
+        yield durable.reply(late, "served after the loop")
+    return {"served": served, "ended_by": ["stop", "add", "quiet"][which], "late": late is not None}
+
+
+@durable.workflow(name="tests.two_updates_together")
+def two_updates_together():
+    first, second = yield durable.all_of(durable.wait_update("a"), durable.wait_update("b", timeout=timedelta(hours=1)))
+    if second is None:
+        yield durable.reject(first, "b never came")
+        return "alone"
+    yield durable.reply(second, f"b with {first.payload}")
+    yield durable.reply(first, f"a with {second.payload}")
+    return "together"
+
+
+@durable.workflow(name="tests.forgetful_renewer")
+def forgetful_renewer(generation: int):
+    request = yield durable.wait_update("renew")
+    if generation == 0:
+        yield durable.continue_as_new(1)  # starts over without answering the update it took
+    yield durable.reply(request, f"renewed by generation {generation}")
+    return generation
