@@ -154,6 +154,21 @@ def test_aupdate_waits_for_the_reply_without_holding_djangos_sync_thread(worker)
     assert reply == 90 and still_waiting and isinstance(error, durable.UpdateTimeout)
 
 
+def test_on_a_real_worker_an_update_races_a_signal_and_a_forgotten_update_is_rejected_at_continue_as_new(worker):
+    run = wait_status(update_or_signal.start(), Status.WAITING, timeout=30)
+    assert run.update("add", "tea", timeout=30) == 1
+    assert run.update("add", "cake", timeout=30) == 2
+    run.signal("stop")
+    assert run.update("add", "late", timeout=30) == "served after the loop", "taken by the wait after the loop"
+    run = wait_status(run, Status.COMPLETED, timeout=30)
+    assert run.result == {"served": ["tea", "cake"], "ended_by": "stop", "late": True}
+
+    renewer = wait_status(forgetful_renewer.start(0), Status.WAITING, timeout=30)
+    with pytest.raises(durable.UpdateRejected, match="continued as new"):
+        renewer.update("renew", "please", timeout=30)
+    assert renewer.update("renew", "again", timeout=30) == "renewed by generation 1"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_rejected_update_with_start_starts_nothing():
     with pytest.raises(durable.UpdateRejected, match="coupon codes are upper case"):
