@@ -15,6 +15,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from durable_django import updates
 from durable_django.core import interpreter
 from durable_django.models import WorkflowRun
 from durable_django.testing import no_broker, run_until_idle
@@ -59,6 +60,7 @@ SHAPES: dict[str, tuple[Callable[[int], WorkflowRun], Callable[[WorkflowRun], An
     "any_of": (compositions.loop_any_of.start, None),
     "timers": (compositions.loop_timers.start, None),
     "signals": (compositions.loop_signals.start, lambda run: run.signal("tick")),
+    "updates": (compositions.loop_updates.start, lambda run: updates.send(run, "tick")),
     "children": (compositions.loop_children.start, None),
 }
 

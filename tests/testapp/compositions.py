@@ -171,6 +171,13 @@ def loop_signals(n: int):
         yield durable.wait_signal("tick")
 
 
+@durable.workflow(name="tests.loop_updates")
+def loop_updates(n: int):
+    for index in range(n):
+        request = yield durable.wait_update("tick")
+        yield durable.reply(request, index)
+
+
 @durable.workflow(name="tests.loop_children")
 def loop_children(n: int):
     for index in range(n):
