@@ -9,9 +9,9 @@ from django.utils import timezone
 
 import durable_django as durable
 from durable_django.models import WorkflowRun
-from durable_django.testing import pass_time, run_until_idle, run_workflow, send_signal
+from durable_django.testing import pass_time, run_until_idle, run_workflow, send_signal, send_update
 from tests.testapp.models import Counter
-from tests.testapp.samples import approval, batcher, fan_out, subscription, transfer, updatable_timer
+from tests.testapp.samples import approval, batcher, fan_out, greeting, subscription, transfer, updatable_timer
 
 pytestmark = pytest.mark.django_db
 Status = WorkflowRun.Status
@@ -129,3 +129,19 @@ def test_approval_cancelled_while_waiting_withdraws_once_and_ends_cancelled():
     pass_time(timedelta(hours=48))
     assert fresh(run).status == Status.CANCELLED
     assert count("approval-withdrawn") == 1 and count("approval-expired") == 0
+
+
+def test_greeting_language_set_by_update_checked_by_validator_read_by_query_released_by_signal():
+    run = run_workflow(greeting)
+    assert (run.query("language"), run.query("languages")) == ("en", ["en", "es", "fr"])
+    assert send_update(run, "set_language", "fr") == "en", "the update replies with the previous language"
+    with pytest.raises(durable.UpdateRejected, match="'de' is not supported"):
+        send_update(run, "set_language", "de")
+    assert run.query("language") == "fr"
+    run = send_signal(run, "approve", {"name": "Ann"})
+    assert (run.status, run.result, run.state) == (
+        Status.COMPLETED,
+        "Bonjour, monde",
+        {"language": "fr", "approver": "Ann"},
+    )
+    assert run.query("language") == "fr", "a finished run is answered from its last state"

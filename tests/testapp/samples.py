@@ -122,3 +122,36 @@ def approval(deadline_hours: int):
     outcome = ["approved", "rejected", "expired"][index]
     yield record(f"approval-{outcome}")
     return {"outcome": outcome, "by": value}
+
+
+GREETINGS = {"en": "Hello, world", "fr": "Bonjour, monde", "es": "Hola mundo"}
+
+
+@durable.workflow(name="samples.greeting")
+def greeting():
+    """Temporal's message_passing/introduction: the language is set by update, the greeting released by a signal."""
+    language = "en"
+    while True:
+        which, message = yield durable.any_of(durable.wait_signal("approve"), durable.wait_update("set_language"))
+        if which == 0:
+            yield durable.set_state({"language": language, "approver": message["name"]})
+            return GREETINGS[language]
+        previous, language = language, message.payload
+        yield durable.set_state({"language": language})
+        yield durable.reply(message, previous)
+
+
+@greeting.validator("set_language")
+def supported_language(state, language):
+    if language not in GREETINGS:
+        raise ValueError(f"{language!r} is not supported")
+
+
+@greeting.query("language")
+def current_language(state, variables):
+    return variables["language"] if variables else state["language"]
+
+
+@greeting.query("languages")
+def supported_languages(state, variables):
+    return sorted(GREETINGS)
