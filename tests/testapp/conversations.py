@@ -158,3 +158,41 @@ def forgetful_renewer(generation: int):
         yield durable.continue_as_new(1)  # starts over without answering the update it took
     yield durable.reply(request, f"renewed by generation {generation}")
     return generation
+
+
+@durable.workflow(name="tests.update_before_deadline", timeout=timedelta(hours=1))
+def update_before_deadline():
+    try:
+        request = yield durable.wait_update("go")
+        yield durable.reply(request, "went")
+    except durable.Cancelled:
+        yield double(1)  # compensation runs; the update it never took stays unanswered
+        raise
+    return "done"
+
+
+@durable.workflow(name="tests.tally")
+def tally(total: int):
+    """Adds signals, answers "get" updates, continues as new past 10: state, queries, updates span generations."""
+    while True:
+        which, got = yield durable.any_of(durable.wait_signal("add"), durable.wait_update("get"))
+        if which == 1:
+            yield durable.reply(got, total)
+            continue
+        total += got
+        yield durable.set_state({"total": total})
+        if total > 10:
+            yield durable.continue_as_new(total)
+
+
+@tally.query("total")
+def tally_total(state, variables):
+    return variables["total"]
+
+
+@durable.workflow(name="tests.many_updates_together")
+def many_updates_together(count: int):
+    requests = yield durable.all_of(*[durable.wait_update("vote") for _ in range(count)])
+    for request in requests:
+        yield durable.reply(request, request.payload * 2)
+    return sorted(request.payload for request in requests)
