@@ -78,9 +78,12 @@ def continue_as_new(using: str, run: WorkflowRun, args_json: str, state_json: st
     Signal.objects.using(using).filter(run_id=run.pk).consumed().delete()
     WorkItem.objects.using(using).of(run.pk).delete()
     fields: dict[str, Any] = {} if state_json is None else {"state_json": state_json}
-    if run.deadline_at is not None and not run.deadline_exceeded:  # the deadline spans every generation
-        deadlines.arm(using, run.pk, run.deadline_at)
     runs = WorkflowRun.objects.using(using).filter(pk=run.pk)
+    deadline_at, exceeded = runs.values_list("deadline_at", "deadline_exceeded").get()  # as fired, maybe just now
+    if exceeded:  # continuing from the deadline's compensation: later generations have none, nor their children
+        fields["deadline_at"] = None
+    elif deadline_at is not None:  # the deadline spans every generation
+        deadlines.arm(using, run.pk, deadline_at)
     runs.filter(initial_input_json__isnull=True).update(initial_input_json=F("input_json"))
     runs.update(
         input_json=args_json,

@@ -9,7 +9,7 @@ import pytest
 import durable_django as durable
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from durable_django.testing import pass_time, run_workflow, send_signal
-from tests.testapp.conversations import deadline_child, deadline_loop, deadline_parent, deadline_saga
+from tests.testapp.conversations import deadline_child, deadline_loop, deadline_parent, deadline_renewal, deadline_saga
 
 from .waiting import wait_status
 
@@ -76,6 +76,21 @@ def test_the_deadline_spans_continue_as_new():
     pass_time(timedelta(minutes=61))
     run.refresh_from_db()
     assert (run.status, run.generation, run.error["type"]) == (Status.CANCELLED, 1, DEADLINE)
+
+
+@pytest.mark.django_db
+def test_a_generation_that_continued_as_new_from_the_deadlines_compensation_has_no_deadline_nor_its_children():
+    run = run_workflow(deadline_renewal, 0)
+    pass_time(timedelta(minutes=61))
+    run.refresh_from_db()
+    assert (run.status, run.generation, run.deadline_at) == (Status.WAITING, 1, None)
+    run = send_signal(run, "next")  # generation 2 starts a child, with no deadline to inherit
+    child = WorkflowRun.objects.get(parent=run)
+    assert (run.generation, child.deadline_at) == (2, None)
+    pass_time(timedelta(hours=3))
+    run.refresh_from_db()
+    child.refresh_from_db()
+    assert (run.status, child.status) == (Status.RUNNING, Status.WAITING), "no passed deadline came back"
 
 
 @pytest.mark.django_db

@@ -196,3 +196,17 @@ def many_updates_together(count: int):
     for request in requests:
         yield durable.reply(request, request.payload * 2)
     return sorted(request.payload for request in requests)
+
+
+@durable.workflow(name="tests.deadline_renewal", timeout=timedelta(hours=1))
+def deadline_renewal(generation: int):
+    """Continues as new from its deadline's compensation: that generation and later ones have no deadline."""
+    if generation == 0:
+        try:
+            yield durable.wait_signal("next")
+        except durable.DeadlineExceeded:
+            yield durable.continue_as_new(1)
+    if generation == 1:
+        yield durable.wait_signal("next")
+        yield durable.continue_as_new(2)
+    return (yield deadline_child())
