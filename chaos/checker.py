@@ -75,7 +75,10 @@ def _percentiles(values: Iterable[float]) -> dict[str, float] | None:
     data = sorted(values)
     if not data:
         return None
-    pick = lambda q: data[min(len(data) - 1, int(q * len(data)))]  # noqa: E731
+
+    def pick(q: float) -> float:
+        return data[min(len(data) - 1, int(q * len(data)))]
+
     return {
         "n": len(data),
         "p50": round(pick(0.5), 3),
@@ -267,7 +270,7 @@ def check(
     if after_last_fault is not None and after_last_fault > liveness_bound:
         late = sorted(
             (run for run in runs.values() if run.finished_at and (run.finished_at - last_fault).total_seconds() > 0),
-            key=lambda run: run.finished_at,
+            key=lambda run: run.finished_at or last_fault,  # every one here has finished
         )[-SHOWN:]
         inv["liveness"].fail(
             {"seconds_after_last_fault": round(after_last_fault, 2), "last": [run.workflow_id for run in late]}

@@ -321,7 +321,11 @@ class Injector:
 
         described = []
         for item in WorkItem.objects.filter(pk__in=list(held)).select_related("run"):
-            entry = HistoryEntry.objects.filter(run_id=item.run_id, seq=item.seq).values("name", "status").first()
+            entry = (  # a step's item always has a seq; a seq of None would find no entry either
+                None
+                if item.seq is None
+                else HistoryEntry.objects.filter(run_id=item.run_id, seq=item.seq).values("name", "status").first()
+            )
             described.append(
                 {"item": item.pk, "token": item.token, "run": item.run.workflow_id, "seq": item.seq, "entry": entry}
             )
