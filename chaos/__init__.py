@@ -8,7 +8,10 @@ invariants against the app database and the payment API's ledger. See docs/chaos
 Modules, one job each: ``services`` (PostgreSQL, Redis, the fake API as processes),
 ``fakeapi`` (the payment API server), ``cluster`` (the Celery workers), ``workload``
 (starts, signals, cancels), ``composed`` (the composed workload: signal loops, sagas,
-children, subscriptions, ballots), ``injector`` (the faults), ``checker`` (the invariants;
-``composed_checker``, the composed workload's),
-``report`` (summary and JSON), ``run`` (the orchestration), ``profiles`` (full, smoke).
+children, subscriptions, ballots), ``schedule`` (which fault when), ``injector`` (the
+faults; ``activity``, what the workers hold, by which it aims them; ``broker_faults``),
+``timeline`` (what happened when), ``checker`` (the invariants; ``order_checker``, each
+order's; ``composed_checker`` and ``composed_signals_checker``, the composed workload's),
+``progress`` (counts while it runs and drains), ``report`` (summary and JSON), ``run``
+(the orchestration), ``cli`` (the command line), ``profiles`` (full, smoke).
 """

@@ -1,3 +1,3 @@
-from .run import main
+from .cli import main
 
 raise SystemExit(main())

@@ -284,11 +284,12 @@ class ComposedDriver:
         """True once the event's step has an attempt running; else it is pushed back a little (bounded)."""
         from durable_django.models import HistoryEntry
 
+        assert plan.run_id is not None  # its events are pushed only once its start committed
         waited = plan.waited.get(id(event), 0.0)
         if waited < MID_STEP_PATIENCE:
             try:
                 running = HistoryEntry.objects.filter(
-                    run_id=plan.run_id, name=event.mid_step, status="scheduled", attempts__gte=1
+                    run_id=uuid.UUID(plan.run_id), name=event.mid_step, status="scheduled", attempts__gte=1
                 ).exists()
                 pause = 0.1
             except DatabaseError:  # the database is restarting: look again a little later

@@ -4,7 +4,7 @@
   is taken by exactly one wait that returned it, or left unread in its inbox; waits of a
   name take them oldest first; a loop that took its "exit" took every "submit" sent
   before it (the lower index of a group wins); no loop idled out while a signal committed
-  before its timer came due sat unread.
+  before its timer came due sat unread (chaos/composed_signals_checker.py).
 - ``saga_ledger`` (cancellation.md): by the fake API's ledger, a saga is charged at most
   once and refunded iff it failed or was cancelled after charging, by one refund of that
   charge; a completed saga's result names its charge.
@@ -22,12 +22,12 @@ Timers of composed runs are held to the shared ``timers`` invariant (chaos/check
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from .composed import ComposedPlan
+from .composed_signals_checker import check_signals, payload
 
 FINISHED = ("completed", "failed", "cancelled")
 #: ``finished_at`` is its transaction's start (PostgreSQL's ``now()``): a child whose last transaction began
@@ -41,10 +41,6 @@ DESCRIPTIONS = {
     "composed_outcomes": "each composed run ended as its plan and its cancels say",
     "stuck_runs": "every composed run finished (one that did not is named with what it waits for)",
 }
-
-
-def _payload(text: str | None) -> Any:
-    return json.loads(text) if text else None
 
 
 def check_composed(
@@ -82,6 +78,8 @@ def check_composed(
         children[child.parent_id].append(child)
 
     figures: Counter[str] = Counter()
+    #: Seconds each child no one asked to cancel finished after its parent (a float, so not in the Counter).
+    after_parent: list[float] = []
     for plan in committed:
         run = runs.get(plan.ref)
         figures[f"{plan.kind} runs"] += 1
@@ -93,13 +91,13 @@ def check_composed(
             found["stuck_runs"].append({"ref": plan.ref, "status": run.status, "waits_for": waits_for(run, history)})
             continue
         entries = history.get(run.pk, [])
-        _signals(plan, run, entries, by_run[run.pk], receipts_of[plan.ref], found["composed_signals"], figures)
+        check_signals(plan, run, entries, by_run[run.pk], receipts_of[plan.ref], found["composed_signals"], figures)
         if plan.kind == "saga":
             _saga(plan, run, entries, cleanups[plan.ref], applied, found, figures)
         elif plan.kind == "family":
-            _family(plan, run, children[run.pk], found, figures)
+            _family(plan, run, children[run.pk], found, figures, after_parent)
         elif plan.kind == "subscription":
-            _subscription(plan, run, children[run.pk], found, figures)
+            _subscription(plan, run, children[run.pk], found, figures, after_parent)
         elif plan.kind == "loop":
             figures[f"loops {(run.result or {}).get('status')}"] += 1
     figures["signals_committed"] = sum(
@@ -109,7 +107,10 @@ def check_composed(
     figures["signals_in_start"] = sum(1 for plan in committed for s in plan.signals if s["early"])
     figures["cancels_committed"] = sum(1 for plan in committed if plan.cancel_committed)
     figures["cancels_refused"] = sum(plan.cancels.count("refused_finished") for plan in committed)
-    return found, dict(sorted(figures.items()))
+    shown: dict[str, float] = dict(figures)
+    if after_parent:  # the longest; 0 as the Counter's own default was, when none outlived its parent
+        shown["children unasked, finished after the parent (max s)"] = max([0, *after_parent])
+    return found, dict(sorted(shown.items()))
 
 
 def load_rows() -> tuple[list[Any], list[Any]]:
@@ -120,112 +121,6 @@ def load_rows() -> tuple[list[Any], list[Any]]:
 
     cleanups = list(CleanupLog.objects.order_by("id"))
     return cleanups, list(WorkflowRun.objects.filter(parent__isnull=False).order_by("created_at"))
-
-
-def _taken_by_waits(run: Any, entries: list[Any]) -> list[str]:
-    """The nonces the run's waits returned, from its result when it completed, else from its history."""
-    result = run.result if run.status == "completed" else None
-    if isinstance(result, dict) and ("received" in result or "stop" in result or "exit" in result):
-        taken = list(result.get("received", []))
-        taken += [result[name] for name in ("exit", "stop") if result.get(name)]
-        return taken
-    taken = []
-    for entry in entries:
-        value = _payload(entry.result_json) if entry.kind == "signal" and entry.status == "completed" else None
-        if isinstance(value, dict) and "nonce" in value:
-            taken.append(value["nonce"])
-    return taken
-
-
-def _signals(
-    plan: ComposedPlan,
-    run: Any,
-    entries: list[Any],
-    inbox: list[Any],
-    receipts: list[Any],
-    out: list[Any],
-    figures: Counter[str],
-) -> None:
-    rows = {(_payload(sig.payload_json) or {}).get("nonce"): sig for sig in inbox}
-    sent = {receipt.nonce: receipt for receipt in receipts}
-    taken = Counter(_taken_by_waits(run, entries))
-    for nonce, receipt in sent.items():
-        row = rows.get(nonce)
-        if row is None:
-            out.append({"ref": plan.ref, "nonce": nonce, "name": receipt.action, "why": "committed signal lost"})
-            continue
-        if row.consumed_seq is not None and taken[nonce] != 1:
-            out.append({"ref": plan.ref, "nonce": nonce, "why": f"taken from the inbox, returned {taken[nonce]} times"})
-        if row.consumed_seq is None and taken[nonce]:
-            out.append({"ref": plan.ref, "nonce": nonce, "why": "returned by a wait but still unread in the inbox"})
-        figures["signals_taken" if row.consumed_seq is not None else "signals_unread"] += 1
-    for nonce in rows:
-        if nonce not in sent:
-            out.append({"ref": plan.ref, "nonce": nonce, "why": "an inbox signal nobody committed"})
-    for nonce in taken:
-        if nonce not in sent:
-            out.append({"ref": plan.ref, "nonce": nonce, "why": "a wait returned a signal nobody committed"})
-    if plan.kind == "ballot" and run.status == "completed":
-        _ballot(plan, run, entries, rows, sent, out)
-    if plan.kind != "loop" or run.status != "completed":
-        return
-    result = run.result or {}
-    received = result.get("received", [])
-    by_id = sorted((rows[n].pk, n) for n in received if n in rows)
-    if [n for _, n in by_id] != received:
-        out.append({"ref": plan.ref, "why": "submits taken out of order", "received": received})
-    order = {record["nonce"]: record["order"] for record in plan.signals}
-    unread = [n for n, row in rows.items() if row.consumed_seq is None and n in sent]
-    if result.get("status") == "exited":
-        exit_order = order.get(result.get("exit"), 0)
-        for nonce in unread:
-            if sent[nonce].action == "submit" and order.get(nonce, 1 << 30) < exit_order:
-                out.append({"ref": plan.ref, "nonce": nonce, "why": "a submit sent before the exit was left unread"})
-    if result.get("status") == "idle":
-        fire_at = _deciding_timer(entries)
-        for nonce in unread:
-            committed_at = sent[nonce].committed_at
-            if fire_at is not None and committed_at is not None and committed_at < fire_at:
-                out.append(
-                    {
-                        "ref": plan.ref,
-                        "nonce": nonce,
-                        "why": "the loop idled out while a signal committed before its timer came due sat unread",
-                        "committed_at": committed_at,
-                        "fire_at": fire_at,
-                    }
-                )
-
-
-def _ballot(
-    plan: ComposedPlan, run: Any, entries: list[Any], rows: dict[Any, Any], sent: dict[str, Any], out: list[Any]
-) -> None:
-    """Every wait of the group takes a vote while one committed before its deadline is in the inbox."""
-    received = (run.result or {}).get("received", [])
-    voters = plan.args[0]
-    if len(received) >= voters:
-        return
-    fire_at = _deciding_timer(entries)
-    for nonce, row in rows.items():
-        committed_at = sent[nonce].committed_at if nonce in sent else None
-        if row.consumed_seq is None and committed_at is not None and fire_at is not None and committed_at < fire_at:
-            out.append(
-                {
-                    "ref": plan.ref,
-                    "nonce": nonce,
-                    "why": f"{voters - len(received)} waits timed out while this vote, committed before, sat unread",
-                }
-            )
-
-
-def _deciding_timer(entries: list[Any]) -> Any:
-    """The fire_at of the timer (a sleep, or a wait's timeout) that ended an idle loop."""
-    for entry in reversed(entries):
-        if entry.status != "completed" or entry.fire_at is None:
-            continue
-        if entry.kind == "sleep" or (entry.kind == "signal" and entry.result_json in (None, "null")):
-            return entry.fire_at
-    return None
 
 
 def _saga(
@@ -293,11 +188,11 @@ def _saga(
 
 
 def _arg(run: Any, index: int) -> Any:
-    args = (_payload(run.input_json) or {}).get("args") or []
+    args = (payload(run.input_json) or {}).get("args") or []
     return args[index] if index < len(args) else None
 
 
-def _outlived(parent: Any, kids: list[Any], found: dict[str, list[Any]], figures: Counter[Any]) -> None:
+def _outlived(parent: Any, kids: list[Any], found: dict[str, list[Any]], after_parent: list[float]) -> None:
     for child in kids:
         if child.status not in FINISHED:
             found["children_orphaned"].append(
@@ -310,9 +205,7 @@ def _outlived(parent: Any, kids: list[Any], found: dict[str, list[Any]], figures
             )
         outlived = (child.finished_at - parent.finished_at).total_seconds() if parent.finished_at else 0.0
         if child.cancel_requested_at is None:
-            figures["children unasked, finished after the parent (max s)"] = max(
-                figures["children unasked, finished after the parent (max s)"], round(max(0.0, outlived), 3)
-            )
+            after_parent.append(round(max(0.0, outlived), 3))
         if outlived > ORPHAN_SLACK and child.cancel_requested_at is None:
             found["children_orphaned"].append(
                 {
@@ -327,8 +220,15 @@ def _expected_by_cancel(plan: ComposedPlan, run: Any) -> str:
     return "cancelled" if plan.cancel_committed or run.cancel_requested_at is not None else "completed"
 
 
-def _family(plan: ComposedPlan, run: Any, kids: list[Any], found: dict[str, list[Any]], figures: Counter[str]) -> None:
-    _outlived(run, kids, found, figures)
+def _family(
+    plan: ComposedPlan,
+    run: Any,
+    kids: list[Any],
+    found: dict[str, list[Any]],
+    figures: Counter[str],
+    after_parent: list[float],
+) -> None:
+    _outlived(run, kids, found, after_parent)
     figures["family children"] += len(kids)
     mode, seconds = plan.args[1], plan.args[2]
     expected = _expected_by_cancel(plan, run)
@@ -353,9 +253,14 @@ def _family(plan: ComposedPlan, run: Any, kids: list[Any], found: dict[str, list
 
 
 def _subscription(
-    plan: ComposedPlan, run: Any, kids: list[Any], found: dict[str, list[Any]], figures: Counter[str]
+    plan: ComposedPlan,
+    run: Any,
+    kids: list[Any],
+    found: dict[str, list[Any]],
+    figures: Counter[str],
+    after_parent: list[float],
 ) -> None:
-    _outlived(run, kids, found, figures)
+    _outlived(run, kids, found, after_parent)
     figures["subscription children"] += len(kids)
     figures["subscription generations"] += run.generation + 1
     cycles = plan.args[1]

@@ -26,76 +26,30 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import DatabaseError, connection
-from django.db.models import Q
-from django.db.models.functions import Now
 
+from tests.support.processes import CeleryWorker
+
+from . import activity, broker_faults
 from .cluster import Cluster
 from .profiles import Profile
+from .schedule import PAUSE_SECONDS, make_schedule
 from .services import FakeApi, Postgres, RabbitMQ, Redis
+from .timeline import Timeline
 from .workload import with_retries
 
+T = TypeVar("T")
 logger = logging.getLogger("chaos")
 
 
-class Timeline:
-    """What happened when, in seconds since the first start; also appended to ``timeline.jsonl``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.t0 = time.monotonic()
-        self.events: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def now(self) -> float:
-        return round(time.monotonic() - self.t0, 3)
-
-    def record(self, kind: str, **details: Any) -> dict[str, Any]:
-        event = {"t": self.now(), "wall": time.time(), "kind": kind, **details}
-        with self._lock:
-            self.events.append(event)
-            with open(self.path, "a") as out:
-                out.write(json.dumps(event, default=str) + "\n")
-        return event
-
-
-def make_schedule(profile: Profile, rng: random.Random) -> list[tuple[float, str]]:
-    """(seconds after the first start, fault kind), sorted; restarts spread out, the rest at random."""
-    start, end = profile.fault_start, profile.fault_end
-    span = end - start
-    schedule: list[tuple[float, str]] = []
-    for kind in ("kill_child", "kill_main", "terminate_backend"):
-        schedule += [(rng.uniform(start, end), kind) for _ in range(profile.faults.get(kind, 0))]
-    restarts = [start + span * rng.uniform(0.35, 0.55) for _ in range(profile.faults.get("pg_restart", 0))]
-    schedule += [(at, "pg_restart") for at in restarts]
-    # A paused process wakes before the faults end, and not across a PostgreSQL restart (which would end its
-    # session: it could then write nothing at all, and the late write the pause is for would not be tried).
-    # One pause per slot, so one wakes before the next begins (one zombie at a time).
-    pauses = profile.faults.get("pause_child", 0)
-    slot = (max(start + 1.0, end - Injector.PAUSE_SECONDS - 1.0) - start) / max(1, pauses)
-    for index in range(pauses):
-        low = start + slot * index
-        high = max(low, low + slot - Injector.PAUSE_SECONDS - 1.0)
-        for _ in range(100):
-            at = rng.uniform(low, high)
-            if not any(restart - Injector.PAUSE_SECONDS - 3.0 < at < restart + 3.0 for restart in restarts):
-                break
-        schedule.append((at, "pause_child"))
-    broker = ["broker_restart"] * profile.faults.get("broker_restart", 0)
-    broker += ["broker_restart_lossy"] * profile.faults.get("broker_restart_lossy", 0)
-    broker += ["broker_flush"] * profile.faults.get("broker_flush", 0)
-    rng.shuffle(broker)
-    # One per slot, so they never pile up; all while orders are still being started, so messages are in flight.
-    busy = max(1.0, min(end, profile.start_window - 1.0) - start)
-    for index, kind in enumerate(broker):
-        slot = busy / len(broker)
-        schedule.append((start + slot * index + rng.uniform(0.2, 0.8) * slot, kind))
-    return sorted(schedule)
-
-
 class Injector:
+    """Acts the fault schedule out in a thread of its own; each fault's outcome goes onto the timeline."""
+
+    #: How long a zombie stays paused (chaos/schedule.py).
+    PAUSE_SECONDS = PAUSE_SECONDS
+
     def __init__(
         self,
         profile: Profile,
@@ -176,49 +130,7 @@ class Injector:
         """Paused, or woken from a pause less than 5 s ago: not to be killed."""
         return pid in self.paused or time.monotonic() - self.woken.get(pid, -1e9) < 5.0
 
-    # Looking at the workers.
-    def _sessions(self) -> dict[int, dict[str, Any]]:
-        """Worker database sessions by OS pid: backend pid, whether a transaction is open."""
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pid, application_name, state, xact_start IS NOT NULL AND state <> 'idle' "
-                "FROM pg_stat_activity WHERE application_name LIKE 'chaos-worker:%%' AND pid <> pg_backend_pid()"
-            )
-            rows = cursor.fetchall()
-        sessions: dict[int, dict[str, Any]] = {}
-        for backend, name, state, in_tx in rows:
-            try:
-                pid = int(name.rsplit(":", 1)[1])
-            except (ValueError, IndexError):
-                continue
-            session = sessions.setdefault(pid, {"backends": [], "in_tx": False})
-            session["backends"].append((backend, state, bool(in_tx)))
-            session["in_tx"] = session["in_tx"] or bool(in_tx)
-        return sessions
-
-    def _leases(self) -> Counter[int]:
-        from durable_django.models import WorkItem
-
-        owners = WorkItem.objects.filter(kind=WorkItem.Kind.STEP, lease_expires_at__gt=Now()).values_list(
-            "owner", flat=True
-        )
-        leased: Counter[int] = Counter()
-        for owner in owners:
-            pid = Cluster.pid_of(owner)
-            if pid is not None:
-                leased[pid] += 1
-        return leased
-
-    def _held_after_death(self, pids: list[int]) -> int:
-        """Step leases still held by these (dead) processes: they died holding them."""
-        from durable_django.models import WorkItem
-
-        held = Q()
-        for pid in pids:
-            held |= Q(owner__startswith=Cluster.owner(pid))
-        return WorkItem.objects.filter(held, kind=WorkItem.Kind.STEP, lease_expires_at__isnull=False).count()
-
-    def _poll(self, find: Callable[[], Any], seconds: float) -> Any:
+    def _poll(self, find: Callable[[], list[T]], seconds: float) -> list[T] | None:
         deadline = time.monotonic() + seconds
         while not self.stop.is_set():
             found = with_retries(find, what="poll", deadline=time.monotonic() + 10)
@@ -231,13 +143,13 @@ class Injector:
     def kill_child(self) -> dict[str, Any]:
         """SIGKILL one pool process, preferably one running a step or holding a transaction."""
 
-        def busy() -> list[tuple[int, Any, bool, int]]:
+        def busy() -> list[tuple[int, CeleryWorker, bool, int]]:
             pool = self.cluster.pool()
-            leases, sessions = self._leases(), self._sessions()
+            leases, sessions = activity.leases(), activity.sessions()
             return [
-                (pid, worker, sessions.get(pid, {}).get("in_tx", False), leases[pid])
+                (pid, worker, activity.in_transaction(sessions, pid), leases[pid])
                 for pid, worker in pool.items()
-                if (leases[pid] or sessions.get(pid, {}).get("in_tx")) and not self._spared(pid)
+                if (leases[pid] or activity.in_transaction(sessions, pid)) and not self._spared(pid)
             ]
 
         candidates = self._poll(busy, seconds=3.0)
@@ -248,7 +160,7 @@ class Injector:
         pid, worker, in_tx, _ = self.rng.choice(mid_step or candidates)
         if not worker.kill_child(pid):
             return {"landed": False, "why": f"pid {pid} was gone"}
-        held = with_retries(lambda: self._held_after_death([pid]), what="check kill", deadline=time.monotonic() + 30)
+        held = with_retries(lambda: activity.held_after_death([pid]), what="check kill", deadline=time.monotonic() + 30)
         landed = bool(held) or in_tx
         self.counts["child_kills"] += 1
         self.counts["child_kills_landed"] += landed
@@ -269,12 +181,12 @@ class Injector:
         if self.paused:
             return {"landed": False, "why": "another process is paused"}
 
-        def mid_step() -> list[tuple[int, Any]]:
-            leases, sessions = self._leases(), self._sessions()
+        def mid_step() -> list[tuple[int, CeleryWorker]]:
+            leases, sessions = activity.leases(), activity.sessions()
             return [
                 (pid, worker)
                 for pid, worker in self.cluster.pool().items()
-                if leases[pid] and not sessions.get(pid, {}).get("in_tx") and not self._spared(pid)
+                if leases[pid] and not activity.in_transaction(sessions, pid) and not self._spared(pid)
             ]
 
         for attempt in range(1, 6):
@@ -287,14 +199,14 @@ class Injector:
             except ProcessLookupError:
                 continue
             # Stopped: does it still hold a step's lease, outside a transaction? (It may have moved on meanwhile.)
-            held = with_retries(lambda: self._leased_items(pid), what="check pause", deadline=time.monotonic() + 10)  # noqa: B023
-            sessions = with_retries(self._sessions, what="check pause", deadline=time.monotonic() + 10)
-            if not held or sessions.get(pid, {}).get("in_tx"):
+            held = with_retries(lambda: activity.leased_items(pid), what="check pause", deadline=time.monotonic() + 10)  # noqa: B023
+            sessions = with_retries(activity.sessions, what="check pause", deadline=time.monotonic() + 10)
+            if not held or activity.in_transaction(sessions, pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGCONT)
                 continue
             self.paused[pid] = held
-            items = with_retries(lambda: self._describe(held), what="describe", deadline=time.monotonic() + 10)  # noqa: B023
+            items = with_retries(lambda: activity.describe(held), what="describe", deadline=time.monotonic() + 10)  # noqa: B023
             timer = threading.Timer(self.PAUSE_SECONDS, self._wake, args=(pid, held))
             timer.daemon = True
             timer.start()
@@ -302,39 +214,13 @@ class Injector:
             return {"pid": pid, "landed": True, "seconds": self.PAUSE_SECONDS, "tries": attempt, "items": items}
         return {"landed": False, "why": "every paused process had just finished its step"}
 
-    #: Longer than a step's lease (its 5 s timeout plus the 1 s grace) plus the sweeper's republish delay,
-    #: so another worker takes the step over while this one sleeps.
-    PAUSE_SECONDS = 15.0
-
-    def _leased_items(self, pid: int) -> dict[int, int]:
-        from durable_django.models import WorkItem
-
-        return dict(
-            WorkItem.objects.filter(
-                kind=WorkItem.Kind.STEP, owner__startswith=Cluster.owner(pid), lease_expires_at__gt=Now()
-            ).values_list("pk", "token")
-        )
-
-    @staticmethod
-    def _describe(held: dict[int, int]) -> list[dict[str, Any]]:
-        from durable_django.models import HistoryEntry, WorkItem
-
-        described = []
-        for item in WorkItem.objects.filter(pk__in=list(held)).select_related("run"):
-            entry = HistoryEntry.objects.filter(run_id=item.run_id, seq=item.seq).values("name", "status").first()
-            described.append(
-                {"item": item.pk, "token": item.token, "run": item.run.workflow_id, "seq": item.seq, "entry": entry}
-            )
-        return described
-
     def _wake(self, pid: int, held: dict[int, int]) -> None:
         """SIGCONT; first note whether another worker took over what it held (the item went on without it)."""
-        from durable_django.models import WorkItem
-
+        taken_over: bool | None
         try:
-            now = dict(WorkItem.objects.filter(pk__in=list(held)).values_list("pk", "token"))
+            now = activity.tokens(held)
             taken_over = any(now.get(pk, token + 1) > token for pk, token in held.items())
-            items = self._describe(held)
+            items = activity.describe(held)
         except DatabaseError:
             taken_over, items = None, []
         finally:
@@ -356,12 +242,12 @@ class Injector:
         if not workers:
             return {"landed": False, "why": "no worker alive"}
 
-        def busy_worker() -> list[Any]:
-            leases, sessions = self._leases(), self._sessions()
+        def busy_worker() -> list[CeleryWorker]:
+            leases, sessions = activity.leases(), activity.sessions()
             return [
                 worker
                 for worker in workers
-                if any(leases[pid] or sessions.get(pid, {}).get("in_tx") for pid in worker.children())
+                if any(leases[pid] or activity.in_transaction(sessions, pid) for pid in worker.children())
                 and not any(self._spared(pid) for pid in worker.children())
             ]
 
@@ -371,14 +257,16 @@ class Injector:
             return {"landed": False, "why": "every worker has a paused pool process"}
         worker = self.rng.choice(candidates)
         pool = worker.children()
-        sessions = with_retries(self._sessions, what="sessions", deadline=time.monotonic() + 10)
-        in_tx = any(sessions.get(pid, {}).get("in_tx") for pid in pool)
+        sessions = with_retries(activity.sessions, what="sessions", deadline=time.monotonic() + 10)
+        in_tx = any(activity.in_transaction(sessions, pid) for pid in pool)
         with self.cluster.holding(worker):
             if worker.process is None:
                 return {"landed": False, "why": "the worker was restarting"}
             main_pid = worker.pid
             worker.kill()
-            held = with_retries(lambda: self._held_after_death(pool), what="check kill", deadline=time.monotonic() + 30)
+            held = with_retries(
+                lambda: activity.held_after_death(pool), what="check kill", deadline=time.monotonic() + 30
+            )
             began = time.monotonic()
             worker.start(timeout=60)
         self.cluster.restarts += 1
@@ -403,7 +291,7 @@ class Injector:
         def in_transaction() -> list[tuple[int, int, str]]:
             return [
                 (backend, pid, state)
-                for pid, session in self._sessions().items()
+                for pid, session in activity.sessions().items()
                 for backend, state, in_tx in session["backends"]
                 if in_tx and not self._spared(pid)
             ]
@@ -411,7 +299,7 @@ class Injector:
         candidates = self._poll(in_transaction, seconds=2.0)
         mid_transaction = bool(candidates)
         if not candidates:
-            sessions = with_retries(self._sessions, what="sessions", deadline=time.monotonic() + 10)
+            sessions = with_retries(activity.sessions, what="sessions", deadline=time.monotonic() + 10)
             candidates = [
                 (backend, pid, state) for pid, session in sessions.items() for backend, state, _ in session["backends"]
             ]
@@ -438,80 +326,29 @@ class Injector:
             time.sleep(0.1)
         if waited:
             time.sleep(1.0)
-        sessions = with_retries(self._sessions, what="sessions", deadline=time.monotonic() + 10)
+        sessions = with_retries(activity.sessions, what="sessions", deadline=time.monotonic() + 10)
         connection.close()
         seconds = self.postgres.restart("immediate")
         self.counts["pg_restarts"] += 1
         return {"worker_sessions": sum(len(s["backends"]) for s in sessions.values()), "seconds": round(seconds, 2)}
 
-    def _queued(self) -> tuple[int, int]:
-        """(messages waiting in the broker's queues, messages delivered but not yet acknowledged)."""
-        return self.broker.queued()
-
     def broker_restart(self, lossy: bool = False) -> dict[str, Any]:
-        """Kill the broker and start it again: what it held is lost (no Redis persistence; a deleted vhost)."""
-        queued, unacked = self._wait_for_queued(1.0 if lossy else 0.0)
-        paused: list[int] = []
-        if lossy and not queued:  # the workers keep up: stall them (SIGSTOP) until messages wait in the broker
-            paused = self._pause_workers()
-            try:
-                queued, unacked = self._wait_for_queued(5.0)
-                self.broker.crash()
-            finally:
-                self._resume(paused)
-        else:
-            self.broker.crash()
-        began = time.monotonic()
-        self.broker.start()
+        """Kill the broker and start it again: what it held is lost (chaos/broker_faults.py)."""
+        result = broker_faults.restart(self.broker, self.cluster, self.stop, lossy=lossy)
         self.counts["broker_restarts"] += 1
-        self.counts["broker_restarts_lossy"] += bool(queued)
-        self.counts["messages_lost"] += queued
-        return {
-            "queued_lost": queued,
-            "unacked_lost": unacked,
-            "workers_paused": len(paused),
-            "seconds": round(time.monotonic() - began, 2),
-        }
-
-    def _wait_for_queued(self, seconds: float) -> tuple[int, int]:
-        queued, unacked = self._queued()
-        deadline = time.monotonic() + seconds
-        while not queued and time.monotonic() < deadline and not self.stop.is_set():
-            time.sleep(0.005)
-            queued, unacked = self._queued()
-        return queued, unacked
-
-    def _pause_workers(self) -> list[int]:
-        """SIGSTOP every worker's main process (ours, by pid): they stop taking messages."""
-        paused = []
-        for worker in self.cluster.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(worker.pid, signal.SIGSTOP)
-                paused.append(worker.pid)
-        return paused
-
-    @staticmethod
-    def _resume(pids: list[int]) -> None:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
+        self.counts["broker_restarts_lossy"] += bool(result["queued_lost"])
+        self.counts["messages_lost"] += result["queued_lost"]
+        return result
 
     def broker_restart_lossy(self) -> dict[str, Any]:
         return self.broker_restart(lossy=True)
 
     def broker_flush(self) -> dict[str, Any]:
         """FLUSHALL: every queued message, and the queue bindings, vanish from a running broker."""
-        queued, unacked = self._wait_for_queued(1.0)
-        paused = [] if queued else self._pause_workers()
-        try:
-            if paused:
-                queued, unacked = self._wait_for_queued(5.0)
-            self.broker.flush()
-        finally:
-            self._resume(paused)
+        result = broker_faults.flush(self.broker, self.cluster, self.stop)
         self.counts["broker_flushes"] += 1
-        self.counts["messages_lost"] += queued
-        return {"queued_lost": queued, "unacked_lost": unacked, "workers_paused": len(paused)}
+        self.counts["messages_lost"] += result["queued_lost"]
+        return result
 
     def publish_fault_counts(self) -> Counter[str]:
         counts: Counter[str] = Counter()
@@ -520,13 +357,3 @@ class Injector:
             for line in log.read_text().splitlines():
                 counts[line.split()[0]] += 1
         return counts
-
-
-def database_ok() -> bool:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return True
-    except DatabaseError:
-        connection.close()
-        return False

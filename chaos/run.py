@@ -1,33 +1,32 @@
 """The orchestrator: start everything, run the workload under faults, drain, check, report, stop everything.
 
-``python -m chaos --profile full|smoke [--seed N] [--report path.json] [--workflows N]``
-
-Exit status: 0 PASSED, 1 FAILED (an invariant broke), 2 INCONCLUSIVE (faults did not land,
-or the harness itself had trouble), 130 interrupted. Artifacts (worker, PostgreSQL, Redis
-and API logs, the ledger, ``timeline.jsonl``, ``report.json``) stay in
-``var/chaos/<time>-<profile>-seed<seed>/``.
+``Harness`` does it for one profile and seed; the command line around it is chaos/cli.py.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import dataclasses
 import logging
 import os
 import platform
-import random
-import signal
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import report as reporting
-from .profiles import COMPOSED_FIGURES, PROFILES, Profile
-from .services import ROOT, FakeApi, Postgres, RabbitMQ, Redis, free_port
+from .profiles import COMPOSED_FIGURES, Profile
+from .services import FakeApi, Postgres, RabbitMQ, Redis, free_port
+
+if TYPE_CHECKING:  # imported once Django is set up
+    from .cluster import Cluster
+    from .composed import ComposedDriver
+    from .injector import Injector
+    from .timeline import Timeline
+    from .workload import OrderPlan, Workload
 
 logger = logging.getLogger("chaos")
 DATABASE = "chaos"
@@ -41,6 +40,8 @@ INHERITED_CELERY_URLS = (
 
 
 class Harness:
+    """One run of the harness: its services, workers, workload and injector, and the report they come to."""
+
     def __init__(self, profile: Profile, seed: int, run_dir: Path, broker: str = "redis") -> None:
         self.profile = profile
         self.seed = seed
@@ -49,10 +50,10 @@ class Harness:
         self.postgres: Postgres | None = None
         self.broker: Redis | RabbitMQ | None = None
         self.api: FakeApi | None = None
-        self.cluster: Any = None
-        self.workload: Any = None
-        self.composed: Any = None
-        self.injector: Any = None
+        self.cluster: Cluster | None = None
+        self.workload: Workload | None = None
+        self.composed: ComposedDriver | None = None
+        self.injector: Injector | None = None
         self.threads: list[threading.Thread] = []
         self.supervising = threading.Event()
         self.seconds: dict[str, float] = {}
@@ -115,8 +116,10 @@ class Harness:
             CHAOS_DIR=str(self.run_dir),
             DURABLE_FAULT_PUBLISH=self.profile.publish_faults,
         )
-        self.cluster = Cluster(env, self.run_dir, workers=self.profile.workers, concurrency=self.profile.concurrency)
-        self.cluster.start()
+        self.cluster = cluster = Cluster(
+            env, self.run_dir, workers=self.profile.workers, concurrency=self.profile.concurrency
+        )
+        cluster.start()
         self.seconds["setup"] = round(time.monotonic() - began, 2)
 
     def _create_database(self) -> None:
@@ -143,8 +146,10 @@ class Harness:
     # Running.
     def run(self) -> dict[str, Any]:
         self.start_services()
+        from . import progress
         from .composed import ComposedDriver, make_composed_plans
-        from .injector import Injector, Timeline
+        from .injector import Injector
+        from .timeline import Timeline
         from .workload import Workload, make_plans
 
         plans = make_plans(self.profile.workflows, self.seed, self.profile.start_window)
@@ -153,15 +158,16 @@ class Harness:
         workload.t0 = timeline.t0
         composed_plans = make_composed_plans(self.profile.composed, self.seed, self.profile.start_window)
         self.composed = composed = ComposedDriver(composed_plans, timeline.t0)
-        assert self.postgres and self.broker and self.api
+        assert self.postgres and self.broker and self.api and self.cluster  # started above
+        cluster = self.cluster
         self.injector = injector = Injector(
-            self.profile, self.seed, self.cluster, self.postgres, self.broker, self.api, timeline, self.run_dir
+            self.profile, self.seed, cluster, self.postgres, self.broker, self.api, timeline, self.run_dir
         )
         drained = threading.Event()
         self.supervising = threading.Event()
         self.threads = [
             threading.Thread(
-                target=self.cluster.supervise, args=(self.supervising, timeline.record), name="supervisor", daemon=True
+                target=cluster.supervise, args=(self.supervising, timeline.record), name="supervisor", daemon=True
             ),
             threading.Thread(target=workload.run_starter, name="starter", daemon=True),
             threading.Thread(target=composed.run, name="composed", daemon=True),
@@ -172,9 +178,12 @@ class Harness:
             thread.start()
         began = time.monotonic()
         limit = began + self.profile.start_window + self.profile.fault_end + 600
-        started = lambda: workload.starts_done.is_set() and composed.done.is_set() and injector.finished.is_set()  # noqa: E731
+
+        def started() -> bool:
+            return workload.starts_done.is_set() and composed.done.is_set() and injector.finished.is_set()
+
         while not started():
-            self._progress(timeline.now())
+            progress.log_progress(timeline.now(), workload, injector)
             self._sleep(10, until=started)
             if time.monotonic() > limit:
                 raise RuntimeError("the workload or the injector did not finish in time")
@@ -182,17 +191,16 @@ class Harness:
         logger.info("faults off at t=%.1f s; draining", timeline.now())
         began = time.monotonic()
         deadline = began + self.profile.drain_timeout
-        while time.monotonic() < deadline and not self._drained():
+        while time.monotonic() < deadline and not progress.drained(workload, composed):
             self._sleep(2, until=lambda: False)
         drained.set()
         self.seconds["drain"] = round(time.monotonic() - began, 2)
-        self._progress(timeline.now())
+        progress.log_progress(timeline.now(), workload, injector)
         self.supervising.set()
         for thread in self.threads:
             thread.join(timeout=30)
         began = time.monotonic()
-        self.cluster.stop()
-        assert self.api is not None
+        cluster.stop()
         self.api.stop()
         from .checker import check
 
@@ -202,71 +210,14 @@ class Harness:
         self.seconds["check"] = round(time.monotonic() - began, 2)
         return self._report(result, plans, timeline)
 
-    def _sleep(self, seconds: float, until: Any) -> None:
+    def _sleep(self, seconds: float, until: Callable[[], bool]) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not until():
             time.sleep(0.1)
 
-    def _counts(self) -> Counter[str]:
-        from django.db import connection
-        from django.db.models import Count
-
-        from durable_django.models import WorkflowRun, WorkItem
-
-        counts: Counter[str] = Counter(
-            dict(
-                WorkflowRun.objects.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n")
-            )
-        )
-        counts["work_items"] = WorkItem.objects.count()
-        connection.close()
-        return counts
-
-    def _drained(self) -> bool:
-        from django.db import DatabaseError, connection
-
-        from durable_django.models import WorkflowRun
-
-        try:
-            counts = self._counts()
-        except DatabaseError:
-            connection.close()
-            return False
-        live = sum(counts[status] for status in WorkflowRun.LIVE)
-        committed = sum(1 for plan in self.workload.plans if plan.outcome == "committed")
-        committed += sum(1 for plan in self.composed.plans if plan.outcome == "committed")
-        runs = sum(counts[status] for status in (*WorkflowRun.LIVE, *WorkflowRun.FINISHED, "blocked"))
-        pending = self.workload.pending_actions() + self.composed.pending_actions()
-        return not live and runs >= committed and not counts["work_items"] and not pending
-
-    def _progress(self, t: float) -> None:
-        from django.db import DatabaseError, connection
-
-        try:
-            counts = self._counts()
-        except DatabaseError:
-            connection.close()
-            logger.info("t=%5.0fs  (database unavailable)", t)
-            return
-        started = sum(1 for plan in self.workload.plans if plan.outcome != "planned")
-        done = sum(counts[status] for status in ("completed", "failed", "cancelled"))
-        faults = self.injector.counts
-        logger.info(
-            "t=%5.0fs  started %d/%d  finished %d  live %d  items %d | kills %d  terminations %d  pg %d  broker %d",
-            t,
-            started,
-            len(self.workload.plans),
-            done,
-            sum(counts[status] for status in ("pending", "running", "waiting")),
-            counts["work_items"],
-            faults["worker_kills_landed"],
-            faults["terminations_landed"],
-            faults["pg_restarts"],
-            faults["broker_restarts"] + faults["broker_flushes"],
-        )
-
     # Reporting.
-    def _report(self, result: dict[str, Any], plans: list[Any], timeline: Any) -> dict[str, Any]:
+    def _report(self, result: dict[str, Any], plans: list[OrderPlan], timeline: Timeline) -> dict[str, Any]:
+        assert self.injector and self.cluster and self.workload and self.composed  # set up by run()
         faults = Counter(self.injector.counts)
         published = self.injector.publish_fault_counts()
         faults["publishes_dropped"] = published["drop"]
@@ -354,19 +305,27 @@ class Harness:
         self.supervising.set()
         for thread in self.threads:
             thread.join(timeout=15)
-        for stop in (
-            lambda: self.cluster and self.cluster.stop(),
-            lambda: self.api and self.api.stop(),
-            lambda: self._close_database(),
-            lambda: self.broker and self.broker.stop(),
-            lambda: self.postgres and self.postgres.stop(),
-            lambda: self.postgres and self.postgres.cleanup(),
-            lambda: self.broker and self.broker.cleanup(),
-        ):
+        for stop in self._stops():
             try:
                 stop()
             except Exception:
                 logger.exception("while stopping")
+
+    def _stops(self) -> list[Callable[[], None]]:
+        """What stops everything this harness started, in order: workers, API, connections, broker, PostgreSQL."""
+        stops: list[Callable[[], None]] = []
+        if self.cluster is not None:
+            stops.append(self.cluster.stop)
+        if self.api is not None:
+            stops.append(self.api.stop)
+        stops.append(self._close_database)
+        if self.broker is not None:
+            stops.append(self.broker.stop)
+        if self.postgres is not None:
+            stops += [self.postgres.stop, self.postgres.cleanup]
+        if self.broker is not None:
+            stops.append(self.broker.cleanup)
+        return stops
 
     @staticmethod
     def _close_database() -> None:
@@ -374,76 +333,3 @@ class Harness:
             from django.db import connections
 
             connections.close_all()
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-class Overtime(Exception):
-    """The whole run took longer than its hard limit."""
-
-
-def _overtime(signum: int, frame: Any) -> None:
-    raise Overtime("the run exceeded its hard time limit")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="smoke")
-    parser.add_argument("--seed", type=int, default=None, help="the schedule and the workload follow from it")
-    parser.add_argument("--report", default=None, help="where to write the JSON report (default: in the run folder)")
-    parser.add_argument("--workflows", type=int, default=None, help="override the profile's number of workflows")
-    parser.add_argument("--composed", type=int, default=None, help="override the profile's composed workflows")
-    parser.add_argument(
-        "--broker",
-        choices=["redis", "rabbitmq"],
-        default="redis",
-        help="redis: a server of its own; rabbitmq: a vhost of its own on the RabbitMQ at 127.0.0.1:5672",
-    )
-    args = parser.parse_args(argv)
-    profile = PROFILES[args.profile]
-    if args.workflows:
-        profile = dataclasses.replace(profile, workflows=args.workflows)
-    if args.composed is not None:
-        profile = dataclasses.replace(profile, composed=args.composed)
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1_000_000)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = ROOT / "var" / "chaos" / f"{stamp}-{profile.name}-seed{seed}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    report_path = Path(args.report).resolve() if args.report else run_dir / "report.json"
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(name)s %(message)s",
-        datefmt="%H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout), logging.FileHandler(run_dir / "harness.log")],
-    )
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
-    signal.signal(signal.SIGALRM, _overtime)
-    # A hard limit on the whole run, whatever hangs: the start window, the faults, the drain and ten minutes.
-    signal.alarm(int(profile.start_window + profile.fault_end + profile.drain_timeout + 600))
-    logger.info("chaos profile %s, seed %d, broker %s, artifacts in %s", profile.name, seed, args.broker, run_dir)
-    harness = Harness(profile, seed, run_dir, args.broker)
-    began = time.monotonic()
-    report: dict[str, Any] | None = None
-    try:
-        report = harness.run()
-    except KeyboardInterrupt:
-        logger.warning("interrupted: stopping everything this harness started")
-        return 130
-    except Exception:
-        logger.exception("the harness failed")
-        return 3
-    finally:
-        signal.alarm(0)
-        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C must not cut the cleanup short
-            signal.signal(number, signal.SIG_IGN)
-        with contextlib.suppress(KeyboardInterrupt, Overtime):
-            harness.shutdown()
-        if report is not None:
-            report["seconds"]["total"] = round(time.monotonic() - began, 2)
-            report["report_path"] = str(report_path)
-            reporting.write(report, report_path)
-            print(reporting.summary(report), flush=True)
-    return reporting.EXIT_CODES[report["verdict"]]

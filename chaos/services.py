@@ -20,9 +20,16 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from tests.support.processes import alive
+
+if TYPE_CHECKING:
+    import redis
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +41,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_until(check, *, timeout: float, interval: float = 0.05, what: str):
+def wait_until(check: Callable[[], T], *, timeout: float, interval: float = 0.05, what: str) -> T:
     """Return ``check()`` once truthy; raise after ``timeout`` seconds (bounded polling)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -189,7 +196,7 @@ class Redis:
             )
         wait_until(self.ping, timeout=20, what=f"redis on port {self.port}")
 
-    def client(self):  # a fresh client each time: the server may have been restarted
+    def client(self) -> redis.Redis:  # a fresh client each time: the server may have been restarted
         import redis
 
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2, socket_connect_timeout=2)

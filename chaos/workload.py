@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models.functions import Now
 
+from .timeline import Timeline
+
 T = TypeVar("T")
 logger = logging.getLogger("chaos")
 
@@ -126,7 +128,7 @@ def with_retries(action: Callable[[], T], *, what: str, deadline: float, pause: 
 class Workload:
     """The orders of one harness run, and the two threads that start and steer them."""
 
-    def __init__(self, plans: list[OrderPlan], seed: int, timeline: Any) -> None:
+    def __init__(self, plans: list[OrderPlan], seed: int, timeline: Timeline) -> None:
         self.plans = plans
         self.by_ref = {plan.ref: plan for plan in plans}
         self.rng = random.Random(seed + 1)

@@ -31,7 +31,8 @@ def _role() -> str:
 def observe_publish_faults(directory: str) -> None:
     from durable_django.store import outbox
 
-    original = outbox.publish_copies
+    # The outbox calls the name it imported from ``faults``: that name, not the one in ``faults``, is wrapped.
+    original = outbox.publish_copies  # type: ignore[attr-defined]  # not re-exported, patched on purpose
     if getattr(original, "chaos_observed", False):
         return
     log_path = os.path.join(directory, "publish-faults.log")
@@ -50,8 +51,8 @@ def observe_publish_faults(directory: str) -> None:
                 os.close(fd)
         return copies
 
-    publish_copies.chaos_observed = True  # type: ignore[attr-defined]
-    outbox.publish_copies = publish_copies
+    publish_copies.chaos_observed = True  # type: ignore[attr-defined]  # a mark, so a second ready() wraps once
+    outbox.publish_copies = publish_copies  # type: ignore[attr-defined]  # the name the outbox calls
 
 
 class ShopConfig(AppConfig):

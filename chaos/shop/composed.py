@@ -29,7 +29,7 @@ import durable_django as durable
 
 from . import payments
 from .models import CleanupLog
-from .workflows import RETRY, TIMEOUT, charge_card, key
+from .workflows import RETRY, TIMEOUT, Workflow, charge_card, key
 
 #: A loop ends after this many rounds whatever arrives (then its result says "full").
 LOOP_ROUNDS = 40
@@ -57,7 +57,7 @@ def ack(count: int) -> int:
 
 
 @durable.workflow
-def signal_loop(idle_seconds: float, style: str):
+def signal_loop(idle_seconds: float, style: str) -> Workflow:
     received: list[str] = []
     for _ in range(LOOP_ROUNDS):
         idle = timedelta(seconds=idle_seconds)
@@ -77,7 +77,7 @@ def signal_loop(idle_seconds: float, style: str):
 
 
 @durable.workflow
-def ballot(voters: int, deadline_seconds: float):
+def ballot(voters: int, deadline_seconds: float) -> Workflow:
     deadline = timedelta(seconds=deadline_seconds)
     votes = yield durable.all_of(*[durable.wait_signal("vote", timeout=deadline) for _ in range(voters)])
     return {"status": "counted", "received": [vote["nonce"] for vote in votes if vote is not None]}
@@ -99,7 +99,7 @@ def reserve(ref: str, fail: str, work_seconds: float = 0.0) -> str:
 
 
 @durable.step(retry=STEP_RETRY, timeout=TIMEOUT)
-def refund_order(order_id: int) -> dict:
+def refund_order(order_id: int) -> dict[str, Any]:
     return payments.refund_order(order_id, idempotency_key=key())
 
 
@@ -109,7 +109,9 @@ def cleanup(ref: str) -> None:
 
 
 @durable.workflow
-def saga(ref: str, order_id: int, amount_cents: int, hold_seconds: float, fail: str, work_seconds: float = 0.0):
+def saga(
+    ref: str, order_id: int, amount_cents: int, hold_seconds: float, fail: str, work_seconds: float = 0.0
+) -> Workflow:
     outcome = "completed"
     cancelled: BaseException | None = None
     result: dict[str, Any] = {}
@@ -146,14 +148,14 @@ def errand_step(ref: str, index: int) -> int:
 
 
 @durable.workflow
-def errand(ref: str, index: int, seconds: float):
+def errand(ref: str, index: int, seconds: float) -> Workflow:
     yield errand_step(ref, index)
     yield durable.sleep(timedelta(seconds=seconds))
     return {"index": index}
 
 
 @durable.workflow
-def family(ref: str, mode: str, seconds: list):
+def family(ref: str, mode: str, seconds: list[float]) -> Workflow:
     children = [errand(ref, index, s) for index, s in enumerate(seconds)]
     if mode == "all":
         results = yield durable.all_of(*children)
@@ -168,13 +170,13 @@ def renew_step(ref: str, cycle: int) -> int:
 
 
 @durable.workflow
-def renew(ref: str, cycle: int):
+def renew(ref: str, cycle: int) -> Workflow:
     billed = yield renew_step(ref, cycle)
     return {"cycle": billed}
 
 
 @durable.workflow
-def subscription(ref: str, cycles: int, period: float, billed: list):
+def subscription(ref: str, cycles: int, period: float, billed: list[int]) -> Workflow:
     receipt = yield renew(ref, len(billed))
     billed = [*billed, receipt["cycle"]]
     if len(billed) >= cycles:
@@ -183,3 +185,4 @@ def subscription(ref: str, cycles: int, period: float, billed: list):
     if index == 0:
         return {"status": "stopped", "billed": billed, "stop": value["nonce"]}
     yield durable.continue_as_new(ref, cycles, period, billed)
+    raise AssertionError("continue_as_new does not return: the engine never resumes a generation past it")

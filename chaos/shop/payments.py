@@ -42,7 +42,7 @@ def post(path: str, body: dict[str, Any], *, idempotency_key: str, timeout: floa
         raise ProviderUnavailable(f"POST {path}: {type(error).__name__}: {error}") from error
     finally:
         connection.close()
-    payload = json.loads(data or b"{}")
+    payload: dict[str, Any] = json.loads(data or b"{}")
     if status == 200:
         return payload
     if status == 402:

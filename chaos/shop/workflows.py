@@ -7,7 +7,9 @@ confirmation, sleep, then wait for a decision signal with a timeout: ship, or re
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from datetime import timedelta
+from typing import Any, TypeAlias
 
 from django.db.models import F
 
@@ -24,6 +26,8 @@ RETRY = durable.RetryPolicy(
     non_retryable=(payments.CardDeclined, payments.ProviderRefused),
 )
 TIMEOUT = timedelta(seconds=5)
+#: A workflow function: it yields requests, is sent their results and returns a JSON object.
+Workflow: TypeAlias = Generator[Any, Any, dict[str, Any]]
 
 
 def key() -> str:
@@ -31,7 +35,7 @@ def key() -> str:
 
 
 @durable.step(retry=RETRY, timeout=TIMEOUT)
-def charge_card(order_id: int, amount_cents: int) -> dict:
+def charge_card(order_id: int, amount_cents: int) -> dict[str, Any]:
     return payments.charge(order_id, amount_cents, idempotency_key=key())
 
 
@@ -49,7 +53,9 @@ def mark_declined(order_id: int) -> None:
 
 @durable.step(retry=RETRY, timeout=TIMEOUT)
 def send_confirmation(order_id: int) -> str:
-    return payments.send_email(order_id, "confirmation", idempotency_key=key())["id"]
+    email: dict[str, Any] = payments.send_email(order_id, "confirmation", idempotency_key=key())
+    email_id: str = email["id"]
+    return email_id
 
 
 @durable.step(atomic=True, retry=RETRY, timeout=TIMEOUT)
@@ -60,7 +66,7 @@ def mark_shipped(order_id: int, nonce: str) -> None:
 
 
 @durable.step(retry=RETRY, timeout=TIMEOUT)
-def refund_charge(order_id: int, charge_id: str) -> dict:
+def refund_charge(order_id: int, charge_id: str) -> dict[str, Any]:
     return payments.refund(order_id, charge_id, idempotency_key=key())
 
 
@@ -75,7 +81,7 @@ def mark_refunded(order_id: int, refund_id: str, reason: str) -> None:
 
 
 @durable.workflow
-def place_order(order_id: int, amount_cents: int, sleep_seconds: float, wait_seconds: float):
+def place_order(order_id: int, amount_cents: int, sleep_seconds: float, wait_seconds: float) -> Workflow:
     try:
         charge = yield charge_card(order_id, amount_cents)
     except durable.StepFailed as failure:
