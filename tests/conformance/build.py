@@ -23,8 +23,11 @@ def _id() -> int:
     return next(_ids)
 
 
-def program(*body: Stmt, max_gen: int = 0) -> Program:
-    return {"body": list(body), "max_gen": max_gen}
+def program(*body: Stmt, max_gen: int = 0, timeout: int | None = None) -> Program:
+    built: Program = {"body": list(body), "max_gen": max_gen}
+    if timeout is not None:
+        built["timeout"] = timeout
+    return built
 
 
 def step(*do: Any, kind: str = "external", policy: str = "quick") -> Stmt:
@@ -39,8 +42,23 @@ def wait(name: str, timeout: int | None = None) -> Stmt:
     return {"op": "wait", "id": _id(), "name": name, "timeout": timeout}
 
 
-def child(body: Program) -> Stmt:
-    return {"op": "child", "id": _id(), "program": body}
+def wait_update(name: str, timeout: int | None = None, default: Any = None) -> Stmt:
+    return {"op": "update", "id": _id(), "name": name, "timeout": timeout, "default": default}
+
+
+def reply(wait: Stmt) -> Stmt:
+    return {"op": "answer", "id": _id(), "of": wait["id"], "verdict": "reply"}
+
+
+def reject(wait: Stmt) -> Stmt:
+    return {"op": "answer", "id": _id(), "of": wait["id"], "verdict": "reject"}
+
+
+def child(body: Program, timeout: int | None = None) -> Stmt:
+    stmt: Stmt = {"op": "child", "id": _id(), "program": body}
+    if timeout is not None:
+        stmt["timeout"] = timeout
+    return stmt
 
 
 def all_of(*leaves: Stmt) -> Stmt:
@@ -84,6 +102,11 @@ def signals(*pairs: tuple[str, Any], to: str = "", late: int = 0) -> dict[str, A
     if late:
         event["late"] = late
     return event
+
+
+def update(name: str, payload: Any, update_id: str, to: str = "") -> dict[str, Any]:
+    """One event: a caller sends update ``name`` with this id (the same id again: a retried call)."""
+    return {"ev": "update", "to": to, "name": name, "payload": payload, "id": update_id}
 
 
 def time(seconds: int) -> dict[str, Any]:

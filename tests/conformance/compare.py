@@ -9,7 +9,7 @@ from .model import Event, Prediction
 from .observe import Observed
 from .program import Program, describe
 
-RUN_FIELDS = ("status", "result", "error", "state", "gen", "inbox")
+RUN_FIELDS = ("status", "result", "error", "state", "gen", "inbox", "updates")
 
 
 def differences(expected: Prediction, actual: Observed, *, fields: tuple[str, ...] = RUN_FIELDS) -> list[str]:
@@ -17,6 +17,10 @@ def differences(expected: Prediction, actual: Observed, *, fields: tuple[str, ..
     found = list(actual.anomalies)
     if expected.replies != actual.replies:
         found.append(f"event replies: model {expected.replies}, real {actual.replies}")
+    for update_id in sorted(set(expected.updates) | set(actual.updates)):
+        want_u, got_u = expected.updates.get(update_id), actual.updates.get(update_id)
+        if want_u != got_u:
+            found.append(f"update {update_id}, its caller gets: model {_short(want_u)}, real {_short(got_u)}")
     if set(expected.runs) != set(actual.runs):
         found.append(f"runs: model {sorted(expected.runs)}, real {sorted(actual.runs)}")
     for scope in sorted(set(expected.runs) & set(actual.runs)):

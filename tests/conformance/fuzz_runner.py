@@ -16,7 +16,7 @@ from . import realtime
 from .cluster import Killer
 from .compare import differences, report
 from .generate import RandomChooser
-from .inline import check, deliver, empty_tables
+from .inline import check, deliver, empty_tables, sent_updates, start
 from .known_bugs import known
 from .lost import Stamped, lost_attempts
 from .model import Event, predict
@@ -25,7 +25,6 @@ from .observe import observe
 from .program import Program
 from .schedule import case
 from .shrink import shrink
-from .workflows import program_workflow
 
 
 @dataclass
@@ -110,7 +109,7 @@ class Runner:
         if expected.ambiguous or known(expected.shapes):
             self.counts["ambiguous" if expected.ambiguous else "known"] += 1
             return
-        item.run = program_workflow.start(item.program, item.root, 0, workflow_id=item.prefix)
+        item.run = start(item.program, item.root, item.prefix)
         item.busy_since = time.monotonic()
         self.active[item.root] = item
 
@@ -141,7 +140,7 @@ class Runner:
             item.epoch += 1
             self.counts["events"] += 1
             assert item.run is not None
-            if event["ev"] in ("signal", "cancel"):
+            if event["ev"] in ("signal", "update", "cancel"):
                 item.replies.append(deliver(event, item.run, item.root))
             else:  # a worker's generator cache is lost only to kills here: "cache" is a no-op
                 item.replies.append("ok")
@@ -163,7 +162,9 @@ class Runner:
             return
         assert item.run is not None
         item.run.refresh_from_db()
-        actual = observe(item.run, item.replies, [record for _, record in item.records], kills=self.killer.kills)
+        records = [record for _, record in item.records]
+        sent = sent_updates(item.events, item.root)
+        actual = observe(item.run, item.replies, records, kills=self.killer.kills, sent=sent)
         problems = differences(expected, actual)
         if problems:
             self.failures.append(Failure(item, problems, lost))
@@ -199,8 +200,9 @@ class Runner:
                 f"  disagreements: {len(self.failures)} ({counts['stuck']} of them stuck)",
                 f"  wall time: {seconds:.0f} s; worker logs and journal in {workdir}",
                 "  checked for every program run: each run's status, result or error, state, generation and",
-                "  unconsumed signals; what every yield returned; which step attempts ran their body; which",
-                "  atomic rows committed (once); the reply to each signal and cancel (RunFinished or not).",
+                "  unconsumed signals and updates; what every yield returned; which step attempts ran their body;",
+                "  which atomic rows committed (once); the reply to each signal, update and cancel (RunFinished,",
+                "  the validator's rejection, or taken); what each update's caller gets (reply, rejection, ...).",
             ]
         )
 

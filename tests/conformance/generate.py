@@ -11,6 +11,10 @@ is due at the same moment happens to run (the documented semantics leave that or
 
 Durations are whole minutes from half an hour up, so timers rarely fall within the
 model's margin of each other (the model reports the cases that do, see ``model.MARGIN``).
+
+An update wait is usually followed, later in its block, by an ``answer`` (a reply or a
+rejection); sometimes by none, and an answer placed after a yield that a cancel interrupts
+is never reached. Some runs get a deadline (the root's ``timeout``, a child's own).
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from .program import ERROR_KINDS, LEAF_OPS, POLICIES, Program, Stmt, statements
 
 T = TypeVar("T")
 SIGNALS = ("a", "b", "c")
+UPDATES = ("u", "v")  # "v" has a validator (program.refusal)
+#: Whether update waits may be leaves of all_of/any_of (the lead lands "updates in groups").
+UPDATES_IN_GROUPS = False
 
 
 class Chooser(Protocol):
@@ -68,18 +75,34 @@ class ProgramGenerator:
         body = self.block(depth, self.c.integer(1, 5 if depth else 6), nest=0, max_gen=max_gen)
         if max_gen and not any(stmt["op"] == "continue" for stmt in statements(body)):
             body.insert(self.c.integer(0, len(body)), {"op": "continue", "id": self.new_id()})
-        return {"body": body, "max_gen": max_gen}
+        program: Program = {"body": body, "max_gen": max_gen}
+        if depth == 0 and chance(self.c, 20):  # the root's deadline; a child's is on its statement
+            program["timeout"] = self.c.integer(60, 4320) * 60
+        return program
 
     def new_id(self) -> int:
         self.ids += 1
         return self.ids
 
     def block(self, depth: int, size: int, nest: int, max_gen: int) -> list[Stmt]:
-        return [self.stmt(depth, nest, max_gen) for _ in range(size)]
+        body = [self.stmt(depth, nest, max_gen) for _ in range(size)]
+        return self.answers(body)
+
+    def answers(self, body: list[Stmt]) -> list[Stmt]:
+        """After each update wait of ``body`` (alone or in a group), mostly an answer somewhere later in it."""
+        for stmt in list(body):
+            leaves = [stmt] if stmt["op"] == "update" else stmt.get("leaves", [])
+            waits = [leaf for leaf in leaves if leaf["op"] == "update"]
+            for wait in waits:
+                if chance(self.c, 80):
+                    verdict = self.c.choice(("reply", "reply", "reject"))
+                    answer = {"op": "answer", "id": self.new_id(), "of": wait["id"], "verdict": verdict}
+                    body.insert(self.c.integer(body.index(stmt) + 1, len(body)), answer)
+        return body
 
     def stmt(self, depth: int, nest: int, max_gen: int) -> Stmt:
         self.budget -= 1
-        weights = {"step": 24, "wait": 18, "sleep": 8, "state": 4, "info": 3, "patched": 2, "return": 2}
+        weights = {"step": 24, "wait": 18, "update": 12, "sleep": 8, "state": 4, "info": 3, "patched": 2, "return": 2}
         if depth < 2:
             weights["child"] = 6
         if self.budget > 0:
@@ -132,8 +155,13 @@ class ProgramGenerator:
         elif op == "wait":
             timeout = self.duration() if chance(self.c, 50) else None
             stmt.update(name=self.c.choice(SIGNALS), timeout=timeout)
+        elif op == "update":
+            timeout = self.duration() if chance(self.c, 40) else None
+            stmt.update(name=self.c.choice(UPDATES), timeout=timeout, default=self.c.choice((None, "no update")))
         else:
             stmt["program"] = self.program(depth + 1)
+            if chance(self.c, 25):  # its own deadline, capped by its parent's
+                stmt["timeout"] = self.c.integer(30, 2880) * 60
         return stmt
 
     def duration(self) -> int:
@@ -142,7 +170,7 @@ class ProgramGenerator:
 
     def group(self, depth: int) -> Stmt:
         kind = self.c.choice(("all_of", "any_of"))
-        ops = ["step", "wait", "sleep"] + (["child"] if depth < 2 else [])
+        ops = ["step", "wait", "sleep"] + (["child"] if depth < 2 else []) + (["update"] if UPDATES_IN_GROUPS else [])
         leaves = [self.leaf(self.c.choice(ops), depth, standalone=False) for _ in range(self.c.integer(1, 4))]
         return {"op": kind, "id": self.new_id(), "leaves": race_free(kind, leaves)}
 
@@ -158,7 +186,7 @@ def race_free(kind: str, leaves: list[Stmt]) -> list[Stmt]:
         return leaves
     keep = {active[0]["id"]} if kind == "any_of" else {leaf["id"] for leaf in active if leaf["op"] == "step"}
     if kind == "all_of":  # timers of zero cannot fail: they may stay beside the steps
-        keep |= {leaf["id"] for leaf in active if leaf["op"] in ("sleep", "wait")}
+        keep |= {leaf["id"] for leaf in active if leaf["op"] in ("sleep", "wait", "update")}
     fixed = []
     for leaf in leaves:
         if _finishes_by_itself(leaf) and leaf["id"] not in keep:

@@ -19,9 +19,11 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 import durable_django as durable
+from durable_django import updates
 from durable_django.models import WorkflowRun, WorkItem
 from durable_django.store import generator_cache
 from durable_django.testing import no_broker, pass_time, run_until_idle
@@ -29,7 +31,7 @@ from tests.testapp.models import Counter
 
 from . import journal, realtime
 from .compare import differences
-from .model import Event, predict
+from .model import SUGGESTED_AFTER, Event, predict
 from .observe import Observed, observe
 from .program import Program
 from .workflows import WORKFLOW, program_workflow
@@ -65,14 +67,32 @@ def run_inline(program: Program, events: list[Event], root: str = ROOT, *, commi
 
 
 def _drive(program: Program, events: list[Event], root: str) -> Observed:
-    run = program_workflow.start(program, root, 0, workflow_id=f"conformance-{uuid.uuid4().hex[:12]}")
+    run = start(program, root, f"conformance-{uuid.uuid4().hex[:12]}")
     run_until_idle()
     replies = []
     for event in events:
         replies.append(apply(event, run, root))
         run_until_idle()
     run.refresh_from_db()
-    return observe(run, replies, journal.read())
+    return observe(run, replies, journal.read(), sent=sent_updates(events, root))
+
+
+def start(program: Program, root: str, workflow_id: str) -> WorkflowRun:
+    """Start the program's root run, with its deadline if it has one (``wf.using(timeout=...)``)."""
+    code = program_workflow
+    if program.get("timeout") is not None:
+        code = code.using(timeout=timedelta(seconds=program["timeout"]))
+    return code.start(program, root, 0, workflow_id=workflow_id)
+
+
+def sent_updates(events: list[Event], root: str) -> dict[str, str]:
+    """Each update event's id -> the scope of the run it went to."""
+    return {event["id"]: root + event["to"] for event in events if event["ev"] == "update"}
+
+
+def suggest_after() -> int:
+    """The setting ``workflow_info().continue_as_new_suggested`` follows here, for the model."""
+    return int(getattr(settings, "DURABLE_CONTINUE_AS_NEW_SUGGESTED_AFTER", SUGGESTED_AFTER))
 
 
 def empty_tables() -> None:
@@ -111,7 +131,12 @@ def apply(event: Event, root: WorkflowRun, root_name: str) -> str:
 
 
 def deliver(event: Event, root: WorkflowRun, root_name: str) -> str:
-    """Send a ``signal`` or ``cancel`` event to its run: "ok", "finished" (RunFinished) or "absent"."""
+    """Send a ``signal``, ``update`` or ``cancel`` event to its run: "ok", "finished" (RunFinished), "absent",
+    or "rejected:<reason>" (an update its validator refused).
+
+    An update is sent as ``run.update()`` sends it, without waiting for the answer: its caller's
+    outcome is read from the database at the end (:func:`.observe.caller_gets`).
+    """
     kind = event["ev"]
     target = find(root_name + event["to"], root)
     if target is None:
@@ -121,10 +146,14 @@ def deliver(event: Event, root: WorkflowRun, root_name: str) -> str:
             with transaction.atomic():
                 for name, payload in event["signals"]:
                     durable.signal(target, name, payload)
+        elif kind == "update":
+            updates.send(target, event["name"], event["payload"], update_id=event["id"])
         else:
             durable.cancel(target)
     except durable.RunFinished:
         return "finished"
+    except durable.UpdateRejected as error:
+        return f"rejected:{error.reason}"
     if event.get("late"):  # timers come due before any worker looks at the signals
         realtime.shift(root.workflow_id, timedelta(seconds=event["late"]))
     return "ok"
@@ -132,6 +161,6 @@ def deliver(event: Event, root: WorkflowRun, root_name: str) -> str:
 
 def check(program: Program, events: list[Event], *, committed: bool = True) -> tuple[list[str], Any]:
     """Run the case on the real system and in the model; the disagreements and the prediction."""
-    expected = predict(program, events, ROOT)
+    expected = predict(program, events, ROOT, suggest_after=suggest_after())
     actual = run_inline(program, events, committed=committed)
     return differences(expected, actual), expected

@@ -22,13 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import model_requests as rq
 from .model_runs import FINISHED, Lost, Run, Runs
-from .program import Program
+from .program import VALIDATED, Program, refusal
 
 #: Timers closer than this (in model seconds) are too close to call.
 MARGIN = 600
 #: Actions one event may cause at most: a model that loops is a bug in the model.
 MAX_ACTIONS = 100_000
+#: DURABLE_CONTINUE_AS_NEW_SUGGESTED_AFTER's documented default.
+SUGGESTED_AFTER = 10_000
 
 Event = dict[str, Any]
 
@@ -48,7 +51,12 @@ class Prediction:
     traces: dict[str, list[list[Any]]]  # scope -> [gen, index, outcome] in order
     attempts: dict[str, list[int]]  # step tag -> attempt numbers that ran its body
     atomic: dict[str, int]  # atomic step tag -> rows its successful attempt committed (1)
-    replies: list[str]  # per event: "ok", "finished" (RunFinished) or "absent" (no such run)
+    #: Per event: "ok", "finished" (RunFinished), "absent" (no such run), or "rejected:<reason>" (an
+    #: update its validator refused).
+    replies: list[str]
+    #: Update id -> what its caller gets: ["reply", value], ["rejected", reason], ["finished"] (the run
+    #: ended without answering: RunFinished), ["pending"] (no answer yet), ["refused"] (never sent).
+    updates: dict[str, list[Any]] = field(default_factory=dict)
     ambiguous: str | None = None
     shapes: set[str] = field(default_factory=set)  # compositions met (see known_bugs)
 
@@ -56,7 +64,9 @@ class Prediction:
 class Model:
     """The world of one program: its root run, the children it starts, the clock and the work due."""
 
-    def __init__(self, program: Program, root: str, lost: Lost | None = None) -> None:
+    def __init__(
+        self, program: Program, root: str, lost: Lost | None = None, suggest_after: int = SUGGESTED_AFTER
+    ) -> None:
         self.clock = 0
         self.timers: list[Timer] = []
         self._order = 0
@@ -64,7 +74,9 @@ class Model:
         self.ambiguous: str | None = None
         self.shapes: set[str] = set()
         self.replies: list[str] = []
-        self.runs = Runs(self, lost or {})
+        self.runs = Runs(self, lost or {}, suggest_after)
+        self.sent: dict[str, Run] = {}  # update id -> the run it was sent to
+        self.update_ids: list[str] = []  # every update event's id, in order
         self.root = root
         self.runs.create(root, program, parent=None)
         self.drain()
@@ -108,9 +120,13 @@ class Model:
             return "ok"
         if kind == "cache":  # a worker that lost its generators replays: nothing a run can see
             return "ok"
+        if kind == "update":
+            self.update_ids.append(event["id"])
         run = self.runs.get(self.root + event["to"])
         if run is None:
             return "absent"
+        if kind == "update":
+            return self._send_update(run, event)
         if run.status in FINISHED:
             self.shapes.add(f"{kind}-to-a-finished-run")
             return "finished"
@@ -127,6 +143,31 @@ class Model:
             self.runs.request_cancel(run)
             return "ok"
         raise ValueError(f"unknown event {event!r}")
+
+    def _send_update(self, run: Run, event: Event) -> str:
+        """docs/updates.md: "a call with an update_id the run already has sends nothing and returns the first
+        answer"; the validator "run before anything is sent: if it raises, the update is rejected with its
+        message and leaves no trace in the run"; else "sent like a signal", "refused with RunFinished if the
+        run is completed, failed or cancelled"."""
+        name, payload, update_id = event["name"], event["payload"], event["id"]
+        if update_id in self.sent:
+            self.shapes.add("update-retried-after-its-run-finished" if run.status in FINISHED else "update-retried")
+            return "ok"
+        refused = refusal(run.state, payload) if name == VALIDATED else None
+        if run.status in FINISHED:
+            if refused is not None:
+                self.unsure("an update its validator refuses, to a finished run: the docs do not order the two")
+            self.shapes.add("update-to-a-finished-run")
+            return "finished"
+        if refused is not None:
+            self.shapes.add("update-refused-by-its-validator")
+            return f"rejected:{refused}"
+        if run is not self.runs.all[self.root]:
+            self.shapes.add("update-to-a-child")
+        self.sent[update_id] = run
+        run.updates.append(rq.UpdateRequest(update_id, name, payload))
+        self.soon(lambda: self.runs.advance(run))
+        return "ok"
 
     def _pass_time(self, seconds: int) -> None:
         end = self.clock + seconds
@@ -152,6 +193,8 @@ class Model:
         """
         for timer in self.timers:
             timer.due -= seconds
+        for run in self.runs.all.values():  # a deadline is a timer too
+            run.deadline = None if run.deadline is None else run.deadline - seconds
         due = sorted((timer for timer in self.timers if timer.due <= self.clock), key=lambda t: (t.due, t.order))
         if len(due) > 1:
             self.unsure("several timers came due at once while no worker looked")
@@ -174,9 +217,21 @@ class Model:
             attempts={tag: list(numbers) for tag, numbers in self.runs.executed.items()},
             atomic=dict.fromkeys(self.runs.atomic_done, 1),
             replies=list(self.replies),
+            updates={update_id: self._caller_gets(update_id) for update_id in self.update_ids},
             ambiguous=self.ambiguous,
             shapes=set(self.shapes),
         )
+
+    def _caller_gets(self, update_id: str) -> list[Any]:
+        """ "It returns the reply, or raises UpdateRejected, ..., or RunFinished if the run ends without answering"."""
+        run = self.sent.get(update_id)
+        if run is None:
+            return ["refused"]
+        answer = self.runs.answers.get(update_id)
+        if answer is not None:
+            verdict, text = answer
+            return ["reply", text] if verdict == "reply" else ["rejected", text]
+        return ["finished"] if run.status in FINISHED else ["pending"]
 
 
 def _view(run: Run) -> dict[str, Any]:
@@ -187,12 +242,15 @@ def _view(run: Run) -> dict[str, Any]:
         "state": run.state,
         "gen": run.gen,
         "inbox": [[name, payload] for name, payload in run.inbox],
+        "updates": [[update.name, update.payload] for update in run.updates],
     }
 
 
-def predict(program: Program, events: list[Event], root: str, lost: Lost | None = None) -> Prediction:
+def predict(
+    program: Program, events: list[Event], root: str, lost: Lost | None = None, suggest_after: int = SUGGESTED_AFTER
+) -> Prediction:
     """What ``program`` started as run ``root``, then ``events`` one by one, must do."""
-    model = Model(program, root, lost)
+    model = Model(program, root, lost, suggest_after)
     for event in events:
         model.apply(event)
     return model.prediction()

@@ -1,7 +1,8 @@
 """How the reference model carries out each request, and how groups decide.
 
-Opening leaves (a step's attempts, a timer, a wait that takes a buffered signal, a child),
-taking signals, deciding an ``all_of``/``any_of``, and cancelling what a yield waited for.
+Opening leaves (a step's attempts, a timer, a wait that takes a buffered signal or update, a
+child), taking signals and updates (an update wait has "exactly the semantics of wait_signal"),
+deciding an ``all_of``/``any_of``, and cancelling what a yield waited for.
 Every rule is a sentence of the contract; the comments quote it. :class:`~.model_runs.Runs`
 adds the life of a run around it.
 """
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from .model import Model, Timer
 
 FINISHED = ("completed", "failed", "cancelled")
+#: Waits that take a message from the run's inbox: signals, and updates (which wait in an inbox of their own).
+WAITS = (rq.Wait, rq.WaitUpdate)
 #: Attempts lost to kills: (step tag, attempt number) -> whether its body ran before the kill.
 Lost = Mapping[tuple[str, int], bool]
 
@@ -34,6 +37,7 @@ class Slot:
     error: str = ""
     attempts: int = 0
     timer: Timer | None = None
+    position: int = 0  # its history position (a child's workflow_id ends with it)
 
 
 @dataclass(eq=False)
@@ -54,6 +58,14 @@ class Run:
     state: str | None = None
     cancel: str = "none"  # "requested", then "delivered" once raised
     inbox: list[tuple[str, Any]] = field(default_factory=list)
+    updates: list[rq.UpdateRequest] = field(default_factory=list)  # sent, not taken yet, oldest first
+    taken: list[str] = field(default_factory=list)  # update ids this generation took
+    wid: str = "~"  # its workflow_id, with the root's written "~"
+    deadline: int | None = None  # model time of its deadline, while it has one
+    deadline_timer: Timer | None = None
+    cancel_reason: str = "Cancelled"  # or "DeadlineExceeded": what the cancel raises
+    deadline_at_start: bool = False  # its deadline had passed when it was created
+    deadline_spent: bool = False  # it continued as new from its deadline's compensation: no deadline after
     walker: Generator[Any, Any, Any] | None = None
     waiting: Waiting | None = None
     trace: dict[tuple[int, int], Outcome] = field(default_factory=dict)
@@ -76,7 +88,9 @@ class Leaves:
     def advance(self, run: Run) -> None:
         raise NotImplementedError
 
-    def create(self, scope: str, program: Program, parent: Run | None) -> Run:
+    def create(
+        self, scope: str, program: Program, parent: Run | None, timeout: int | None = None, position: int = 0
+    ) -> Run:
         raise NotImplementedError
 
     def request_cancel(self, run: Run) -> None:
@@ -85,10 +99,11 @@ class Leaves:
     # Opening requests.
     def open(self, run: Run, request: rq.Leaf | rq.Group) -> None:
         kind, leaves = (request.kind, request.leaves) if isinstance(request, rq.Group) else ("leaf", (request,))
-        slots = [Slot(leaf) for leaf in leaves]
+        first = run.positions - len(leaves)  # the request took its positions as it was yielded
+        slots = [Slot(leaf, position=first + index) for index, leaf in enumerate(leaves)]
         run.waiting = Waiting(kind, slots)
         if kind == "any_of":
-            winner = next((s for s in slots if isinstance(s.leaf, rq.Wait) and self.has_signal(run, s.leaf)), None)
+            winner = next((s for s in slots if isinstance(s.leaf, WAITS) and self.has_signal(run, s.leaf)), None)
             if winner is not None:
                 # A buffered signal settles the group as it opens: the other leaves lose before they
                 # start (docs/parallel.md: "a step never runs, a child never starts, another wait
@@ -103,7 +118,7 @@ class Leaves:
                 self.cancel_slots([s for s in slots if s is not winner])
                 return
         for slot in slots:  # waits take what is already in the inbox, oldest first, in leaf order
-            if isinstance(slot.leaf, rq.Wait) and self.take(run, slot):
+            if isinstance(slot.leaf, WAITS) and self.take(run, slot):
                 self.met("wait-took-a-signal-sent-before-it")
             else:
                 self.start_leaf(run, slot)
@@ -114,7 +129,7 @@ class Leaves:
             world.soon(lambda: self.attempt(run, slot))
         elif isinstance(leaf, rq.Sleep):
             slot.timer = world.timer(leaf.seconds, lambda: self.settle(run, slot, None))
-        elif isinstance(leaf, rq.Wait) and leaf.timeout is not None:
+        elif isinstance(leaf, WAITS) and leaf.timeout is not None:
             slot.timer = world.timer(leaf.timeout, lambda: self.time_out(run, slot))
         if slot.timer is not None and slot.timer.due <= world.clock:  # a zero duration is due at once
             world.drop(slot.timer)
@@ -123,7 +138,7 @@ class Leaves:
         elif isinstance(leaf, rq.Child):
             if run.gen > 0:
                 self.met("child-after-continue-as-new")
-            self.create(leaf.scope, leaf.program, parent=run)
+            self.create(leaf.scope, leaf.program, parent=run, timeout=leaf.timeout, position=slot.position)
 
     def settle(self, run: Run, slot: Slot, value: Any) -> None:
         if slot.state == "pending":
@@ -139,26 +154,37 @@ class Leaves:
         if self.take(run, slot):
             self.met("timeout-with-a-signal-in-the-inbox")
             return self.advance(run)
-        self.settle(run, slot, None)
+        self.settle(run, slot, slot.leaf.default if isinstance(slot.leaf, rq.WaitUpdate) else None)
 
     # Signals.
-    def has_signal(self, run: Run, wait: rq.Wait) -> bool:
+    def has_signal(self, run: Run, wait: rq.Wait | rq.WaitUpdate) -> bool:
+        if isinstance(wait, rq.WaitUpdate):
+            return any(update.name == wait.name for update in run.updates)
         return any(name == wait.name for name, _ in run.inbox)
 
     def take(self, run: Run, slot: Slot) -> bool:
-        """The wait takes the oldest unconsumed signal of its name, if there is one."""
-        assert isinstance(slot.leaf, rq.Wait)
-        for index, (name, payload) in enumerate(run.inbox):
-            if name == slot.leaf.name:
-                del run.inbox[index]
-                self.world.drop(slot.timer)
-                slot.state, slot.value, slot.timer = "done", payload, None
-                return True
-        return False
+        """The wait takes the oldest unconsumed signal (or update) of its name, if there is one."""
+        leaf = slot.leaf
+        assert isinstance(leaf, WAITS)
+        if isinstance(leaf, rq.WaitUpdate):
+            found = next((update for update in run.updates if update.name == leaf.name), None)
+            if found is None:
+                return False
+            run.updates.remove(found)
+            run.taken.append(found.update_id)
+            value: Any = found
+        else:
+            index = next((i for i, (name, _) in enumerate(run.inbox) if name == leaf.name), None)
+            if index is None:
+                return False
+            value = run.inbox.pop(index)[1]
+        self.world.drop(slot.timer)
+        slot.state, slot.value, slot.timer = "done", value, None
+        return True
 
     def note_losers(self, run: Run, slots: list[Slot], winner: Slot) -> None:
-        pending_waits = [s for s in slots if s is not winner and s.state == "pending" and isinstance(s.leaf, rq.Wait)]
-        if any(self.has_signal(run, s.leaf) for s in pending_waits if isinstance(s.leaf, rq.Wait)):
+        pending_waits = [s for s in slots if s is not winner and s.state == "pending" and isinstance(s.leaf, WAITS)]
+        if any(self.has_signal(run, s.leaf) for s in pending_waits if isinstance(s.leaf, WAITS)):
             self.met("any_of-loser-wait-with-a-signal")
 
     # Deciding.
@@ -173,7 +199,7 @@ class Leaves:
             # the lowest index wins; losers are cancelled", and a losing wait takes no signal.
             finished = [slot for slot in slots if slot.state in ("done", "failed")]
             for index, slot in enumerate(slots):
-                if slot.state in ("done", "failed") or (isinstance(slot.leaf, rq.Wait) and self.take(run, slot)):
+                if slot.state in ("done", "failed") or (isinstance(slot.leaf, WAITS) and self.take(run, slot)):
                     self.met(f"any_of-won-by-{type(slot.leaf).__name__.lower()}-{slot.state}")
                     if finished and slot not in finished:  # a buffered signal beat what just finished
                         self.met("any_of-buffered-signal-beats-a-later-leaf")
@@ -185,7 +211,7 @@ class Leaves:
         failed = next((slot for slot in slots if slot.state == "failed"), None)
         if failed is None:
             for slot in slots:
-                if slot.state == "pending" and isinstance(slot.leaf, rq.Wait):
+                if slot.state == "pending" and isinstance(slot.leaf, WAITS):
                     self.take(run, slot)
         else:  # "the first failure recorded is raised at once and the pending others are cancelled"
             if kind == "all_of":

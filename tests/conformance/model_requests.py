@@ -26,7 +26,16 @@ class Cancelled(BaseException):
     pass
 
 
-ERRORS: dict[str, type[BaseException]] = {"StepFailed": StepFailed, "ChildFailed": ChildFailed, "Cancelled": Cancelled}
+class DeadlineExceeded(Cancelled):
+    """ "It *is* a durable.Cancelled" (docs/cancellation.md#deadlines)."""
+
+
+ERRORS: dict[str, type[BaseException]] = {
+    "DeadlineExceeded": DeadlineExceeded,
+    "StepFailed": StepFailed,
+    "ChildFailed": ChildFailed,
+    "Cancelled": Cancelled,
+}
 
 
 @dataclass(frozen=True)
@@ -49,12 +58,36 @@ class Wait:
 
 
 @dataclass(frozen=True)
+class WaitUpdate:
+    name: str
+    timeout: int | None
+    default: Any
+
+
+@dataclass(frozen=True)
+class UpdateRequest:
+    """What a wait_update returns: "a durable.UpdateRequest with update_id, name and payload"."""
+
+    update_id: str
+    name: str
+    payload: Any
+
+
+@dataclass(frozen=True)
+class Answer:
+    request: UpdateRequest
+    verdict: str  # "reply" or "reject"
+    text: str  # the reply's value, or the rejection's reason
+
+
+@dataclass(frozen=True)
 class Child:
     program: Program
     scope: str
+    timeout: int | None = None
 
 
-Leaf = Step | Sleep | Wait | Child
+Leaf = Step | Sleep | Wait | WaitUpdate | Child
 
 
 @dataclass(frozen=True)
@@ -96,8 +129,22 @@ class ModelVocabulary:
     def wait(self, name: str, timeout: int | None) -> Wait:
         return Wait(name, timeout)
 
-    def child(self, program: Program, scope: str) -> Child:
-        return Child(program, scope)
+    def wait_update(self, name: str, timeout: int | None, default: Any) -> WaitUpdate:
+        return WaitUpdate(name, timeout, default)
+
+    def answer(self, request: Any, verdict: str, text: str) -> Answer:
+        return Answer(request, verdict, text)
+
+    def update_id(self, value: Any) -> str | None:
+        return value.update_id if isinstance(value, UpdateRequest) else None
+
+    def plain(self, value: Any) -> Any:
+        if isinstance(value, UpdateRequest):
+            return ["update", value.update_id, value.name, value.payload]
+        return [self.plain(item) for item in value] if isinstance(value, list) else value
+
+    def child(self, program: Program, scope: str, timeout: int | None) -> Child:
+        return Child(program, scope, timeout)
 
     def all_of(self, leaves: list[Leaf]) -> Group:
         return Group("all_of", tuple(leaves))

@@ -12,10 +12,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from durable_django.models import Signal, WorkflowRun
+from durable_django.models import Signal, Update, WorkflowRun
+from durable_django.store import updates
+from durable_django.store.leases import database
 from tests.testapp.models import Counter
 
 from . import journal
+from .model_runs import CONTINUED
 from .workflows import atomic_row
 
 
@@ -26,6 +29,7 @@ class Observed:
     attempts: dict[str, list[int]]
     atomic: dict[str, int]
     replies: list[str]
+    updates: dict[str, list[Any]] = field(default_factory=dict)  # update id -> what its caller gets
     anomalies: list[str] = field(default_factory=list)
     ids: dict[str, str] = field(default_factory=dict)  # scope -> workflow_id, for messages
 
@@ -59,17 +63,46 @@ def run_view(run: WorkflowRun) -> dict[str, Any]:
         "state": json.loads(run.state_json) if run.state_json else None,
         "gen": run.generation,
         "inbox": [[signal.name, json.loads(signal.payload_json)] for signal in inbox],
+        "updates": [
+            [update.name, json.loads(update.payload_json)]
+            for update in Update.objects.filter(run=run, consumed_seq__isnull=True).order_by("id")
+        ],
     }
 
 
-def observe(root: WorkflowRun, replies: list[str], records: list[dict[str, Any]], kills: bool = False) -> Observed:
-    """``kills``: advances may have been rolled back after workflow code reported what it saw."""
+def observe(
+    root: WorkflowRun,
+    replies: list[str],
+    records: list[dict[str, Any]],
+    kills: bool = False,
+    sent: dict[str, str] | None = None,
+) -> Observed:
+    """``kills``: advances may have been rolled back after workflow code reported what it saw.
+
+    ``sent``: each update event's id -> the scope of the run it went to.
+    """
     runs = tree(root)
     views = {scope_of(run): run_view(run) for run in runs}
     observed = Observed(views, {}, {}, {}, replies, ids={scope_of(run): run.workflow_id for run in runs})
+    by_scope = {scope_of(run): run for run in runs}
+    for update_id, scope in (sent or {}).items():
+        observed.updates[update_id] = caller_gets(by_scope.get(scope), update_id)
     _traces(observed, records, kills)
     _attempts(observed, records)
     return observed
+
+
+def caller_gets(run: WorkflowRun | None, update_id: str) -> list[Any]:
+    """What ``run.update()`` for this id would give now, read from the database as the caller reads it."""
+    answer = None if run is None else updates.read_answer(database(), run.pk, update_id)
+    if answer is None:
+        return ["refused"]
+    if answer.answered and answer.rejection is not None:
+        # A rejection by continue_as_new is compared by the words the docs promise, not its whole text.
+        return ["rejected", CONTINUED if CONTINUED in answer.rejection else answer.rejection]
+    if answer.answered:
+        return ["reply", None if answer.reply_json is None else json.loads(answer.reply_json)]
+    return ["finished"] if answer.run_finished else ["pending"]
 
 
 def _traces(observed: Observed, records: list[dict[str, Any]], kills: bool) -> None:

@@ -1,6 +1,7 @@
 """Programs: workflows as plain JSON data, so a run's input can carry the program it runs.
 
-A program is ``{"body": [statement, ...], "max_gen": int}``. A statement is a dict whose
+A program is ``{"body": [statement, ...], "max_gen": int, "timeout": seconds or None}``
+(``timeout``: the root run's deadline, ``wf.using(timeout=...)``). A statement is a dict whose
 ``"op"`` says what it is; every statement has an ``"id"``, unique in the whole program
 (children included), which names what it does in step tags, child scopes and traces.
 
@@ -14,15 +15,23 @@ step       ``kind`` ("external" | "atomic"), ``policy`` (a key of :data:`POLICIE
            Yields the step; returns ``"<tag>@<attempt>"`` of the attempt that succeeded.
 sleep      ``seconds``.
 wait       ``name``, ``timeout`` (seconds or None): ``wait_signal``.
-child      ``program``: a child workflow running that program.
-all_of     ``leaves``: steps, sleeps, waits, children.
+update     ``name``, ``timeout``, ``default``: ``wait_update``; the request it returns is kept
+           (under the statement's id) for an ``answer``; traced as ``["update", id, name,
+           payload]``, or ``default`` once the timeout passed.
+answer     ``of`` (an update statement's id), ``verdict`` ("reply" | "reject"): answers the
+           request that statement took last, if it took one this generation and it is not
+           answered yet; otherwise nothing (no yield).
+child      ``program``, ``timeout`` (seconds or None: the child's own deadline,
+           ``other.using(timeout=...)``): a child workflow running that program.
+all_of     ``leaves``: steps, sleeps, waits, update waits, children.
 any_of     ``leaves``: as all_of.
 patched    ``then``, ``else``: ``if (yield patched(...))``.
 state      ``set_state`` of a value naming the run, generation and position.
-info       ``durable.workflow_info()``: records ``[position, generation, is a child]`` in the
-           trace without yielding (the position counts history entries: 1 per request, 1 + n
-           for a group of n).
-try        ``body``, ``catch`` (a list of "StepFailed", "ChildFailed", "Cancelled"),
+info       ``durable.workflow_info()``: records ``[position, history_length, generation,
+           workflow_id, parent's workflow_id, continue_as_new_suggested]`` in the trace without
+           yielding (the position counts history entries: 1 per request, 1 + n for a group of n;
+           ids are written with the root's id as ``~``, so ``~/3`` is the child at position 3).
+try        ``body``, ``catch`` (a list of "DeadlineExceeded", "StepFailed", "ChildFailed", "Cancelled"),
            ``handler``, ``reraise``: ``try/except`` whose handler yields compensation.
 finally    ``body``, ``cleanup``: ``try/finally`` whose cleanup yields.
 loop       ``times``, ``body``: a loop bounded by a counter.
@@ -44,8 +53,25 @@ from typing import Any
 Stmt = dict[str, Any]
 Program = dict[str, Any]
 
-LEAF_OPS = ("step", "sleep", "wait", "child")
-ERROR_KINDS = ("StepFailed", "ChildFailed", "Cancelled")
+LEAF_OPS = ("step", "sleep", "wait", "update", "child")
+#: What a ``try`` can catch. DeadlineExceeded is a Cancelled: listed first, so a raise is named by it.
+ERROR_KINDS = ("DeadlineExceeded", "StepFailed", "ChildFailed", "Cancelled")
+
+
+#: The update name whose validator refuses some payloads (``workflows.py`` registers it).
+VALIDATED = "v"
+
+
+def refusal(state: Any, payload: Any) -> str | None:
+    """Why the validator refuses update ``v`` with ``payload``, given the run's published state; None if it does not.
+
+    A pure function of the state and the payload, as docs/updates.md asks of a validator. Which
+    payloads are refused is data shared by both sides (like a step's behaviour); what a refusal
+    does (nothing sent, ``UpdateRejected`` with this message) is the model's own.
+    """
+    if isinstance(payload, int) and payload % 3 == 0 and state is not None:
+        return f"v {payload} refused once a state is published"
+    return None
 
 
 @dataclass(frozen=True)
@@ -88,6 +114,8 @@ def all_statements(program: Program) -> Iterator[Stmt]:
 def describe(program: Program, indent: str = "") -> str:
     """``program`` as readable pseudo-Python: how a failing case is printed."""
     lines = [f"{indent}# max_gen={program['max_gen']}"] if program.get("max_gen") else []
+    if program.get("timeout") is not None:
+        lines.append(f"{indent}# timeout={program['timeout']}s")
     lines += _block(program["body"], indent)
     return "\n".join(lines) if lines else f"{indent}pass"
 
@@ -138,6 +166,8 @@ def _stmt(stmt: Stmt, indent: str) -> list[str]:
         return [f"{indent}yield set_state(...)  # #{stmt['id']}"]
     if op == "info":
         return [f"{indent}trace.append(workflow_info())  # #{stmt['id']}"]
+    if op == "answer":
+        return [f"{indent}yield {stmt['verdict']}(request_{stmt['of']}, ...)  # #{stmt['id']}, if taken and unanswered"]
     if op == "continue":
         return [f"{indent}yield continue_as_new(gen + 1)  # #{stmt['id']}, while gen < max_gen"]
     if op == "return":
@@ -154,6 +184,10 @@ def leaf_text(stmt: Stmt) -> str:
     if op == "wait":
         timeout = "" if stmt["timeout"] is None else f", timeout={stmt['timeout']}s"
         return f"wait_signal({stmt['name']!r}{timeout})  # #{stmt['id']}"
+    if op == "update":
+        timeout = "" if stmt["timeout"] is None else f", timeout={stmt['timeout']}s, default={stmt['default']!r}"
+        return f"request_{stmt['id']} = wait_update({stmt['name']!r}{timeout})  # #{stmt['id']}"
     if op == "child":
-        return f"child()  # #{stmt['id']}, running:"
+        timeout = "" if stmt.get("timeout") is None else f".using(timeout={stmt['timeout']}s)"
+        return f"child{timeout}()  # #{stmt['id']}, running:"
     raise ValueError(f"not a leaf: {stmt!r}")

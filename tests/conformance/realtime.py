@@ -17,7 +17,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
 
-from durable_django.models import HistoryEntry, WorkItem
+from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from durable_django.store.clock import Now
 from durable_django.worker import sweeper
 
@@ -62,6 +62,10 @@ def shift(prefix: str, step: timedelta) -> None:
         HistoryEntry.objects.filter(
             run__workflow_id__startswith=prefix, status=HistoryEntry.Status.SCHEDULED, fire_at__isnull=False
         ).update(fire_at=F("fire_at") - step)
+        # A deadline is a time too: a child started later is capped by it, and continue-as-new re-arms it.
+        WorkflowRun.objects.filter(workflow_id__startswith=prefix, deadline_at__isnull=False).update(
+            deadline_at=F("deadline_at") - step
+        )
     sweeper.sweep()
 
 

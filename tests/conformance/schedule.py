@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .generate import SIGNALS, Chooser, ProgramGenerator, chance, weighted
+from .generate import SIGNALS, UPDATES, Chooser, ProgramGenerator, chance, weighted
 from .model import MARGIN, Event, Model
-from .model_requests import Step, Wait
+from .model_requests import Step, Wait, WaitUpdate
 from .model_runs import FINISHED, Run
 from .program import Program, statements
 
 
 def events(chooser: Chooser, program: Program, root: str, most: int = 12, late: bool = False) -> list[Event]:
-    """A schedule: signals (one or a burst), cancels, time passing, and loss of the generator cache.
+    """A schedule: signals (one or a burst), updates (now and then a retried one), cancels, time passing,
+    and loss of the generator cache.
 
     With ``late``, some signals come with time that passes before a worker looks at them (a
     timer comes due meanwhile): in-process only, where "before a worker looks" is certain.
@@ -27,6 +28,7 @@ def events(chooser: Chooser, program: Program, root: str, most: int = 12, late: 
     model = Model(program, root)
     schedule: list[Event] = []
     payload = 0
+    sent: list[Event] = []  # update events so far: a retried call repeats one
     for _ in range(chooser.integer(0, most)):
         if all(run.status in FINISHED for run in model.runs.all.values()) and chance(chooser, 80):
             break  # once every run has finished, an event or two is enough to see them refused
@@ -41,6 +43,15 @@ def events(chooser: Chooser, program: Program, root: str, most: int = 12, late: 
             overdue = _late(chooser, model) if late and chance(chooser, 20) else None
             if overdue:
                 event["late"] = overdue
+        elif kind == "update" and sent and chance(chooser, 15):  # a retried call: same id, same update
+            event = dict(chooser.choice(sent))
+        elif kind == "update":
+            run = _target(chooser, model)
+            payload += 1
+            name = _update_name(chooser, run)
+            event = {"ev": "update", "to": run.scope[len(root) :], "name": name, "id": f"u{payload}"}
+            event["payload"] = _payload(chooser, payload)
+            sent.append(event)
         elif kind == "cancel":
             event = {"ev": "cancel", "to": _target(chooser, model).scope[len(root) :]}
         elif kind == "time":
@@ -56,7 +67,9 @@ def events(chooser: Chooser, program: Program, root: str, most: int = 12, late: 
 
 def _weights(model: Model) -> dict[str, int]:
     """Cancels are likelier where they are interesting: a step in backoff, a compensation under way."""
-    weights = {"signal": 42, "time": 30, "cache": 10, "cancel": 8}
+    weights = {"signal": 42, "time": 30, "cache": 10, "cancel": 8, "update": 4}
+    if any(stmt["op"] == "update" for stmt in statements(model.runs.all[model.root].program["body"])):
+        weights["update"] = 20
     for run in model.runs.all.values():
         if run.status in FINISHED:
             continue
@@ -100,6 +113,16 @@ def _name(chooser: Chooser, run: Run) -> str:
     if waited and chance(chooser, 70):
         return chooser.choice(waited)
     return chooser.choice(SIGNALS)
+
+
+def _update_name(chooser: Chooser, run: Run) -> str:
+    """Mostly a name one of the run's update waits waits for now, when it has any."""
+    waited = []
+    if run.waiting is not None:
+        waited = [s.leaf.name for s in run.waiting.slots if s.state == "pending" and isinstance(s.leaf, WaitUpdate)]
+    if waited and chance(chooser, 70):
+        return chooser.choice(waited)
+    return chooser.choice(UPDATES)
 
 
 def _duration(chooser: Chooser, model: Model) -> int:

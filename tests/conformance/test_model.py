@@ -80,6 +80,7 @@ def test_continue_as_new_keeps_unconsumed_signals_and_does_not_raise_a_delivered
         "state": None,
         "gen": 1,
         "inbox": [["z", 1]],
+        "updates": [],
     }
 
 
@@ -128,4 +129,77 @@ def test_workflow_info_counts_a_position_per_request_and_one_per_leaf_of_a_group
     )
     prediction = predict(program, [b.time(HOUR)], "R")
     infos = [outcome for _, _, outcome in prediction.traces["R"] if outcome[0] == "info"]
-    assert infos == [["info", [0, 0, False]], ["info", [5, 0, False]], ["info", [0, 1, False]], ["info", [5, 1, False]]]
+    # [position, history_length, generation, workflow_id, parent's, continue_as_new_suggested]
+    assert [info[1] for info in infos] == [
+        [0, 0, 0, "~", None, False],
+        [5, 5, 0, "~", None, False],
+        [0, 0, 1, "~", None, False],
+        [5, 5, 1, "~", None, False],
+    ]
+    child = b.program(b.child(b.program(b.info())), b.continue_as_new(), max_gen=1)
+    prediction = predict(child, [], "R", suggest_after=1)
+    infos = [
+        outcome[1]
+        for scope, trace in sorted(prediction.traces.items())
+        for _, _, outcome in trace
+        if outcome[0] == "info"
+    ]
+    assert infos == [[0, 0, 0, "~/0", "~", False], [0, 0, 0, "~/1.0", "~", False]]
+
+
+def test_an_update_is_taken_by_its_wait_answered_later_and_a_retried_id_sends_nothing() -> None:
+    wait = b.wait_update("u")
+    program = b.program(wait, b.state(), b.reply(wait), b.wait_update("u", timeout=HOUR, default="none"))
+    events = [b.update("u", 7, "u1"), b.update("u", 7, "u1"), b.time(2 * HOUR), b.update("u", 8, "u2")]
+    prediction = predict(program, events, "R")
+    assert values(prediction) == [
+        ["value", ["update", "u1", "u", 7]],
+        ["value", None],
+        ["value", None],
+        ["value", "none"],
+    ]
+    assert prediction.replies == ["ok", "ok", "ok", "finished"]
+    assert prediction.updates == {"u1": ["reply", "reply R|0|2"], "u2": ["refused"]}
+
+
+def test_an_update_taken_and_not_answered_when_its_run_ends_leaves_its_caller_with_run_finished() -> None:
+    program = b.program(b.wait_update("u"), b.wait("a"))
+    events = [b.update("u", 1, "u1"), b.update("u", 2, "u2"), b.cancel()]
+    prediction = predict(program, events, "R")
+    assert prediction.updates == {"u1": ["finished"], "u2": ["finished"]}
+    assert prediction.runs["R"]["updates"] == [["u", 2]]
+
+
+def test_the_validator_refuses_before_anything_is_sent_and_reads_the_published_state() -> None:
+    program = b.program(b.wait("a"), b.state(), b.wait_update("v"), b.wait_update("v"))
+    events = [b.update("v", 3, "u1"), b.signals(("a", 1)), b.update("v", 3, "u2"), b.update("v", 4, "u3")]
+    prediction = predict(program, events, "R")
+    assert prediction.replies == ["ok", "ok", "rejected:v 3 refused once a state is published", "ok"]
+    assert prediction.updates == {"u1": ["finished"], "u2": ["refused"], "u3": ["finished"]}
+
+
+def test_continue_as_new_rejects_a_taken_unanswered_update_and_keeps_the_rest_in_the_inbox() -> None:
+    program = b.program(b.wait_update("u"), b.wait("a"), b.continue_as_new(), max_gen=1)
+    events = [b.update("u", 1, "u1"), b.update("u", 2, "u2"), b.signals(("a", 1))]
+    prediction = predict(program, events, "R")
+    assert prediction.updates == {"u1": ["rejected", "continued as new"], "u2": ["pending"]}
+
+
+def test_the_deadline_raises_deadline_exceeded_at_the_current_yield_and_compensation_runs() -> None:
+    program = b.program(b.try_([b.wait("a")], ["DeadlineExceeded"], [b.step("ok")], reraise=True), timeout=HOUR)
+    prediction = predict(program, [b.time(2 * HOUR)], "R")
+    assert values(prediction) == [["raise", "DeadlineExceeded"], ["value", "R.0:2#0@1"]]
+    assert (prediction.runs["R"]["status"], prediction.runs["R"]["error"]) == ("cancelled", "DeadlineExceeded")
+
+
+def test_a_cancel_before_the_deadline_is_the_reason_and_a_child_gets_a_deadline_no_later_than_its_parents() -> None:
+    program = b.program(b.try_([b.wait("a")], ["Cancelled"], [b.sleep(3 * HOUR)]), timeout=2 * HOUR)
+    prediction = predict(program, [b.cancel(), b.time(4 * HOUR)], "R")
+    assert values(prediction) == [["raise", "Cancelled"], ["value", None]]
+    assert prediction.runs["R"]["status"] == "completed"
+    late_child = b.program(b.wait("b"))
+    program = b.program(b.try_([b.wait("a")], ["Cancelled"], [b.child(late_child, timeout=10 * HOUR)]), timeout=HOUR)
+    prediction = predict(program, [b.time(2 * HOUR)], "R")
+    child = next(scope for scope in prediction.runs if scope != "R")
+    assert prediction.runs[child]["error"] == "DeadlineExceeded"
+    assert prediction.runs["R"]["error"] == "ChildFailed"

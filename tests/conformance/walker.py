@@ -25,12 +25,17 @@ Outcome = list[Any]
 class Vocabulary(Protocol):
     """How to build each request, which exceptions the requests raise, where observations go."""
 
-    errors: dict[str, type[BaseException]]  # "StepFailed", "ChildFailed", "Cancelled"
+    #: "DeadlineExceeded" (a Cancelled: first, so that a raise is named by it), "StepFailed", "ChildFailed", "Cancelled"
+    errors: dict[str, type[BaseException]]
 
     def step(self, stmt: Stmt, tag: str) -> Any: ...
     def sleep(self, seconds: int) -> Any: ...
     def wait(self, name: str, timeout: int | None) -> Any: ...
-    def child(self, program: Program, scope: str) -> Any: ...
+    def wait_update(self, name: str, timeout: int | None, default: Any) -> Any: ...
+    def answer(self, request: Any, verdict: str, text: str) -> Any: ...
+    def update_id(self, value: Any) -> str | None: ...  # the id of an update request, None for anything else
+    def plain(self, value: Any) -> Any: ...  # a yield's value as JSON data: an update request as a list
+    def child(self, program: Program, scope: str, timeout: int | None) -> Any: ...
     def all_of(self, leaves: list[Any]) -> Any: ...
     def any_of(self, leaves: list[Any]) -> Any: ...
     def patched(self, change: str) -> Any: ...
@@ -67,6 +72,8 @@ class _Walker:
         self.counts: dict[int, int] = {}
         self.trace: list[Outcome] = []
         self.steps: list[str] = []  # tags of the steps in the request being built
+        self.requests: dict[int, Any] = {}  # update statement id -> what it took last
+        self.answered: set[str] = set()  # update ids answered in this generation
 
     def block(self, body: list[Stmt]) -> Generator[Any, Any, None]:
         for stmt in body:
@@ -75,10 +82,19 @@ class _Walker:
     def stmt(self, stmt: Stmt) -> Generator[Any, Any, None]:
         op, vocabulary = stmt["op"], self.vocabulary
         if op in LEAF_OPS:
-            yield from self.request(self.leaf(stmt))
+            value = yield from self.request(self.leaf(stmt))
+            if op == "update":
+                self.requests[stmt["id"]] = value
         elif op in ("all_of", "any_of"):
             leaves = [self.leaf(leaf) for leaf in stmt["leaves"]]
-            yield from self.request(vocabulary.all_of(leaves) if op == "all_of" else vocabulary.any_of(leaves))
+            value = yield from self.request(vocabulary.all_of(leaves) if op == "all_of" else vocabulary.any_of(leaves))
+            for position, leaf in enumerate(stmt["leaves"]):
+                if leaf["op"] == "update" and op == "all_of":
+                    self.requests[leaf["id"]] = value[position]
+                elif leaf["op"] == "update":  # an any_of: what the winner took, or nothing
+                    self.requests[leaf["id"]] = value[1] if value[0] == position else None
+        elif op == "answer":
+            yield from self.answer(stmt)
         elif op == "patched":
             taken = yield from self.request(vocabulary.patched(f"p{stmt['id']}"))
             yield from self.block(stmt["then"] if taken else stmt["else"])
@@ -124,9 +140,21 @@ class _Walker:
             return vocabulary.sleep(stmt["seconds"])
         if op == "wait":
             return vocabulary.wait(stmt["name"], stmt["timeout"])
+        if op == "update":
+            return vocabulary.wait_update(stmt["name"], stmt["timeout"], stmt["default"])
         if op == "child":
-            return vocabulary.child(stmt["program"], self.next_tag(stmt["id"]))
+            return vocabulary.child(stmt["program"], self.next_tag(stmt["id"]), stmt.get("timeout"))
         raise ValueError(f"not a leaf: {stmt!r}")
+
+    def answer(self, stmt: Stmt) -> Generator[Any, Any, None]:
+        """Reply to (or reject) what the update statement ``of`` took, unless it took nothing or it is answered."""
+        request = self.requests.get(stmt["of"])
+        update_id = self.vocabulary.update_id(request)
+        if update_id is None or update_id in self.answered:
+            return
+        self.answered.add(update_id)
+        text = f"{stmt['verdict']} {self.scope}|{self.gen}|{self.index}"
+        yield from self.request(self.vocabulary.answer(request, stmt["verdict"], text))
 
     def next_tag(self, node: int) -> str:
         count = self.counts.get(node, 0)
@@ -143,7 +171,7 @@ class _Walker:
             kind = next(name for name, cls in self.vocabulary.errors.items() if isinstance(error, cls))
             self.record(index, ["raise", kind], steps)
             raise
-        self.record(index, ["value", value], steps)
+        self.record(index, ["value", self.vocabulary.plain(value)], steps)
         return value
 
     def record(self, index: int, outcome: Outcome, steps: list[str]) -> None:

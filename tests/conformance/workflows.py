@@ -21,7 +21,7 @@ import durable_django as durable
 from tests.testapp.models import Counter
 
 from . import journal
-from .program import POLICIES, Program, Stmt
+from .program import POLICIES, VALIDATED, Program, Stmt, refusal
 from .walker import Outcome, walk
 
 WORKFLOW = "conformance.program"
@@ -106,6 +106,7 @@ class _Engine:
     """The walker's vocabulary for the real engine: durable_django's requests and exceptions."""
 
     errors: dict[str, type[BaseException]] = {
+        "DeadlineExceeded": durable.DeadlineExceeded,
         "StepFailed": durable.StepFailed,
         "ChildFailed": durable.ChildFailed,
         "Cancelled": durable.Cancelled,
@@ -120,8 +121,23 @@ class _Engine:
     def wait(self, name: str, timeout: int | None) -> Any:
         return durable.wait_signal(name, timeout=None if timeout is None else timedelta(seconds=timeout))
 
-    def child(self, program: Program, scope: str) -> Any:
-        return program_workflow(program, scope, 0)
+    def wait_update(self, name: str, timeout: int | None, default: Any) -> Any:
+        return durable.wait_update(name, None if timeout is None else timedelta(seconds=timeout), default=default)
+
+    def answer(self, request: Any, verdict: str, text: str) -> Any:
+        return durable.reply(request, text) if verdict == "reply" else durable.reject(request, text)
+
+    def update_id(self, value: Any) -> str | None:
+        return value.update_id if isinstance(value, durable.UpdateRequest) else None
+
+    def plain(self, value: Any) -> Any:
+        if isinstance(value, durable.UpdateRequest):
+            return ["update", value.update_id, value.name, value.payload]
+        return [self.plain(item) for item in value] if isinstance(value, list) else value
+
+    def child(self, program: Program, scope: str, timeout: int | None) -> Any:
+        code = program_workflow if timeout is None else program_workflow.using(timeout=timedelta(seconds=timeout))
+        return code(program, scope, 0)
 
     def all_of(self, leaves: list[Any]) -> Any:
         return durable.all_of(*leaves)
@@ -137,7 +153,15 @@ class _Engine:
 
     def info(self) -> list[Any]:
         info = durable.workflow_info()
-        return [info.position, info.generation, info.parent_workflow_id is not None]
+        parent = None if info.parent_workflow_id is None else relative_id(info.parent_workflow_id)
+        return [
+            info.position,
+            info.history_length,
+            info.generation,
+            relative_id(info.workflow_id),
+            parent,
+            info.continue_as_new_suggested,
+        ]
 
     def continue_as_new(self, program: Program, scope: str, gen: int) -> Any:
         return durable.continue_as_new(program, scope, gen)
@@ -149,7 +173,19 @@ class _Engine:
 ENGINE = _Engine()
 
 
+def relative_id(workflow_id: str) -> str:
+    """A run's ``workflow_id`` with its program's root id written ``~`` (root ids hold no ``/``)."""
+    return "~" + workflow_id[workflow_id.index("/") :] if "/" in workflow_id else "~"
+
+
 @durable.workflow(name=WORKFLOW)
 def program_workflow(program: Program, scope: str, gen: int) -> Generator[Any, Any, dict[str, Any]]:
     """Run ``program`` as the run named ``scope``, in generation ``gen``."""
     return (yield from walk(program, scope, gen, ENGINE))
+
+
+@program_workflow.validator(VALIDATED)
+def _validate(state: Any, payload: Any) -> None:
+    reason = refusal(state, payload)
+    if reason is not None:
+        raise ValueError(reason)
