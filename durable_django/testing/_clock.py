@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 
 from ..core import registry
 from ..core.schedules import declared
@@ -80,6 +80,12 @@ class _Scope:
         items = WorkItem.objects.using(self.using)
         return items if ids is None else items.filter(run_id__in=ids)
 
+    def deadlines(self) -> QuerySet[WorkflowRun]:
+        """The runs in scope with a deadline: ``deadline_at`` moves with its timer (a child is capped by it)."""
+        ids = self.run_ids()
+        runs = WorkflowRun.objects.using(self.using).filter(deadline_at__isnull=False)
+        return runs if ids is None else runs.filter(pk__in=ids)
+
     def timed(self) -> HistoryQuerySet:
         ids = self.run_ids()
         entries = HistoryEntry.objects.using(self.using).timed()
@@ -107,6 +113,7 @@ def advance_time(
     with transaction.atomic(using=using):
         scope.items().of_kind(WorkItem.Kind.TIMER).update(available_at=F("available_at") - delta, dispatched_at=None)
         scope.timed().update(fire_at=F("fire_at") - delta)
+        scope.deadlines().update(deadline_at=F("deadline_at") - delta)
         scope.schedules().update(fire_at=F("fire_at") - delta)  # a worker's sweeper fires the ticks now due
     return sweeper.sweep()
 
@@ -176,6 +183,7 @@ def _shift(using: str, scope: _Scope, step: timedelta) -> None:
     with transaction.atomic(using=using):
         scope.items().unleased().update(available_at=F("available_at") - step)
         scope.timed().update(fire_at=F("fire_at") - step)
+        scope.deadlines().update(deadline_at=F("deadline_at") - step)
         scope.schedules().update(fire_at=F("fire_at") - step)
 
 

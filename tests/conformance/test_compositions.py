@@ -224,7 +224,6 @@ def test_a_child_of_a_generation_that_continued_as_new_from_the_deadlines_compen
     assert_conforms(program, events)
 
 
-@pytest.mark.xfail(strict=True, reason="pass_time() moves the deadline's timer but not run.deadline_at")
 def test_a_child_started_after_its_parents_deadline_passed_in_pass_time_inherits_it() -> None:
     program = b.program(b.try_([b.wait("a")], ["Cancelled"], [b.child(b.program(b.wait("b")))]), timeout=HOUR)
     assert_conforms(program, [b.time(HOUR + 1200)])
