@@ -69,6 +69,8 @@ def refusal(state: Any, payload: Any) -> str | None:
     payloads are refused is data shared by both sides (like a step's behaviour); what a refusal
     does (nothing sent, ``UpdateRejected`` with this message) is the model's own.
     """
+    if payload is None:
+        return "v needs a payload"
     if isinstance(payload, int) and payload % 3 == 0 and state is not None:
         return f"v {payload} refused once a state is published"
     return None

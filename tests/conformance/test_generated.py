@@ -1,11 +1,12 @@
 """Guarantee 9: generated programs and event schedules, run in-process, agree with the reference model.
 
 Each example draws a program over the whole request vocabulary and a schedule of events
-(signals, bursts of signals, cancels, time passing, loss of the generator cache), asks the
+(signals, bursts of signals, updates, cancels, time passing, loss of the generator cache), asks the
 model what must happen, runs it for real with ``durable_django.testing`` (one event, then
 ``run_until_idle()``), and compares every run's status, result or error, published state,
-generation and unconsumed signals, what each yield returned, which step attempts ran, and
-which atomic writes committed. Hypothesis shrinks a disagreement to a minimal program.
+generation and unconsumed signals and updates, what each yield returned (``workflow_info()``
+included), which step attempts ran, which atomic writes committed, and what each update's
+caller gets. Hypothesis shrinks a disagreement to a minimal program.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +29,8 @@ from .schedule import case
 
 T = TypeVar("T")
 EXAMPLES = 400
+#: continue_as_new_suggested turns true this early here, so programs read it both ways (docs default: 10,000).
+SUGGESTED_AFTER = 6
 
 
 class _Draws:
@@ -59,10 +63,11 @@ def cases(draw: Callable[[st.SearchStrategy[Any]], Any]) -> tuple[Program, list[
 def test_generated_programs_agree_with_the_model(generated: tuple[Program, list[Event]]) -> None:
     _commit_without_waiting_for_the_disk()
     program, events = generated
-    expected = predict(program, events, ROOT)
+    expected = predict(program, events, ROOT, suggest_after=SUGGESTED_AFTER)
     assume(expected.ambiguous is None)
     assume(not known(expected.shapes))
-    actual = run_inline(program, events)
+    with override_settings(DURABLE_CONTINUE_AS_NEW_SUGGESTED_AFTER=SUGGESTED_AFTER):
+        actual = run_inline(program, events)
     problems = differences(expected, actual)
     assert not problems, report(program, events, problems)
 
