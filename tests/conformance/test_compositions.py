@@ -235,3 +235,18 @@ def test_a_child_started_after_its_parents_deadline_passed_in_pass_time_inherits
 def test_continue_as_new_rejects_a_taken_update_it_did_not_answer() -> None:
     program = b.program(b.wait_update("u"), b.wait("a"), b.continue_as_new(), max_gen=1)
     assert_conforms(program, [b.update("u", 1, "u1"), b.update("u", 2, "u2"), b.signals(("a", 1))])
+
+
+@pytest.mark.xfail(
+    strict=True, reason="being landed on main: 'updates in groups' (then set generate.UPDATES_IN_GROUPS)"
+)
+def test_an_update_wait_in_groups_behaves_as_a_signal_wait() -> None:
+    # A losing wait takes nothing (the update stays for the next wait); a timed-out one gives its default.
+    first, losing = b.wait_update("u"), b.wait_update("u")
+    program = b.program(
+        b.sleep(HOUR),
+        b.any_of(b.wait("a"), losing),
+        b.all_of(first, b.wait_update("v", timeout=HOUR, default="no update")),
+        b.reply(first),
+    )
+    assert_conforms(program, [b.update("u", 1, "u1"), b.signals(("a", 2)), b.time(4 * HOUR)])

@@ -203,3 +203,21 @@ def test_a_cancel_before_the_deadline_is_the_reason_and_a_child_gets_a_deadline_
     child = next(scope for scope in prediction.runs if scope != "R")
     assert prediction.runs[child]["error"] == "DeadlineExceeded"
     assert prediction.runs["R"]["error"] == "ChildFailed"
+
+
+def test_an_update_wait_in_groups_behaves_as_a_signal_wait() -> None:
+    first, losing = b.wait_update("u"), b.wait_update("u")
+    program = b.program(
+        b.sleep(HOUR),
+        b.any_of(b.wait("a"), losing),
+        b.all_of(first, b.wait_update("v", timeout=HOUR, default="no update")),
+        b.reply(first),
+    )
+    prediction = predict(program, [b.update("u", 1, "u1"), b.signals(("a", 2)), b.time(4 * HOUR)], "R")
+    # The signal settles the any_of as it opens: the losing update wait takes nothing.
+    assert values(prediction)[1:] == [
+        ["value", [0, 2]],
+        ["value", [["update", "u1", "u", 1], "no update"]],
+        ["value", None],
+    ]
+    assert prediction.updates == {"u1": ["reply", "reply R|0|3"]}
