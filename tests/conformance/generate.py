@@ -28,8 +28,6 @@ from .program import ERROR_KINDS, LEAF_OPS, POLICIES, Program, Stmt, statements
 T = TypeVar("T")
 SIGNALS = ("a", "b", "c")
 UPDATES = ("u", "v")  # "v" has a validator (program.refusal)
-#: Whether update waits may be leaves of all_of/any_of (the lead lands "updates in groups").
-UPDATES_IN_GROUPS = False
 
 
 class Chooser(Protocol):
@@ -170,7 +168,7 @@ class ProgramGenerator:
 
     def group(self, depth: int) -> Stmt:
         kind = self.c.choice(("all_of", "any_of"))
-        ops = ["step", "wait", "sleep"] + (["child"] if depth < 2 else []) + (["update"] if UPDATES_IN_GROUPS else [])
+        ops = ["step", "wait", "update", "sleep"] + (["child"] if depth < 2 else [])
         leaves = [self.leaf(self.c.choice(ops), depth, standalone=False) for _ in range(self.c.integer(1, 4))]
         return {"op": kind, "id": self.new_id(), "leaves": race_free(kind, leaves)}
 

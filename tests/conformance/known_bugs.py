@@ -10,14 +10,7 @@ passing, which fails it until its mark is removed.
 
 from __future__ import annotations
 
-KNOWN: dict[str, str] = {
-    # test_a_generation_that_continued_as_new_from_the_deadlines_compensation_has_no_deadline_nor_do_later_ones
-    "continue-as-new-again-after-a-spent-deadline": "a passed deadline comes back two generations later",
-    # test_a_child_of_a_generation_that_continued_as_new_from_the_deadlines_compensation_has_no_deadline
-    "child-of-a-run-whose-deadline-is-spent": "a child inherits a deadline its parent no longer has",
-    # test_continue_as_new_rejects_a_taken_update_it_did_not_answer (the lead lands "continue_as_new rejects")
-    "continue-as-new-rejects-a-taken-update": "continue_as_new leaves a taken, unanswered update pending",
-}
+KNOWN: dict[str, str] = {}
 
 
 def known(shapes: set[str]) -> list[str]:

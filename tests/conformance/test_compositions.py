@@ -200,14 +200,6 @@ def test_a_child_started_after_its_parents_deadline_passed_inherits_it() -> None
     assert_conforms(program, [b.time(2 * HOUR)])
 
 
-SPENT_DEADLINE = (
-    "docs/cancellation.md: 'a generation that continues as new from its compensation starts with no deadline'; "
-    "the run keeps deadline_at, so the generation after it re-arms the passed deadline (DeadlineExceeded at once) "
-    "and a child it starts inherits it"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=SPENT_DEADLINE)
 def test_a_generation_that_continued_as_new_from_the_deadlines_compensation_has_no_deadline_nor_do_later_ones() -> None:
     program = b.program(
         b.try_([b.wait("a")], ["Cancelled"], [b.continue_as_new()]), b.continue_as_new(), max_gen=2, timeout=HOUR
@@ -215,7 +207,6 @@ def test_a_generation_that_continued_as_new_from_the_deadlines_compensation_has_
     assert_conforms(program, [b.time(2 * HOUR), b.signals(("a", 1)), b.time(4 * HOUR)])
 
 
-@pytest.mark.xfail(strict=True, reason=SPENT_DEADLINE)
 def test_a_child_of_a_generation_that_continued_as_new_from_the_deadlines_compensation_has_no_deadline() -> None:
     handler = [b.continue_as_new()]
     program = b.program(b.try_([b.wait("a")], ["Cancelled"], handler), b.child(b.program(b.wait("b"))), max_gen=1)
@@ -229,17 +220,11 @@ def test_a_child_started_after_its_parents_deadline_passed_in_pass_time_inherits
     assert_conforms(program, [b.time(HOUR + 1200)])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="being landed on main: 'continue_as_new rejects' what it took and did not answer"
-)
 def test_continue_as_new_rejects_a_taken_update_it_did_not_answer() -> None:
     program = b.program(b.wait_update("u"), b.wait("a"), b.continue_as_new(), max_gen=1)
     assert_conforms(program, [b.update("u", 1, "u1"), b.update("u", 2, "u2"), b.signals(("a", 1))])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="being landed on main: 'updates in groups' (then set generate.UPDATES_IN_GROUPS)"
-)
 def test_an_update_wait_in_groups_behaves_as_a_signal_wait() -> None:
     # A losing wait takes nothing (the update stays for the next wait); a timed-out one gives its default.
     first, losing = b.wait_update("u"), b.wait_update("u")
