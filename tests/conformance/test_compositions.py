@@ -235,3 +235,32 @@ def test_an_update_wait_in_groups_behaves_as_a_signal_wait() -> None:
         b.reply(first),
     )
     assert_conforms(program, [b.update("u", 1, "u1"), b.signals(("a", 2)), b.time(4 * HOUR)])
+
+
+@pytest.mark.xfail(strict=True, reason="timers._decide replays without the run's deadline_exceeded")
+def test_a_timer_fired_in_a_batch_replays_a_passed_deadline_as_deadline_exceeded() -> None:
+    # Found by make fuzz: a worker's sweeper sends due timers in batches (timers.fire_batch); one
+    # that replayed a run whose deadline was delivered raised plain Cancelled at that yield, the
+    # handler for DeadlineExceeded did not catch it, and the run blocked (the code "ends there").
+    from datetime import timedelta
+
+    from durable_django.models import WorkItem
+    from durable_django.store import timers
+    from durable_django.store.leases import db_now_plus
+    from durable_django.testing import pass_time
+
+    from .inline import start
+
+    program = b.program(b.try_([b.sleep(2 * HOUR)], ["DeadlineExceeded"], [b.sleep(HOUR)]), timeout=HOUR)
+    with no_broker():
+        run = start(program, "R", "conformance-batch-deadline")
+        run_until_idle()
+        pass_time(timedelta(seconds=HOUR + 60))  # the deadline is raised at the sleep; the handler sleeps
+        generator_cache.clear()  # the batch's worker is another process: it replays
+        timer = WorkItem.objects.get(run=run, kind=WorkItem.Kind.TIMER)
+        WorkItem.objects.filter(pk=timer.pk).update(available_at=db_now_plus(-1))
+        timers.fire_batch([timer.pk])
+        run_until_idle()
+    run.refresh_from_db()
+    assert (run.status, run.error_json) == (WorkflowRun.Status.COMPLETED, None)
+    assert run.result["trace"] == [["raise", "DeadlineExceeded"], ["value", None]]
