@@ -194,7 +194,8 @@ def _decide(
             return None  # the general way blocks the run, visibly
     history = History.of_entries(using, run.pk, run.next_seq, entries, start=interpreter.position)
     run_info.bind(interpreter, using, run.pk, history.time_at)  # what the code reads of its run
-    decision = engine.decide(interpreter, history, inbox=Inbox(using, run.pk))
+    # A cancel already delivered is replayed from history: as DeadlineExceeded if the deadline sent it.
+    decision = engine.decide(interpreter, history, inbox=Inbox(using, run.pk), deadline=run.deadline_exceeded)
     # A run that ends wakes its parent and cancels its live children: only a top-level run
     # that never had a child (none in its history, no earlier generation) ends here.
     simple = (

@@ -237,7 +237,6 @@ def test_an_update_wait_in_groups_behaves_as_a_signal_wait() -> None:
     assert_conforms(program, [b.update("u", 1, "u1"), b.signals(("a", 2)), b.time(4 * HOUR)])
 
 
-@pytest.mark.xfail(strict=True, reason="timers._decide replays without the run's deadline_exceeded")
 def test_a_timer_fired_in_a_batch_replays_a_passed_deadline_as_deadline_exceeded() -> None:
     # Found by make fuzz: a worker's sweeper sends due timers in batches (timers.fire_batch); one
     # that replayed a run whose deadline was delivered raised plain Cancelled at that yield, the
