@@ -55,9 +55,13 @@ def wait_quiet(threshold: float, timeout: float, say: Callable[[str], None]) -> 
     return busy
 
 
-def _processes() -> dict[int, tuple[int, int, str]]:
-    """pid -> (process group, CPU ticks used, command line) of every user-space process."""
-    table: dict[int, tuple[int, int, str]] = {}
+def _processes() -> dict[int, tuple[int, int, str, int]]:
+    """pid -> (process group, CPU ticks used, command line, start time) of every user-space process.
+
+    A process is known again by its pid and start time, not its command line: a PostgreSQL
+    backend's changes with every statement (``... idle``, ``... SELECT``).
+    """
+    table: dict[int, tuple[int, int, str, int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -69,7 +73,7 @@ def _processes() -> dict[int, tuple[int, int, str]]:
         if not cmdline:
             continue  # kernel threads
         fields = stat.rsplit(")", 1)[1].split()
-        table[int(entry.name)] = (int(fields[2]), int(fields[11]) + int(fields[12]), cmdline)
+        table[int(entry.name)] = (int(fields[2]), int(fields[11]) + int(fields[12]), cmdline, int(fields[19]))
     return table
 
 
@@ -104,9 +108,9 @@ class CpuWatch:
         processes = _process_ticks() - self.start_process
         elapsed = time.monotonic() - self.start_time
         foreign = ours = 0
-        for pid, (group, ticks, cmdline) in _processes().items():
+        for pid, (group, ticks, cmdline, started) in _processes().items():
             earlier = self.before.get(pid)
-            used = ticks - (earlier[1] if earlier and earlier[2] == cmdline else 0)
+            used = ticks - (earlier[1] if earlier and earlier[3] == started else 0)
             if self._foreign(pid, group, cmdline):
                 foreign += used
             else:
