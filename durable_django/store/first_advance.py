@@ -47,7 +47,7 @@ class General:
 
 GENERAL = General()
 
-# The run is found by its key and its items by its id only, whatever the statistics say: the
+# The run is found by its key and its items by the run's id only, whatever the statistics say: the
 # checks on status and lease are written so that no index can serve them (``(...) IS TRUE``).
 # Written plainly, the planner read every pending run's index entry when statistics said few
 # were pending (a bulk start's backlog: 1.8 ms at 5,000), and with no statistics it read the
