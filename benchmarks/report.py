@@ -152,6 +152,17 @@ def _ratios(summary: dict[str, dict[str, Any]], steps: int) -> list[str]:
                     (verdict(ratio >= 1) if target else "reference") + f" (best repetitions: {best:.2f})",
                 )
             )
+    durable, plain = figure("durable-trivial", "steps_per_second"), figure("chain-nodb", "steps_per_second")
+    if durable is not None and plain is not None:
+        best = figure("durable-trivial", "best_steps_per_second") / figure("chain-nodb", "best_steps_per_second")
+        rows.append(
+            (
+                "steps/s durable trivial / chain (no database)",
+                f"{durable / plain:.2f}",
+                ">= 1.00",
+                verdict(durable / plain >= 1) + f" (best repetitions: {best:.2f})",
+            )
+        )
     for dbos_key, dbos_label in (("dbos-2proc", "2 processes"), ("dbos-1proc", "1 process")):
         durable, dbos = figure("durable-trivial", "steps_per_second"), figure(dbos_key, "steps_per_second")
         if durable is None or dbos is None:
@@ -243,8 +254,8 @@ def render(
         "  writes/wf      transaction ids handed out during the window (only writing transactions take one);",
         "                 they are cluster-wide, so '~' marks a window in which another database was written to.",
         "  conns/wf       connections opened to the benchmark database (pg_stat_database.sessions)",
-        "  other CPU      share of the machine's CPU other processes used during the burst (a lower bound); above",
-        "                 a few percent, that row's throughput and latency are too low",
+        "  other CPU      share of the machine's CPU other processes used during the burst (all processes' CPU",
+        "                 less ours); above a few percent, that row's throughput and latency are too low",
         "  worker ms/step burst wall time x worker processes / steps (the pool is busy throughout a burst)",
         "  DBOS rows      DBOS Transact in programs of its own against its own database on the same server: one",
         "                 process starting workflows with DBOS.start_workflow, or 2 worker processes serving a queue",

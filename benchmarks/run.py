@@ -72,8 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated scenarios: durable-trivial, durable-atomic, chain-default, chain-reuse, dbos-1proc, "
-        "dbos-2proc, durable-100, durable-long, sleepers",
+        help="comma-separated scenarios: durable-trivial, durable-atomic, chain-default, chain-reuse, chain-nodb, "
+        "dbos-1proc, dbos-2proc, durable-100, durable-long, sleepers",
     )
     parser.add_argument(
         "--quick", action="store_true", help="a short smoke run: 60 workflows, 2 long ones, 2,000 sleepers, once"
@@ -162,6 +162,8 @@ def scenarios_for(args: argparse.Namespace) -> list[Any]:
                  args.steps, worker_env=plain, solo=args.solo),
         Scenario("chain-reuse", "chain, 1 insert/task, conn. reused", "chain", args.workflows,
                  args.steps, worker_env={**plain, "CELERY_DB_REUSE_MAX": "1000000"}, solo=args.solo),
+        Scenario("chain-nodb", "chain, value + 1/task, no database", "plain-chain", args.workflows,
+                 args.steps, worker_env=plain, solo=args.solo),
         Scenario("dbos-1proc", "DBOS 3.4, trivial, 1 process", "dbos", args.workflows, args.steps, "inproc",
                  solo=args.solo),
         Scenario("dbos-2proc", "DBOS 3.4, trivial, 2 worker processes", "dbos", args.workflows, args.steps,

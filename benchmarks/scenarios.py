@@ -84,7 +84,7 @@ class Result:
     connections_opened: int
     #: Autovacuum/autoanalyze runs on the benchmark database during the window.
     autovacuum_runs: int
-    #: During the burst: share of all CPUs busy, and share used by other processes (a lower bound).
+    #: During the burst: share of all CPUs busy, and share used by other processes (all processes' less ours).
     machine_busy: float
     other_cpu: float
     #: CPU time per step of everything but other processes (worker, PostgreSQL, Redis, driver), in the burst.

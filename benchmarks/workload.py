@@ -17,7 +17,7 @@ from .benchapp import tasks, workflows
 from .benchapp.models import Row
 from .pgstats import Poller
 
-__all__ = ["ChainDriver", "Driver", "DurableDriver", "Scenario", "driver_for", "wait_for"]
+__all__ = ["ChainDriver", "Driver", "DurableDriver", "PlainChainDriver", "Scenario", "driver_for", "wait_for"]
 
 RUNS = WorkflowRun._meta.db_table
 ROWS = Row._meta.db_table
@@ -29,7 +29,7 @@ class Scenario:
 
     key: str
     title: str
-    kind: str  # "durable" or "chain"
+    kind: str  # "durable", "chain" (one insert a task), "plain-chain" (no database) or "dbos"
     workflows: int
     steps: int
     workflow: str = ""
@@ -152,8 +152,52 @@ class ChainDriver:
             raise RuntimeError(f"chains inserted {inserted} rows, expected {expected}")
 
 
-Driver = DurableDriver | ChainDriver
+class PlainChainDriver:
+    """Sends Celery chains of ``value + 1`` tasks that touch no database; each chain's last task reports to Redis."""
+
+    def __init__(self, scenario: Scenario, poller: Poller) -> None:
+        self.scenario = scenario
+        self.poller = poller  # unused: nothing to ask the database
+        self.sent: dict[int, float] = {}
+
+    def start(self, series: int) -> None:
+        self.sent[series] = time.time()
+        tasks.start_plain_chain(series, self.scenario.steps)
+
+    def burst(self) -> None:
+        for series in range(self.scenario.workflows):
+            self.start(series)
+
+    def burst_done(self) -> bool:
+        return len(tasks.plain_chains_done()) >= self.scenario.workflows
+
+    def solo(self, timeout: float) -> None:
+        for index in range(self.scenario.solo):
+            series = self.scenario.workflows + index
+            self.start(series)
+            wait_for(lambda s=series: s in tasks.plain_chains_done(), timeout=timeout, interval=0.005,
+                     what=f"chain {series}")  # fmt: skip
+
+    def timings(self) -> tuple[list[tuple[float, float]], list[float]]:
+        done = tasks.plain_chains_done()
+        burst = [(self.sent[s], done[s][1]) for s in range(self.scenario.workflows)]
+        solo = [
+            (done[s][1] - self.sent[s]) * 1000
+            for s in range(self.scenario.workflows, self.scenario.workflows + self.scenario.solo)
+        ]
+        return burst, solo
+
+    def check(self) -> None:
+        done = tasks.plain_chains_done()
+        expected = self.scenario.workflows + self.scenario.solo
+        wrong = [s for s, (value, _) in done.items() if value != self.scenario.steps]
+        if len(done) != expected or wrong:
+            raise RuntimeError(f"{len(done)} chains finished of {expected}; {len(wrong)} with a wrong result")
+
+
+Driver = DurableDriver | ChainDriver | PlainChainDriver
 
 
 def driver_for(scenario: Scenario, poller: Poller) -> Driver:
-    return (DurableDriver if scenario.kind == "durable" else ChainDriver)(scenario, poller)
+    kinds: dict[str, type[Driver]] = {"durable": DurableDriver, "chain": ChainDriver, "plain-chain": PlainChainDriver}
+    return kinds[scenario.kind](scenario, poller)
