@@ -60,7 +60,7 @@ class HistoryEntry(models.Model):
     objects = HistoryQuerySet.as_manager()
 
     class Meta:
-        ordering = ["run", "seq"]
+        ordering = ["run_id", "seq"]  # by the column: "run" would order by the run's ordering, a join
         verbose_name = _("history entry")
         verbose_name_plural = _("history entries")
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="durable_history_run_seq")]

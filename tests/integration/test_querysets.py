@@ -73,3 +73,12 @@ def test_an_item_made_due_now_by_the_database_clock_is_due_at_once():
         item = WorkItem.objects.create(run=run, kind=WorkItem.Kind.STEP, available_at=db_now_plus(0))
         assert list(WorkItem.objects.filter(pk=item.pk).claimable()) == [item]
         item.delete()
+
+
+def test_history_in_its_default_order_is_read_without_joining_the_runs():
+    """Ordered by ``run`` (the foreign key), Django orders by the run's own ordering: a join of
+    every entry with its run (a hash join over all runs in a batch of due timers, 35 ms at 50,000)."""
+    run = _run("history-order")
+    sql = str(HistoryEntry.objects.filter(run_id=run.pk).query)
+    assert WorkflowRun._meta.db_table not in sql, sql
+    assert sql.endswith('ORDER BY "durable_django_historyentry"."run_id" ASC, "durable_django_historyentry"."seq" ASC')
