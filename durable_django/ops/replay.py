@@ -32,6 +32,7 @@ def export(run: WorkflowRun) -> dict[str, Any]:
         "workflow_id": run.workflow_id,
         "workflow": run.workflow_name,
         "generation": run.generation,
+        "deadline_exceeded": run.deadline_exceeded,  # a cancel in history came from the deadline
         "input": codec.decode(run.input_json),
         "history": [
             {
@@ -52,7 +53,7 @@ def check(run: WorkflowRun) -> str | None:
     """Why this process's code would block ``run`` on replay, or None if it replays cleanly."""
     entries = HistoryEntry.objects.using(database()).of(run.pk)
     history = {entry.seq: recorded(entry) for entry in entries}
-    return _replay(run.workflow_name, run.input_json, history, run.workflow_id, run.generation)
+    return _replay(run.workflow_name, run.input_json, history, run.workflow_id, run.generation, run.deadline_exceeded)
 
 
 def check_export(document: dict[str, Any]) -> str | None:
@@ -66,11 +67,17 @@ def check_export(document: dict[str, Any]) -> str | None:
         outcome = outcome_of(item["status"], result, error)
         history[item["seq"]] = engine.Recorded(item["kind"], item["name"], codec.encode(item["args"]), outcome)
     workflow_id, generation = document.get("workflow_id", ""), document.get("generation", 0)
-    return _replay(document["workflow"], codec.encode(document["input"]), history, workflow_id, generation)
+    deadline = bool(document.get("deadline_exceeded", False))  # absent from exports written before it
+    return _replay(document["workflow"], codec.encode(document["input"]), history, workflow_id, generation, deadline)
 
 
 def _replay(
-    workflow: str, input_json: str, history: dict[int, engine.Recorded], workflow_id: str = "", generation: int = 0
+    workflow: str,
+    input_json: str,
+    history: dict[int, engine.Recorded],
+    workflow_id: str = "",
+    generation: int = 0,
+    deadline: bool = False,
 ) -> str | None:
     try:
         interpreter = workflow_interpreter(workflow, input_json)
@@ -81,7 +88,8 @@ def _replay(
     facts = RunFacts(workflow_id=workflow_id, run_id=workflow_id, workflow_name=workflow, generation=generation)
     interpreter.reads.bind(lambda: facts, recorded_time=lambda seq: None, clock=lambda: datetime.now(UTC))
     try:
-        decision = engine.decide(interpreter, history)
+        # A cancel recorded in history is raised as the run got it: DeadlineExceeded if the deadline sent it.
+        decision = engine.decide(interpreter, history, deadline=deadline)
     finally:
         interpreter.close()
     return decision.end.message if isinstance(decision.end, engine.Block) else None

@@ -52,3 +52,20 @@ def test_a_run_of_an_unknown_workflow_fails_the_check_naming_it(monkeypatch):
 def test_a_document_that_is_not_an_export_is_refused():
     with pytest.raises(durable.DurableError, match="not a history export"):
         replay.check_export({"format": "something else"})
+
+
+def test_a_run_cancelled_by_its_deadline_replays_as_such_in_the_check_and_from_its_export():
+    from datetime import timedelta
+
+    from durable_django.testing import pass_time
+    from tests.testapp.conversations import deadline_or_cancel
+
+    run = deadline_or_cancel.start()
+    run_until_idle()
+    pass_time(timedelta(hours=2))
+    run.refresh_from_db()
+    assert (run.status, run.deadline_exceeded) == ("cancelled", True)
+    assert replay.check(run) is None, "replayed with plain Cancelled, the code took the other handler"
+    document = json.loads(json.dumps(replay.export(run)))
+    assert document["deadline_exceeded"] is True
+    assert replay.check_export(document) is None

@@ -210,3 +210,16 @@ def deadline_renewal(generation: int):
         yield durable.wait_signal("next")
         yield durable.continue_as_new(2)
     return (yield deadline_child())
+
+
+@durable.workflow(name="tests.deadline_or_cancel", timeout=timedelta(hours=1))
+def deadline_or_cancel():
+    """Compensates one way for its deadline and another for a cancel: a replay must tell them apart."""
+    try:
+        yield durable.wait_signal("never")
+    except durable.DeadlineExceeded:
+        yield double(1)
+        raise
+    except durable.Cancelled:
+        yield double(2)
+        raise
