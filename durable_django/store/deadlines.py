@@ -28,8 +28,15 @@ def deadline_for(using: str, seconds: float | None, inherited: datetime | None =
 
 
 def child_deadline(using: str, parent: WorkflowRun, seconds: float | None) -> datetime | None:
-    """A child's deadline: its own timeout from now, capped by its parent's deadline."""
-    return deadline_for(using, seconds, parent.deadline_at)
+    """A child's deadline: its own timeout from now, capped by its parent's deadline while that is ahead.
+
+    A deadline that has passed is not inherited: the parent runs its compensation "normally",
+    and a child started there (a refund as a workflow, say) runs too, with its own timeout if any.
+    """
+    inherited = parent.deadline_at
+    if inherited is not None and inherited <= database_now(using):
+        inherited = None
+    return deadline_for(using, seconds, inherited)
 
 
 def arm(using: str, run_id: uuid.UUID, deadline_at: datetime) -> None:

@@ -64,7 +64,6 @@ class Run:
     deadline: int | None = None  # model time of its deadline, while it has one
     deadline_timer: Timer | None = None
     cancel_reason: str = "Cancelled"  # or "DeadlineExceeded": what the cancel raises
-    deadline_at_start: bool = False  # its deadline had passed when it was created
     deadline_spent: bool = False  # it continued as new from its deadline's compensation: no deadline after
     walker: Generator[Any, Any, Any] | None = None
     waiting: Waiting | None = None

@@ -194,8 +194,8 @@ def test_the_deadline_spans_continue_as_new() -> None:
     assert_conforms(program, [b.time(2 * HOUR), b.time(2 * HOUR)])
 
 
-def test_a_child_started_after_its_parents_deadline_passed_inherits_it() -> None:
-    # The parent's deadline passed an hour in; the child its compensation starts is capped by it.
+def test_a_child_started_after_its_parents_deadline_passed_does_not_inherit_it() -> None:
+    # The parent's deadline passed an hour in; the child its compensation starts runs normally.
     program = b.program(b.try_([b.wait("a")], ["Cancelled"], [b.child(b.program(b.wait("b")))]), timeout=HOUR)
     assert_conforms(program, [b.time(2 * HOUR)])
 
@@ -215,7 +215,7 @@ def test_a_child_of_a_generation_that_continued_as_new_from_the_deadlines_compen
     assert_conforms(program, events)
 
 
-def test_a_child_started_after_its_parents_deadline_passed_in_pass_time_inherits_it() -> None:
+def test_a_child_started_after_its_parents_deadline_passed_in_pass_time_does_not_inherit_it() -> None:
     program = b.program(b.try_([b.wait("a")], ["Cancelled"], [b.child(b.program(b.wait("b")))]), timeout=HOUR)
     assert_conforms(program, [b.time(HOUR + 1200)])
 

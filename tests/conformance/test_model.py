@@ -192,16 +192,19 @@ def test_the_deadline_raises_deadline_exceeded_at_the_current_yield_and_compensa
     assert (prediction.runs["R"]["status"], prediction.runs["R"]["error"]) == ("cancelled", "DeadlineExceeded")
 
 
-def test_a_cancel_before_the_deadline_is_the_reason_and_a_child_gets_a_deadline_no_later_than_its_parents() -> None:
+def test_a_cancel_before_the_deadline_is_the_reason_and_a_passed_deadline_is_not_inherited() -> None:
     program = b.program(b.try_([b.wait("a")], ["Cancelled"], [b.sleep(3 * HOUR)]), timeout=2 * HOUR)
     prediction = predict(program, [b.cancel(), b.time(4 * HOUR)], "R")
     assert values(prediction) == [["raise", "Cancelled"], ["value", None]]
     assert prediction.runs["R"]["status"] == "completed"
+    # The child the compensation starts after the deadline runs normally, under its own timeout only.
     late_child = b.program(b.wait("b"))
     program = b.program(b.try_([b.wait("a")], ["Cancelled"], [b.child(late_child, timeout=10 * HOUR)]), timeout=HOUR)
     prediction = predict(program, [b.time(2 * HOUR)], "R")
     child = next(scope for scope in prediction.runs if scope != "R")
-    assert prediction.runs[child]["error"] == "DeadlineExceeded"
+    assert prediction.runs[child]["status"] == "waiting" and prediction.runs[child]["error"] is None
+    prediction = predict(program, [b.time(2 * HOUR), b.time(10 * HOUR)], "R")
+    assert prediction.runs[child]["error"] == "DeadlineExceeded", "its own timeout"
     assert prediction.runs["R"]["error"] == "ChildFailed"
 
 

@@ -9,7 +9,14 @@ import pytest
 import durable_django as durable
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from durable_django.testing import pass_time, run_workflow, send_signal
-from tests.testapp.conversations import deadline_child, deadline_loop, deadline_parent, deadline_renewal, deadline_saga
+from tests.testapp.conversations import (
+    deadline_child,
+    deadline_loop,
+    deadline_parent,
+    deadline_refunds_by_child,
+    deadline_renewal,
+    deadline_saga,
+)
 
 from .waiting import wait_status
 
@@ -91,6 +98,16 @@ def test_a_generation_that_continued_as_new_from_the_deadlines_compensation_has_
     run.refresh_from_db()
     child.refresh_from_db()
     assert (run.status, child.status) == (Status.RUNNING, Status.WAITING), "no passed deadline came back"
+
+
+@pytest.mark.django_db
+def test_a_child_the_compensation_starts_after_the_deadline_runs_normally_without_inheriting_it():
+    run = run_workflow(deadline_refunds_by_child, 21)
+    pass_time(timedelta(minutes=61))
+    run.refresh_from_db()
+    child = WorkflowRun.objects.get(parent=run)
+    assert (child.status, child.result, child.deadline_at) == (Status.COMPLETED, 42, None)
+    assert (run.status, run.error["type"], run.state) == (Status.CANCELLED, DEADLINE, {"refunded": 42})
 
 
 @pytest.mark.django_db

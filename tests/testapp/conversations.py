@@ -223,3 +223,19 @@ def deadline_or_cancel():
     except durable.Cancelled:
         yield double(2)
         raise
+
+
+@durable.workflow(name="tests.refund_child")
+def refund_child(order: int):
+    return (yield double(order))
+
+
+@durable.workflow(name="tests.deadline_refunds_by_child", timeout=timedelta(hours=1))
+def deadline_refunds_by_child(order: int):
+    """Its compensation is a child workflow: it must run, not inherit the deadline that just passed."""
+    try:
+        yield durable.wait_signal("shipped")
+    except durable.DeadlineExceeded:
+        refunded = yield refund_child(order)
+        yield durable.set_state({"refunded": refunded})
+        raise
