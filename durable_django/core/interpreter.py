@@ -188,5 +188,9 @@ class Interpreter:
 
     def __del__(self) -> None:
         # Without this, garbage collection would close the generator outside workflow
-        # context, and a step called in a ``finally`` would run for real.
-        self.close()
+        # context, and a step called in a ``finally`` would run for real. In a copy of the
+        # context: the collector may run this in the middle of a ContextVar.set() of the code
+        # it interrupted, and setting a variable of that same context then frees what the
+        # interrupted set still reads (CPython 3.10 and 3.11, python/cpython#148891: a full
+        # test run saw a segfault, and a LookupError from ContextVar.reset, in this module).
+        contextvars.copy_context().run(self.close)
