@@ -218,7 +218,10 @@ class Project:
         assert "could not publish" not in session.stderr, session.stderr
         for index, expected in self._expected.items():
             printed = report["outputs"][index]
-            assert printed == expected, f"{where}: snippet {index + 1} printed\n{printed}\ninstead of\n{expected}"
+            assert printed == expected, (
+                f"{where}: snippet {index + 1} printed\n{printed}\ninstead of\n{expected}\n"
+                f"the shell's stderr:\n{session.stderr[-3000:]}\nthe worker's log:\n{self.worker.logs()[-5000:]}"
+            )
             self.checked_outputs += 1
         self._snippets, self._expected = [], {}
         self.live_runs = report["live"]
