@@ -80,7 +80,7 @@ class Checkpoints:
 
     def _value(self, sql: str, prefix: str) -> int:
         self.queries += 1
-        row = self.connection.execute(sql, (prefix + "-%",)).fetchone()  # type: ignore[arg-type]
+        row = self.connection.execute(sql, (prefix + "-%",)).fetchone()
         return int(row[0]) if row else 0
 
     async def wait(self, prefix: str, expected: int, deadline: float) -> tuple[float, int]:
