@@ -78,6 +78,16 @@ class Checkpoints:
             "SELECT count(*) FROM dbos.workflow_status WHERE status = 'SUCCESS' AND workflow_uuid LIKE %s", prefix
         )
 
+    def completed(self, prefix: str) -> dict[str, float]:
+        """Workflow id -> ``completed_at`` (the database's ``now()`` in the transaction that recorded the output)."""
+        self.queries += 1
+        rows = self.connection.execute(
+            "SELECT workflow_uuid, completed_at FROM dbos.workflow_status"
+            " WHERE status = 'SUCCESS' AND workflow_uuid LIKE %s",
+            (prefix + "-%",),
+        ).fetchall()
+        return {key: completed / 1000 for key, completed in rows}
+
     def _value(self, sql: str, prefix: str) -> int:
         self.queries += 1
         row = self.connection.execute(sql, (prefix + "-%",)).fetchone()
@@ -150,6 +160,7 @@ async def _measure(args: argparse.Namespace, directory: Path) -> dict[str, objec
             if time.time() > fired_at + 30.0:
                 break
             await asyncio.sleep(0.1)
+        completed = await asyncio.to_thread(checkpoints.completed, "sleep")
     finally:
         checkpoints.close()
     return {
@@ -168,6 +179,9 @@ async def _measure(args: argparse.Namespace, directory: Path) -> dict[str, objec
         "rss_before_bytes": rss_before,
         "progress_queries": checkpoints.queries,
         "lateness": [WOKE[f"sleep-{index}"] - due for index, due in enumerate(dues) if f"sleep-{index}" in WOKE],
+        "completion_lateness": [
+            completed[f"sleep-{index}"] - due for index, due in enumerate(dues) if f"sleep-{index}" in completed
+        ],
     }
 
 

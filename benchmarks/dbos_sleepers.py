@@ -106,6 +106,7 @@ def measure_dbos_sleepers(
         poller.close()
         group.stop()
     lateness = result.pop("lateness")
+    completion = result.pop("completion_lateness")
     return {
         **result,
         "count": count,
@@ -122,6 +123,7 @@ def measure_dbos_sleepers(
         "fired_early": sum(value < 0 for value in lateness),
         "lost": count - len(lateness),
         "fire_lateness_seconds": _lateness(lateness),
+        "completion_lateness_seconds": _lateness(completion),
         "firing_process_cpu_share": firing_cpu,
         "firing_machine_busy": usage.busy,
         "firing_other_cpu": usage.other,
@@ -156,6 +158,9 @@ def summary_lines(result: dict[str, Any], durable: dict[str, Any] | None) -> lis
             f"  wake lateness   p50 {fire['p50']:.3f} s, p90 {fire['p90']:.3f}, p99 {fire['p99']:.3f}, "
             f"max {fire['max']:.3f} (min {fire['min']:.4f}; {result['fired_early']} early, {result['lost']} lost)"
         )
+    done = result.get("completion_lateness_seconds")
+    if done:
+        lines.append(f"  to completion   p50 {done['p50']:.3f} s, p99 {done['p99']:.3f}, max {done['max']:.3f}")
     lines.append(
         f"  due rate        {result['fire_rate_planned']:,.0f}/s planned over {result['due_window_seconds']:.0f} s; "
         f"woke {result['fired_per_second']:,.0f}/s; the process used "
