@@ -68,9 +68,9 @@ class _Group:
         self.processes: list[subprocess.Popen[bytes]] = []
         self.pgid: int | None = None
 
-    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def spawn(self, name: str, *args: str, module: str = "benchmarks.dbos_peer") -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "benchmarks.dbos_peer", *args]
+        command = [sys.executable, "-m", module, *args]
         # A process group of their own (in this session, so that the later ones may join it).
         group = 0 if self.pgid is None else self.pgid
         with open(self.log_dir / f"{name}.log", "wb") as log:

@@ -226,6 +226,7 @@ def render(
     config: dict[str, Any],
     idle: dict[str, Any] | None,
     sleepers: dict[str, Any] | None = None,
+    dbos_sleepers: dict[str, Any] | None = None,
 ) -> str:
     steps = config["steps"]
     repetitions = max((row["repetitions"] for row in summary.values()), default=0)
@@ -273,6 +274,10 @@ def render(
         from .sleepers import summary_lines
 
         lines += ["", *summary_lines(sleepers)]
+    if dbos_sleepers is not None:
+        from .dbos_sleepers import summary_lines as dbos_lines
+
+        lines += ["", *dbos_lines(dbos_sleepers, sleepers)]
     return "\n".join(lines)
 
 
@@ -285,6 +290,7 @@ def write_json(
     summary: dict[str, dict[str, Any]],
     idle: dict[str, Any] | None,
     sleepers: dict[str, Any] | None = None,
+    dbos_sleepers: dict[str, Any] | None = None,
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{stamp}.json"
@@ -293,6 +299,7 @@ def write_json(
         "machine": machine,
         "idle_worker": idle,
         "sleepers": sleepers,
+        "dbos_sleepers": dbos_sleepers,
         "medians": summary,
         "runs": [asdict(result) for result in results],
     }

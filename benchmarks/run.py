@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only",
         default="",
         help="comma-separated scenarios: durable-trivial, durable-atomic, chain-default, chain-reuse, chain-nodb, "
-        "dbos-1proc, dbos-2proc, durable-100, durable-long, sleepers",
+        "dbos-1proc, dbos-2proc, durable-100, durable-long, sleepers, dbos-sleepers",
     )
     parser.add_argument(
         "--quick", action="store_true", help="a short smoke run: 60 workflows, 2 long ones, 2,000 sleepers, once"
@@ -174,7 +174,7 @@ def scenarios_for(args: argparse.Namespace) -> list[Any]:
                  args.long_workflows, args.long_steps, "bench.trivial"),
     ]  # fmt: skip
     if args.only:
-        wanted = {key.strip() for key in args.only.split(",")} - {"sleepers"}
+        wanted = {key.strip() for key in args.only.split(",")} - {"sleepers", "dbos-sleepers"}
         unknown = wanted - {scenario.key for scenario in scenarios}
         if unknown:
             raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
@@ -182,9 +182,14 @@ def scenarios_for(args: argparse.Namespace) -> list[Any]:
     return scenarios
 
 
+def _wants(args: argparse.Namespace, key: str) -> bool:
+    """Whether one of the sleepers measurements (``sleepers``, ``dbos-sleepers``) is part of this run."""
+    return args.sleepers > 0 and (not args.only or key in {name.strip() for name in args.only.split(",")})
+
+
 def _dbos_bench(args: argparse.Namespace, bench: Any, scenarios: list[Any]) -> Any:
     """DBOS's database, ready, if a DBOS scenario is wanted and DBOS is installed; else None."""
-    if not any(scenario.kind == "dbos" for scenario in scenarios):
+    if not any(scenario.kind == "dbos" for scenario in scenarios) and not _wants(args, "dbos-sleepers"):
         return None
     from .peer import DbosBench, available, prepare
 
@@ -204,6 +209,28 @@ def _dbos_bench(args: argparse.Namespace, bench: Any, scenarios: list[Any]) -> A
     return dbos
 
 
+def _measure_dbos_sleepers(args: argparse.Namespace, bench: Any, dbos: Any, began: float) -> dict[str, Any] | None:
+    """The same sleepers as DBOS async workflows in one process; None if DBOS is missing or it failed."""
+    if dbos is None:
+        print("  DBOS sleepers left out: DBOS is not installed", flush=True)
+        return None
+    from .dbos_sleepers import measure_dbos_sleepers
+
+    print(f"  DBOS sleepers: {args.sleepers:,} async workflows ({time.monotonic() - began:.0f} s)", flush=True)
+    try:
+        return measure_dbos_sleepers(
+            bench,
+            dbos,
+            args.sleepers,
+            fire_rate=args.sleeper_fire_rate,
+            idle_window=args.sleeper_idle_window,
+            say=lambda text: print(text, flush=True),
+        )
+    except Exception as error:  # the other figures are still worth printing
+        print(f"  DBOS sleepers failed: {error!r}", flush=True)
+        return None
+
+
 def rerender(path: Path) -> int:
     """Print the table of an earlier run again, from its JSON file."""
     from . import report
@@ -217,7 +244,8 @@ def rerender(path: Path) -> int:
     scenarios = [scenario for scenario in scenarios_for(args) if scenario.key in seen]
     results = [Result(**run) for run in document["runs"]]
     print(_describe(document["machine"]))
-    print(report.render(scenarios, report.medians(results), config, document["idle_worker"], document.get("sleepers")))
+    sleepers, dbos_sleepers = document.get("sleepers"), document.get("dbos_sleepers")
+    print(report.render(scenarios, report.medians(results), config, document["idle_worker"], sleepers, dbos_sleepers))
     return 0
 
 
@@ -291,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         # Written now and again at the end, so an interrupted sleepers measurement loses nothing else.
         report.write_json(args.out, stamp, config, machine, results, summary, idle)
         sleepers = None
-        if args.sleepers > 0 and (not args.only or "sleepers" in args.only.split(",")):
+        if _wants(args, "sleepers"):
             from .sleepers import measure_sleepers
 
             print(f"  sleepers: {args.sleepers:,} sleeping workflows ({time.monotonic() - began:.0f} s)", flush=True)
@@ -308,8 +336,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
             except Exception as error:  # the other scenarios' figures are still worth printing
                 print(f"  sleepers failed: {error!r}", flush=True)
-        path = report.write_json(args.out, stamp, config, machine, results, summary, idle, sleepers)
-        print(report.render(scenarios, summary, config, idle, sleepers))
+        dbos_sleepers = _measure_dbos_sleepers(args, bench, dbos, began) if _wants(args, "dbos-sleepers") else None
+        path = report.write_json(args.out, stamp, config, machine, results, summary, idle, sleepers, dbos_sleepers)
+        print(report.render(scenarios, summary, config, idle, sleepers, dbos_sleepers))
         print(f"\nRaw numbers: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
         print(f"Total time: {time.monotonic() - began:.0f} s")
         return 0
