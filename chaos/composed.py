@@ -85,13 +85,14 @@ def _bursts(rng: random.Random, low: float, high: float) -> list[Event]:
     return events
 
 
-def _loop(rng: random.Random) -> tuple[list[Any], list[Event], list[str]]:
+def _loop(rng: random.Random, nth: int) -> tuple[list[Any], list[Event], list[str]]:
     style = rng.choice(["timer", "timeout"])
-    in_start = ["submit"] if rng.random() < 0.3 else []
+    # By turn, not by chance: a short run has a signal in the start's transaction and a loop that idles out.
+    in_start = ["submit"] if nth % 3 == 1 else []
     events: list[Event] = []
     if rng.random() < 0.3:
         events.append(Event(0.0, "signal", "submit"))  # right after the start: before the run reaches its wait
-    if rng.random() < 0.75:  # told to exit: a long idle timeout that should never fire
+    if nth % 4 != 3:  # told to exit: a long idle timeout that should never fire
         events += _bursts(rng, 0.1, 4.0)
         last = max(event.offset for event in events)
         close = rng.random() < 0.4  # the exit right behind the last submit
@@ -131,11 +132,14 @@ def make_composed_plans(count: int, seed: int, start_window: float) -> list[Comp
         start_at = start_window * (index + 0.5) / max(1, count)
         plan = ComposedPlan(index, ref, kind, [], start_at, [])
         if kind == "loop":
-            plan.args, plan.events, plan.in_start = _loop(rng)
+            plan.args, plan.events, plan.in_start = _loop(rng, nth)
         elif kind == "saga":
             magic = rng.random()
             ending = 1 if magic < 0.05 else 2 if magic < 0.10 else 3 if magic < 0.15 else rng.randrange(10, 100)
-            fail = rng.choices(["", "fail", "flaky"], [0.6, 0.2, 0.2])[0]
+            if nth % 5 in (1, 3):  # cancelled (below): any ending
+                fail = rng.choices(["", "fail", "flaky"], [0.6, 0.2, 0.2])[0]
+            else:  # by turn, so a short run has a saga that fails, one that retries and one that completes
+                fail = {0: "", 2: "fail", 4: "flaky"}[nth % 5]
             plan.order_id = SAGA_ORDER_BASE + seed % 1000 * 10_000 + index
             amount = rng.randrange(5, 200) * 100 + ending
             work = round(rng.uniform(0.5, 2.0), 2)
