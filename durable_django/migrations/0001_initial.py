@@ -7,198 +7,97 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
-    dependencies = []
+    dependencies = [
+    ]
 
     operations = [
         migrations.CreateModel(
-            name="WorkflowRun",
+            name='WorkflowRun',
             fields=[
-                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ("workflow_id", models.CharField(max_length=255, unique=True)),
-                ("workflow_name", models.CharField(db_index=True, max_length=255)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("pending", "pending"),
-                            ("running", "running"),
-                            ("waiting", "waiting"),
-                            ("completed", "completed"),
-                            ("failed", "failed"),
-                            ("cancelled", "cancelled"),
-                            ("blocked", "blocked"),
-                        ],
-                        db_index=True,
-                        default="pending",
-                        max_length=16,
-                    ),
-                ),
-                ("input_json", models.TextField()),
-                ("result_json", models.TextField(blank=True, null=True)),
-                ("error_json", models.TextField(blank=True, null=True)),
-                ("state_json", models.TextField(blank=True, null=True)),
-                ("next_seq", models.PositiveIntegerField(default=0)),
-                ("generation", models.PositiveIntegerField(default=0)),
-                ("cancel_requested", models.BooleanField(default=False)),
-                ("cancel_requested_at", models.DateTimeField(blank=True, null=True)),
-                ("parent_seq", models.PositiveIntegerField(blank=True, null=True)),
-                (
-                    "created_at",
-                    models.DateTimeField(db_default=django.db.models.functions.datetime.Now(), db_index=True),
-                ),
-                ("updated_at", models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
-                ("finished_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "parent",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="children",
-                        to="durable_django.workflowrun",
-                    ),
-                ),
+                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ('workflow_id', models.CharField(max_length=255, unique=True)),
+                ('workflow_name', models.CharField(db_index=True, max_length=255)),
+                ('status', models.CharField(choices=[('pending', 'pending'), ('running', 'running'), ('waiting', 'waiting'), ('completed', 'completed'), ('failed', 'failed'), ('cancelled', 'cancelled'), ('blocked', 'blocked')], db_index=True, default='pending', max_length=16)),
+                ('input_json', models.TextField()),
+                ('result_json', models.TextField(blank=True, null=True)),
+                ('error_json', models.TextField(blank=True, null=True)),
+                ('state_json', models.TextField(blank=True, null=True)),
+                ('next_seq', models.PositiveIntegerField(default=0)),
+                ('generation', models.PositiveIntegerField(default=0)),
+                ('cancel_requested', models.BooleanField(default=False)),
+                ('cancel_requested_at', models.DateTimeField(blank=True, null=True)),
+                ('parent_seq', models.PositiveIntegerField(blank=True, null=True)),
+                ('created_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now(), db_index=True)),
+                ('updated_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
+                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='children', to='durable_django.workflowrun')),
             ],
             options={
-                "verbose_name": "workflow run",
-                "ordering": ["-created_at"],
-                "permissions": [
-                    ("cancel_workflowrun", "Can cancel workflow runs"),
-                    ("retry_workflowrun", "Can retry failed or blocked workflow runs"),
-                    ("signal_workflowrun", "Can send signals to workflow runs"),
-                    ("fork_workflowrun", "Can restart workflow runs from a chosen step"),
-                    ("export_unredacted_workflowrun", "Can download workflow run history unredacted"),
-                ],
+                'verbose_name': 'workflow run',
+                'ordering': ['-created_at'],
+                'permissions': [('cancel_workflowrun', 'Can cancel workflow runs'), ('retry_workflowrun', 'Can retry failed or blocked workflow runs'), ('signal_workflowrun', 'Can send signals to workflow runs'), ('fork_workflowrun', 'Can restart workflow runs from a chosen step'), ('export_unredacted_workflowrun', 'Can download workflow run history unredacted')],
             },
         ),
         migrations.CreateModel(
-            name="Signal",
+            name='Signal',
             fields=[
-                ("id", models.BigAutoField(primary_key=True, serialize=False)),
-                ("name", models.CharField(max_length=255)),
-                ("payload_json", models.TextField()),
-                ("created_at", models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
-                ("consumed_seq", models.PositiveIntegerField(blank=True, null=True)),
-                (
-                    "run",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="signals",
-                        to="durable_django.workflowrun",
-                    ),
-                ),
+                ('id', models.BigAutoField(primary_key=True, serialize=False)),
+                ('name', models.CharField(max_length=255)),
+                ('payload_json', models.TextField()),
+                ('created_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
+                ('consumed_seq', models.PositiveIntegerField(blank=True, null=True)),
+                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='signals', to='durable_django.workflowrun')),
             ],
             options={
-                "indexes": [
-                    models.Index(
-                        condition=models.Q(("consumed_seq__isnull", True)),
-                        fields=["run", "name", "id"],
-                        name="durable_signal_inbox",
-                    )
-                ],
+                'indexes': [models.Index(condition=models.Q(('consumed_seq__isnull', True)), fields=['run', 'name', 'id'], name='durable_signal_inbox')],
             },
         ),
         migrations.CreateModel(
-            name="HistoryEntry",
+            name='HistoryEntry',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("seq", models.PositiveIntegerField()),
-                ("group_seq", models.PositiveIntegerField(blank=True, null=True)),
-                ("kind", models.CharField(max_length=16)),
-                ("name", models.CharField(blank=True, max_length=255)),
-                ("args_json", models.TextField()),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("scheduled", "scheduled"),
-                            ("completed", "completed"),
-                            ("failed", "failed"),
-                            ("cancelled", "cancelled"),
-                        ],
-                        default="scheduled",
-                        max_length=16,
-                    ),
-                ),
-                ("result_json", models.TextField(blank=True, null=True)),
-                ("error_json", models.TextField(blank=True, null=True)),
-                ("attempts", models.PositiveIntegerField(default=0)),
-                ("scheduled_at", models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
-                ("started_at", models.DateTimeField(blank=True, null=True)),
-                ("finished_at", models.DateTimeField(blank=True, null=True)),
-                ("fire_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "child",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to="durable_django.workflowrun",
-                    ),
-                ),
-                (
-                    "run",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="history",
-                        to="durable_django.workflowrun",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('seq', models.PositiveIntegerField()),
+                ('group_seq', models.PositiveIntegerField(blank=True, null=True)),
+                ('kind', models.CharField(max_length=16)),
+                ('name', models.CharField(blank=True, max_length=255)),
+                ('args_json', models.TextField()),
+                ('status', models.CharField(choices=[('scheduled', 'scheduled'), ('completed', 'completed'), ('failed', 'failed'), ('cancelled', 'cancelled')], default='scheduled', max_length=16)),
+                ('result_json', models.TextField(blank=True, null=True)),
+                ('error_json', models.TextField(blank=True, null=True)),
+                ('attempts', models.PositiveIntegerField(default=0)),
+                ('scheduled_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
+                ('started_at', models.DateTimeField(blank=True, null=True)),
+                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                ('fire_at', models.DateTimeField(blank=True, null=True)),
+                ('child', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='durable_django.workflowrun')),
+                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='history', to='durable_django.workflowrun')),
             ],
             options={
-                "verbose_name_plural": "history entries",
-                "ordering": ["run", "seq"],
-                "constraints": [models.UniqueConstraint(fields=("run", "seq"), name="durable_history_run_seq")],
+                'verbose_name_plural': 'history entries',
+                'ordering': ['run', 'seq'],
+                'constraints': [models.UniqueConstraint(fields=('run', 'seq'), name='durable_history_run_seq')],
             },
         ),
         migrations.CreateModel(
-            name="WorkItem",
+            name='WorkItem',
             fields=[
-                ("id", models.BigAutoField(primary_key=True, serialize=False)),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("advance", "advance the workflow"),
-                            ("step", "run a step"),
-                            ("timer", "fire a timer"),
-                        ],
-                        max_length=16,
-                    ),
-                ),
-                ("seq", models.PositiveIntegerField(blank=True, null=True)),
-                ("queue", models.CharField(blank=True, default="", max_length=255)),
-                ("available_at", models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
-                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
-                ("lease_seconds", models.FloatField(default=60.0)),
-                ("token", models.PositiveIntegerField(default=0)),
-                ("owner", models.CharField(blank=True, default="", max_length=255)),
-                ("dispatched_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "run",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="work_items",
-                        to="durable_django.workflowrun",
-                    ),
-                ),
+                ('id', models.BigAutoField(primary_key=True, serialize=False)),
+                ('kind', models.CharField(choices=[('advance', 'advance the workflow'), ('step', 'run a step'), ('timer', 'fire a timer')], max_length=16)),
+                ('seq', models.PositiveIntegerField(blank=True, null=True)),
+                ('queue', models.CharField(blank=True, default='', max_length=255)),
+                ('available_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
+                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
+                ('lease_seconds', models.FloatField(default=60.0)),
+                ('token', models.PositiveIntegerField(default=0)),
+                ('owner', models.CharField(blank=True, default='', max_length=255)),
+                ('dispatched_at', models.DateTimeField(blank=True, null=True)),
+                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='work_items', to='durable_django.workflowrun')),
             ],
             options={
-                "indexes": [
-                    models.Index(
-                        condition=models.Q(("lease_expires_at__isnull", True)),
-                        fields=["available_at"],
-                        name="durable_item_ready",
-                    ),
-                    models.Index(
-                        condition=models.Q(("lease_expires_at__isnull", False)),
-                        fields=["lease_expires_at"],
-                        name="durable_item_leased",
-                    ),
-                ],
+                'indexes': [models.Index(condition=models.Q(('lease_expires_at__isnull', True)), fields=['available_at'], name='durable_item_ready'), models.Index(condition=models.Q(('lease_expires_at__isnull', False)), fields=['lease_expires_at'], name='durable_item_leased')],
             },
         ),
     ]

@@ -4,57 +4,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("durable_django", "0001_initial"),
+        ('durable_django', '0001_initial'),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name="historyentry",
-            options={
-                "ordering": ["run", "seq"],
-                "verbose_name": "history entry",
-                "verbose_name_plural": "history entries",
-            },
+            name='historyentry',
+            options={'ordering': ['run', 'seq'], 'verbose_name': 'history entry', 'verbose_name_plural': 'history entries'},
         ),
         migrations.AlterModelOptions(
-            name="signal",
-            options={"verbose_name": "signal", "verbose_name_plural": "signals"},
+            name='signal',
+            options={'verbose_name': 'signal', 'verbose_name_plural': 'signals'},
         ),
         migrations.AlterModelOptions(
-            name="workflowrun",
-            options={
-                "ordering": ["-created_at"],
-                "permissions": [
-                    ("cancel_workflowrun", "Can cancel workflow runs"),
-                    ("retry_workflowrun", "Can retry failed or blocked workflow runs"),
-                    ("signal_workflowrun", "Can send signals to workflow runs"),
-                    ("fork_workflowrun", "Can restart workflow runs from a chosen step"),
-                    ("export_unredacted_workflowrun", "Can download workflow run history unredacted"),
-                ],
-                "verbose_name": "workflow run",
-                "verbose_name_plural": "workflow runs",
-            },
+            name='workflowrun',
+            options={'ordering': ['-created_at'], 'permissions': [('cancel_workflowrun', 'Can cancel workflow runs'), ('retry_workflowrun', 'Can retry failed or blocked workflow runs'), ('signal_workflowrun', 'Can send signals to workflow runs'), ('fork_workflowrun', 'Can restart workflow runs from a chosen step'), ('export_unredacted_workflowrun', 'Can download workflow run history unredacted')], 'verbose_name': 'workflow run', 'verbose_name_plural': 'workflow runs'},
         ),
         migrations.AlterModelOptions(
-            name="workitem",
-            options={"verbose_name": "work item", "verbose_name_plural": "work items"},
+            name='workitem',
+            options={'verbose_name': 'work item', 'verbose_name_plural': 'work items'},
         ),
         migrations.AlterField(
-            model_name="historyentry",
-            name="kind",
-            field=models.CharField(
-                choices=[
-                    ("step", "step"),
-                    ("sleep", "sleep"),
-                    ("signal", "wait for a signal"),
-                    ("child", "child workflow"),
-                    ("state", "set state"),
-                    ("patched", "patch marker"),
-                    ("all_of", "all of"),
-                    ("any_of", "any of"),
-                ],
-                max_length=16,
-            ),
+            model_name='historyentry',
+            name='kind',
+            field=models.CharField(choices=[('step', 'step'), ('sleep', 'sleep'), ('signal', 'wait for a signal'), ('child', 'child workflow'), ('state', 'set state'), ('patched', 'patch marker'), ('all_of', 'all of'), ('any_of', 'any of')], max_length=16),
         ),
     ]

@@ -4,24 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("durable_django", "0002_labels_and_kinds"),
+        ('durable_django', '0002_labels_and_kinds'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="historyentry",
-            name="heartbeat_json",
+            model_name='historyentry',
+            name='heartbeat_json',
             field=models.TextField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="workflowrun",
-            name="initial_input_json",
+            model_name='workflowrun',
+            name='initial_input_json',
             field=models.TextField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="workitem",
-            name="failures",
+            model_name='workitem',
+            name='failures',
             field=models.PositiveSmallIntegerField(db_default=0),
         ),
     ]

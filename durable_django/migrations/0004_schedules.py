@@ -7,77 +7,42 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("durable_django", "0003_heartbeats_and_poison"),
+        ('durable_django', '0003_heartbeats_and_poison'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="Schedule",
+            name='Schedule',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("name", models.CharField(max_length=200, unique=True)),
-                ("workflow_name", models.CharField(max_length=255)),
-                ("args_json", models.TextField(default='{"args":[],"kwargs":{}}')),
-                ("cron", models.CharField(blank=True, default="", max_length=255)),
-                ("every", models.DurationField(blank=True, null=True)),
-                ("timezone", models.CharField(default="UTC", max_length=64)),
-                (
-                    "overlap",
-                    models.CharField(
-                        choices=[
-                            ("skip", "skip the tick"),
-                            ("allow", "start anyway"),
-                            ("cancel_previous", "cancel the previous run"),
-                        ],
-                        default="skip",
-                        max_length=16,
-                    ),
-                ),
-                ("catch_up", models.PositiveIntegerField(default=1)),
-                ("jitter", models.DurationField(default=datetime.timedelta(0))),
-                ("paused", models.BooleanField(default=False)),
-                (
-                    "source",
-                    models.CharField(
-                        choices=[("code", "declared in code"), ("admin", "made in the admin")],
-                        default="admin",
-                        max_length=8,
-                    ),
-                ),
-                ("missing_from_code", models.BooleanField(default=False)),
-                ("next_tick_at", models.DateTimeField(blank=True, null=True)),
-                ("fire_at", models.DateTimeField(blank=True, null=True)),
-                ("last_tick_at", models.DateTimeField(blank=True, null=True)),
-                ("note", models.TextField(blank=True, default="")),
-                ("created_at", models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
-                ("updated_at", models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
-                (
-                    "last_run",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to="durable_django.workflowrun",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=200, unique=True)),
+                ('workflow_name', models.CharField(max_length=255)),
+                ('args_json', models.TextField(default='{"args":[],"kwargs":{}}')),
+                ('cron', models.CharField(blank=True, default='', max_length=255)),
+                ('every', models.DurationField(blank=True, null=True)),
+                ('timezone', models.CharField(default='UTC', max_length=64)),
+                ('overlap', models.CharField(choices=[('skip', 'skip the tick'), ('allow', 'start anyway'), ('cancel_previous', 'cancel the previous run')], default='skip', max_length=16)),
+                ('catch_up', models.PositiveIntegerField(default=1)),
+                ('jitter', models.DurationField(default=datetime.timedelta(0))),
+                ('paused', models.BooleanField(default=False)),
+                ('source', models.CharField(choices=[('code', 'declared in code'), ('admin', 'made in the admin')], default='admin', max_length=8)),
+                ('missing_from_code', models.BooleanField(default=False)),
+                ('next_tick_at', models.DateTimeField(blank=True, null=True)),
+                ('fire_at', models.DateTimeField(blank=True, null=True)),
+                ('last_tick_at', models.DateTimeField(blank=True, null=True)),
+                ('note', models.TextField(blank=True, default='')),
+                ('created_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
+                ('updated_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
+                ('last_run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='durable_django.workflowrun')),
             ],
             options={
-                "verbose_name": "schedule",
-                "verbose_name_plural": "schedules",
-                "ordering": ["name"],
-                "permissions": [
-                    ("pause_schedule", "Can pause and resume schedules"),
-                    ("trigger_schedule", "Can start a schedule's workflow now"),
-                ],
-                "indexes": [
-                    models.Index(
-                        condition=models.Q(("missing_from_code", False), ("paused", False)),
-                        fields=["fire_at"],
-                        name="durable_schedule_due",
-                    )
-                ],
+                'verbose_name': 'schedule',
+                'verbose_name_plural': 'schedules',
+                'ordering': ['name'],
+                'permissions': [('pause_schedule', 'Can pause and resume schedules'), ('trigger_schedule', "Can start a schedule's workflow now")],
+                'indexes': [models.Index(condition=models.Q(('missing_from_code', False), ('paused', False)), fields=['fire_at'], name='durable_schedule_due')],
             },
         ),
     ]

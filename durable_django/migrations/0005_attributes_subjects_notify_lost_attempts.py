@@ -52,71 +52,53 @@ def drop_notify_trigger(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("durable_django", "0004_schedules"),
+        ('durable_django', '0004_schedules'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="workflowrun",
-            name="attributes",
+            model_name='workflowrun',
+            name='attributes',
             field=durable_django.store.attributes.AttributesField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name="workflowrun",
-            name="result_data",
-            field=models.GeneratedField(
-                db_persist=True,
-                expression=django.db.models.functions.comparison.Cast("result_json", models.JSONField()),
-                output_field=models.JSONField(),
-            ),
+            model_name='workflowrun',
+            name='result_data',
+            field=models.GeneratedField(db_persist=True, expression=django.db.models.functions.comparison.Cast('result_json', models.JSONField()), output_field=models.JSONField()),
         ),
         migrations.AddField(
-            model_name="workflowrun",
-            name="state_data",
-            field=models.GeneratedField(
-                db_persist=True,
-                expression=django.db.models.functions.comparison.Cast("state_json", models.JSONField()),
-                output_field=models.JSONField(),
-            ),
+            model_name='workflowrun',
+            name='state_data',
+            field=models.GeneratedField(db_persist=True, expression=django.db.models.functions.comparison.Cast('state_json', models.JSONField()), output_field=models.JSONField()),
         ),
         migrations.AddField(
-            model_name="workflowrun",
-            name="subject_id",
-            field=models.CharField(blank=True, default="", max_length=255),
+            model_name='workflowrun',
+            name='subject_id',
+            field=models.CharField(blank=True, default='', max_length=255),
         ),
         migrations.AddField(
-            model_name="workflowrun",
-            name="subject_type",
-            field=models.CharField(blank=True, default="", max_length=100),
+            model_name='workflowrun',
+            name='subject_type',
+            field=models.CharField(blank=True, default='', max_length=100),
         ),
         migrations.AddIndex(
-            model_name="workflowrun",
-            index=models.Index(
-                condition=models.Q(("subject_type", ""), _negated=True),
-                fields=["subject_type", "subject_id"],
-                name="durable_run_subject",
-            ),
+            model_name='workflowrun',
+            index=models.Index(condition=models.Q(('subject_type', ''), _negated=True), fields=['subject_type', 'subject_id'], name='durable_run_subject'),
         ),
         migrations.CreateModel(
-            name="LostAttempt",
+            name='LostAttempt',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("attempt", models.PositiveIntegerField()),
-                ("owner", models.CharField(blank=True, default="", max_length=255)),
-                ("detected_at", models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
-                (
-                    "entry",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="lost_attempts",
-                        to="durable_django.historyentry",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('attempt', models.PositiveIntegerField()),
+                ('owner', models.CharField(blank=True, default='', max_length=255)),
+                ('detected_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
+                ('entry', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lost_attempts', to='durable_django.historyentry')),
             ],
             options={
-                "verbose_name": "lost attempt",
-                "verbose_name_plural": "lost attempts",
+                'verbose_name': 'lost attempt',
+                'verbose_name_plural': 'lost attempts',
             },
         ),
         migrations.RunPython(create_gin_index, drop_gin_index),

@@ -4,23 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("durable_django", "0006_updates"),
+        ('durable_django', '0006_updates'),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name="workflowrun",
-            index=models.Index(
-                condition=models.Q(("finished_at__isnull", False)), fields=["finished_at"], name="durable_run_finished"
-            ),
+            model_name='workflowrun',
+            index=models.Index(condition=models.Q(('finished_at__isnull', False)), fields=['finished_at'], name='durable_run_finished'),
         ),
         migrations.AddIndex(
-            model_name="workitem",
-            index=models.Index(
-                condition=models.Q(("dispatched_at__isnull", True), ("lease_expires_at__isnull", True)),
-                fields=["available_at"],
-                name="durable_item_unsent",
-            ),
+            model_name='workitem',
+            index=models.Index(condition=models.Q(('dispatched_at__isnull', True), ('lease_expires_at__isnull', True)), fields=['available_at'], name='durable_item_unsent'),
         ),
     ]

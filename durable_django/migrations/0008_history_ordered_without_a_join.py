@@ -4,17 +4,14 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("durable_django", "0007_timers_and_retention_indexes"),
+        ('durable_django', '0007_timers_and_retention_indexes'),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name="historyentry",
-            options={
-                "ordering": ["run_id", "seq"],
-                "verbose_name": "history entry",
-                "verbose_name_plural": "history entries",
-            },
+            name='historyentry',
+            options={'ordering': ['run_id', 'seq'], 'verbose_name': 'history entry', 'verbose_name_plural': 'history entries'},
         ),
     ]
