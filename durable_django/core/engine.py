@@ -170,7 +170,7 @@ def decide(
                 delivered = True
                 event = interpreter.throw(_cancel_error(deadline), consumed=width)
                 continue
-            winner = _waiting_signal(event, inbox) if isinstance(event, AnyOf) else None
+            winner = _waiting_message(event, inbox) if isinstance(event, AnyOf) else None
             if winner is not None:  # decided as it opens: the others never start
                 commands.append(Note(seq, event, Succeeded(str(winner))))
                 for index, leaf in enumerate(leaves):
@@ -189,7 +189,7 @@ def decide(
         if diverged is not None:
             return decision(diverged)
         if isinstance(event, AnyOf) and recorded.outcome is None and not (cancel and not delivered):
-            winner = _waiting_signal_first(event, entries, inbox)
+            winner = _waiting_message_first(event, entries, inbox)
             if winner is not None:  # its signal came before the run looked: it finished first
                 commands.extend(
                     Settle(first + i, CANCELLED)
@@ -224,12 +224,12 @@ def _in_inbox(leaf: Leaf, inbox: Inbox) -> bool:
     return isinstance(leaf, WaitSignal | WaitUpdate) and (leaf.kind, leaf.name) in inbox
 
 
-def _waiting_signal(group: AnyOf, inbox: Inbox) -> int | None:
+def _waiting_message(group: AnyOf, inbox: Inbox) -> int | None:
     """The first signal or update wait of ``group`` whose message is already in the inbox."""
     return next((index for index, leaf in enumerate(group.requests) if _in_inbox(leaf, inbox)), None)
 
 
-def _waiting_signal_first(group: AnyOf, entries: list[Recorded | None], inbox: Inbox) -> int | None:
+def _waiting_message_first(group: AnyOf, entries: list[Recorded | None], inbox: Inbox) -> int | None:
     """A pending wait of ``group`` whose signal (or update) is in the inbox, if no leaf of lower index has finished.
 
     "If several requests finished before the run advanced, the lowest index decides": a

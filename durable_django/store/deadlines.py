@@ -19,11 +19,13 @@ from .clock import Now, database_now
 __all__ = ["arm", "child_deadline", "deadline_for", "fire"]
 
 
-def deadline_for(using: str, seconds: float | None, inherited: datetime | None = None) -> datetime | None:
-    """The deadline of a run created now that may run ``seconds``, and no later than ``inherited``."""
+def deadline_for(
+    using: str, seconds: float | None, inherited: datetime | None = None, *, now: datetime | None = None
+) -> datetime | None:
+    """The deadline of a run created ``now`` (by the database's clock) to run ``seconds``, capped by ``inherited``."""
     if seconds is None:
         return inherited
-    own = database_now(using) + timedelta(seconds=seconds)
+    own = (now or database_now(using)) + timedelta(seconds=seconds)
     return own if inherited is None else min(own, inherited)
 
 
@@ -34,9 +36,10 @@ def child_deadline(using: str, parent: WorkflowRun, seconds: float | None) -> da
     and a child started there (a refund as a workflow, say) runs too, with its own timeout if any.
     """
     inherited = parent.deadline_at
-    if inherited is not None and inherited <= database_now(using):
-        inherited = None
-    return deadline_for(using, seconds, inherited)
+    if inherited is None:
+        return deadline_for(using, seconds)
+    now = database_now(using)  # one read of the clock, for both the check and the child's own timeout
+    return deadline_for(using, seconds, inherited if inherited > now else None, now=now)
 
 
 def arm(using: str, run_id: uuid.UUID, deadline_at: datetime) -> None:

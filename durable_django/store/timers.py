@@ -165,8 +165,7 @@ class _Completed:
 def _histories(using: str, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[int, engine.Recorded]]:
     """Every entry of these runs, in one query."""
     found: dict[uuid.UUID, dict[int, engine.Recorded]] = {}
-    # No ordering: the model's ("run", "seq") orders by the run's own ordering, a join with every run.
-    rows = HistoryEntry.objects.using(using).filter(run_id__in=run_ids).order_by()
+    rows = HistoryEntry.objects.using(using).filter(run_id__in=run_ids).order_by()  # keyed by run and seq: no sort
     for run_id, seq, kind, name, args_json, status, result_json, error_json in rows.values_list(
         "run_id", "seq", "kind", "name", "args_json", "status", "result_json", "error_json"
     ):
@@ -254,10 +253,7 @@ def _end_waits(using: str, timers: Iterable[tuple[uuid.UUID, int]]) -> list[uuid
     if not where:  # an empty Q() matches every entry
         return []
     entries = HistoryEntry.objects.using(using)
-    # Ordered by the columns: the model's ("run", "seq") would join every entry with its run.
-    pending = list(
-        entries.pending().filter(where).order_by("run_id", "seq").values_list("run_id", "seq", "kind", "name")
-    )
+    pending = list(entries.pending().filter(where).values_list("run_id", "seq", "kind", "name"))
     slept, timed_out = Q(), Q()
     woken: list[uuid.UUID] = []
     for run_id, seq, kind, name in pending:
