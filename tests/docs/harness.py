@@ -259,6 +259,13 @@ class Project:
                 self._snippets.append(block.text)
             elif block.file_header is not None:
                 self.run_shell_session(page)
+                # The running worker's code is stale from here on: stop it now, not at the next
+                # session. Left running, its first sweep could sync the code schedules it lacks
+                # after a command wrote them, marking them gone; the next worker's sync then counts
+                # their ticks again from now, undoing an advance_time() run in between (the
+                # schedules page printed [] about once in 35 runs under load).
+                if self.worker is not None:
+                    self.worker.kill()
                 self.write_file(page, block)
             elif block.lang == "python":
                 compile(block.text, f"{page.name} (illustration)", "exec")
