@@ -227,6 +227,7 @@ def render(
     idle: dict[str, Any] | None,
     sleepers: dict[str, Any] | None = None,
     dbos_sleepers: dict[str, Any] | None = None,
+    large_sleepers: dict[str, Any] | None = None,
 ) -> str:
     steps = config["steps"]
     repetitions = max((row["repetitions"] for row in summary.values()), default=0)
@@ -278,6 +279,10 @@ def render(
         from .dbos_sleepers import summary_lines as dbos_lines
 
         lines += ["", *dbos_lines(dbos_sleepers, sleepers)]
+    if large_sleepers is not None:
+        from .sleepers import summary_lines
+
+        lines += ["", *summary_lines(large_sleepers)]
     return "\n".join(lines)
 
 
@@ -291,6 +296,7 @@ def write_json(
     idle: dict[str, Any] | None,
     sleepers: dict[str, Any] | None = None,
     dbos_sleepers: dict[str, Any] | None = None,
+    large_sleepers: dict[str, Any] | None = None,
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{stamp}.json"
@@ -300,6 +306,7 @@ def write_json(
         "idle_worker": idle,
         "sleepers": sleepers,
         "dbos_sleepers": dbos_sleepers,
+        "large_sleepers": large_sleepers,
         "medians": summary,
         "runs": [asdict(result) for result in results],
     }
