@@ -173,8 +173,8 @@ def _ratios(summary: dict[str, dict[str, Any]], steps: int) -> list[str]:
             (
                 f"steps/s durable trivial / DBOS ({dbos_label})",
                 f"{ratio:.2f}",
-                ">= 1.50",
-                verdict(ratio >= 1.5) + f" (best repetitions: {best:.2f})",
+                ">= 2.00",  # issue 11's bar, at equal cores
+                verdict(ratio >= 2) + f" (best repetitions: {best:.2f})",
             )
         )
     for dbos_key, dbos_label in (("dbos-2proc", "2 processes"), ("dbos-1proc", "1 process")):
@@ -214,8 +214,9 @@ def _ratios(summary: dict[str, dict[str, Any]], steps: int) -> list[str]:
     if exact:
         read_only = exact[0]["commits_per_workflow"] - exact[0]["write_transactions_per_workflow"]
         lines.append(
-            f"  (of the durable commits, {read_only:.2f}/wf are read-only: 2 per connection opened and the sweeper's "
-            "polls, a fixed cost per run, not per workflow)"
+            f"  (of the durable commits, {read_only:.2f}/wf are read-only, without a WAL flush: 1 per workflow, its "
+            "first advance reading the run before its one statement, and 2 per connection opened and the sweeper's "
+            "polls, fixed per window)"
         )
     return lines
 

@@ -259,6 +259,7 @@ def _measure_large_sleepers(args: argparse.Namespace, bench: Any, began: float) 
             fire_rate=args.sleeper_fire_rate,
             due_count=due,
             asleep_within=args.large_sleepers_within,
+            flat_start_target=True,
             idle_window=args.sleeper_idle_window,
             bulk=args.sleeper_start == "bulk",
             start_rate_runs=0,

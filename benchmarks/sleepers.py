@@ -315,6 +315,7 @@ def measure_sleepers(
     bulk: bool = True,
     start_rate_runs: int = 2000,
     backlog_seconds: float = 20.0,
+    flat_start_target: bool = False,
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Start ``count`` sleepers, measure them asleep, let ``due_count`` of them fire, and return the figures.
@@ -324,7 +325,9 @@ def measure_sleepers(
     plus ``idle_window`` after the first start. If starting is slower than planned, the
     idle window shrinks (the result says so). ``due_count`` sleepers (all, by default),
     spread evenly over the starts, come due ``fire_rate`` a second; the others sleep 30 days
-    more. ``asleep_within`` is the target for all of them asleep, in seconds.
+    more. ``asleep_within`` is the target for all of them asleep, in seconds; with
+    ``flat_start_target`` the start rate over the last 10 % of the runs must be within 20 % of
+    the first 10 %'s.
     """
     due = count if due_count is None else max(1, min(due_count, count))
     stride = count // due
@@ -427,6 +430,7 @@ def measure_sleepers(
         "count": count,
         "due_count": due,
         "asleep_within_target_seconds": asleep_within,
+        "flat_start_target": flat_start_target,
         "chunk": chunk,
         "bulk": bulk,
         "backlog_runs": backlog,
@@ -536,9 +540,13 @@ def _verdicts(result: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
     windows = result.get("rate_windows")
     if windows:
+        # The issue's target for the million; where the driver's lead over the worker (its backlog)
+        # is a large part of the first tenth, the first window is a burst, so it is shown only.
+        flat = result.get("flat_start_target", due < count)  # files written before the flag: the large run
         for name, what in (("starts", "start rate"), ("asleep", "first advances/s")):
             ratio = windows[name]["end_over_begin"]
-            rows.append((f"{what}, last 10 % of the runs / first 10 %", ratio, ">= 0.80", ratio >= 0.8))
+            rows.append((f"{what}, last 10 % of the runs / first 10 %", ratio, ">= 0.80" if flat else "reference",
+                         ratio >= 0.8 if flat else None))  # fmt: skip
     rows += [
         (f"fire lateness p99 at {result['fire_rate_planned']:,.0f} due/s", fire["p99"], "<= 0.5 s",
          fire["p99"] <= 0.5 and all_fired),
@@ -549,5 +557,6 @@ def _verdicts(result: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
     lines = ["  targets (issue 11):"]
     for label, value, goal, met in rows:
-        lines.append(f"    {label:<58} {value:>10,.2f}   {goal:<9} {'met' if met else 'MISSED'}")
+        outcome = "" if met is None else "met" if met else "MISSED"
+        lines.append(f"    {label:<58} {value:>10,.2f}   {goal:<9} {outcome}".rstrip())
     return lines
