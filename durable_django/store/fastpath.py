@@ -10,6 +10,9 @@ a held row, SQLite) goes the general way in :mod:`.work_items`, which takes over
 decision under the run's lock, with the same generator: nothing is replayed.
 
 The statement locks the run first and the work item second, the order every writer keeps.
+An atomic step's body must run under the run's lock, so it takes three: the general way locks
+the run and fences the item, the body runs, and the same statement (the locked run's row as
+the proof of the lease) records the result and goes on, all in that one transaction.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from . import generator_cache, observe
 from .inbox import Inbox
 from .leases import Claim, database, lease_owner
 
-__all__ = ["NOT_TAKEN", "Handoff", "NotTaken", "record_success"]
+__all__ = ["NOT_TAKEN", "Handoff", "NotTaken", "record_locked", "record_success"]
 
 
 class NotTaken:
@@ -48,16 +51,21 @@ WITH run AS (
       AND status = 'running' AND NOT cancel_requested {{only}}
     FOR NO KEY UPDATE SKIP LOCKED
 ), fence AS (
-    DELETE FROM {_ITEM} WHERE id = %(item)s AND token = %(token)s AND EXISTS (SELECT 1 FROM run) RETURNING id
+    {{fence}}
 ), done AS (
     UPDATE {_ENTRY} SET status = 'completed', result_json = %(result)s, error_json = NULL,
         finished_at = statement_timestamp()
     WHERE run_id = %(run)s AND seq = %(seq)s AND EXISTS (SELECT 1 FROM fence)
 )"""
 
-_NEXT_STEP = (
-    _RECORD.format(only="")
-    + f""", moved AS (
+# The lease proved by deleting the step's item; or, for an atomic step, by its caller already,
+# under the run's lock it took before the step's body ran (then the run's row is the proof).
+_FENCES = {
+    False: f"DELETE FROM {_ITEM} WHERE id = %(item)s AND token = %(token)s AND EXISTS (SELECT 1 FROM run) RETURNING id",
+    True: "SELECT id FROM run",
+}
+
+_NEXT_STEP_TAIL = f""", moved AS (
     UPDATE {_RUN} SET next_seq = %(next_seq)s, updated_at = statement_timestamp()
     WHERE id = %(run)s AND EXISTS (SELECT 1 FROM fence)
 ), opened AS (
@@ -72,18 +80,19 @@ _NEXT_STEP = (
     WHERE EXISTS (SELECT 1 FROM fence) RETURNING id
 )
 SELECT (SELECT id FROM leased)"""
-)
+_NEXT_STEP = {locked: _RECORD.format(only="", fence=fence) + _NEXT_STEP_TAIL for locked, fence in _FENCES.items()}
 
 # A child's end wakes its parent: that is the general way's to do.
-_COMPLETE = (
-    _RECORD.format(only="AND parent_id IS NULL")
-    + f""", moved AS (
+_COMPLETE_TAIL = f""", moved AS (
     UPDATE {_RUN} SET status = 'completed', result_json = %(final)s, error_json = NULL, cancel_requested = false,
         next_seq = %(next_seq)s, updated_at = statement_timestamp(), finished_at = statement_timestamp()
     WHERE id = %(run)s AND EXISTS (SELECT 1 FROM fence)
 )
 SELECT (SELECT count(*) FROM fence)"""
-)
+_COMPLETE = {
+    locked: _RECORD.format(only="AND parent_id IS NULL", fence=fence) + _COMPLETE_TAIL
+    for locked, fence in _FENCES.items()
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +110,30 @@ class Handoff:
 def record_success(held: Claim, result_json: str) -> Claim | NotTaken | Handoff | None:
     """Record an external step's result and go on in one statement; else :data:`NOT_TAKEN` or a :class:`Handoff`.
 
-    Atomic steps never come here: their body must run after the run is locked (the lock
-    order: the run first, then whatever the body locks).
+    Atomic steps come to :func:`record_locked` instead: their body must run after the run is
+    locked (the lock order: the run first, then whatever the body locks).
     """
     using = database()
     connection = connections[using]
     if not settings.FAST_PATH or connection.vendor != "postgresql" or connection.in_atomic_block:
         return NOT_TAKEN
+    return _record(using, held, result_json, locked=False)
+
+
+def record_locked(held: Claim, result_json: str) -> Claim | NotTaken | Handoff | None:
+    """Record an atomic step's result and go on in one statement, in the caller's transaction.
+
+    The caller holds the run's row, has seen it unmoved and fenced the step's item, and has
+    run the step's body since, all in this transaction, which commits when the caller's
+    block ends. Returns as :func:`record_success` does.
+    """
+    using = database()
+    if not settings.FAST_PATH or connections[using].vendor != "postgresql":
+        return NOT_TAKEN
+    return _record(using, held, result_json, locked=True)
+
+
+def _record(using: str, held: Claim, result_json: str, *, locked: bool) -> Claim | NotTaken | Handoff | None:
     if not generator_cache.matches(held.run_id, held.generation, held.seq + 1):
         return NOT_TAKEN
     interpreter = generator_cache.take(held.run_id, held.generation, held.seq + 1)
@@ -134,7 +160,7 @@ def record_success(held: Claim, result_json: str) -> Claim | NotTaken | Handoff 
     # one read anywhere else goes the general way.
     read_at = interpreter.reads.unwritten.get(held.seq + 1)
     following = None if set(interpreter.reads.unwritten) - {held.seq + 1} else _next_step(decision, held)
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         if following is not None:
             request, definition_queue, lease = following
             params.update(
@@ -147,7 +173,7 @@ def record_success(held: Claim, result_json: str) -> Claim | NotTaken | Handoff 
                 owner=lease_owner(),
                 scheduled_at=read_at,
             )
-            cursor.execute(_NEXT_STEP, params)
+            cursor.execute(_NEXT_STEP[locked], params)
             item_id = cursor.fetchone()[0]
             if item_id is not None:
                 interpreter.reads.unwritten.pop(held.seq + 1, None)
@@ -166,7 +192,7 @@ def record_success(held: Claim, result_json: str) -> Claim | NotTaken | Handoff 
                     lease_seconds=lease,
                 )
         elif isinstance(decision.end, engine.Complete) and not decision.commands:
-            cursor.execute(_COMPLETE, {**params, "final": decision.end.result_json})
+            cursor.execute(_COMPLETE[locked], {**params, "final": decision.end.result_json})
             if cursor.fetchone()[0] == 1:
                 interpreter.close()
                 observe.run_ended(using, held.run_id, held.workflow_id, interpreter.name, WorkflowRun.Status.COMPLETED)

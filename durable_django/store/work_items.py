@@ -184,6 +184,11 @@ def record_success(held: Claim, result_json: str, body: Callable[[], str] | None
             cancelled = run.cancel_requested
             if body is not None:
                 result_json = None if cancelled else body()  # type: ignore[assignment]
+                if not cancelled and _unmoved(run, held):
+                    fast = fastpath.record_locked(held, result_json)
+                    if fast is None or isinstance(fast, Claim):
+                        return fast
+                    handoff = fast if isinstance(fast, fastpath.Handoff) else None
             HistoryEntry.objects.using(using).at(held.run_id, held.seq).update(
                 status=Entry.CANCELLED if cancelled else Entry.COMPLETED,
                 result_json=result_json,

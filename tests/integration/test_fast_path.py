@@ -13,7 +13,8 @@ from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from durable_django.store import first_advance, work_items
 from durable_django.testing import pass_time, run_until_idle
 from durable_django.worker import runner
-from tests.testapp.workflows import chain, collect, nap, stages
+from tests.testapp.models import Counter
+from tests.testapp.workflows import bumps, chain, collect, nap, stages
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_messages")]
 
@@ -35,6 +36,20 @@ def test_each_step_after_the_first_is_one_statement():
     statements = [query["sql"].split(None, 1)[0] for query in queries.captured_queries]
     # Reading the item and the fresh run, the first advance in one statement, then one per step.
     assert statements == ["SELECT"] + ["WITH"] * 11, statements
+
+
+def test_an_atomic_step_after_a_step_costs_its_lock_its_fence_and_one_statement():
+    run = bumps.start(10, "atomic-fast")
+    item = WorkItem.objects.get(run=run).pk
+    with CaptureQueriesContext(connection) as queries:
+        runner.work(item)
+    run.refresh_from_db()
+    assert (run.status, run.result) == (WorkflowRun.Status.COMPLETED, 10)
+    assert Counter.objects.get(name="atomic-fast").value == 10
+    ours = [query["sql"].split(None, 1)[0] for query in queries.captured_queries if "durable_django_" in query["sql"]]
+    # Reading the item and the fresh run, the first advance in one statement; then each step locks
+    # its run and fences its item before its body runs, and one statement records it and goes on.
+    assert ours == ["SELECT", "WITH"] + ["SELECT", "DELETE", "WITH"] * 10, ours
 
 
 def test_a_fresh_runs_first_sleep_is_one_statement_and_its_timer_fires():

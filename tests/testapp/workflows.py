@@ -44,6 +44,15 @@ def bump(name: str) -> int:
     return Counter.objects.get(name=name).value
 
 
+@durable.workflow(name="tests.bumps")
+def bumps(steps: int, counter: str):
+    """Atomic steps one after another: the value the last one read."""
+    value = 0
+    for _ in range(steps):
+        value = yield bump(counter)
+    return value
+
+
 @durable.step(
     name="tests.flaky",
     retry=durable.RetryPolicy(max_attempts=3, initial_interval=timedelta(milliseconds=10), non_retryable=(KeyError,)),
