@@ -10,14 +10,16 @@ a held row, SQLite) goes the general way in :mod:`.work_items`, which takes over
 decision under the run's lock, with the same generator: nothing is replayed.
 
 The statement locks the run first and the work item second, the order every writer keeps.
-An atomic step's body must run under the run's lock, so it takes three: the general way locks
-the run and fences the item, the body runs, and the same statement (the locked run's row as
-the proof of the lease) records the result and goes on, all in that one transaction.
+An atomic step's body must run under the run's lock, so it takes two, in one transaction: one
+locks the run and fences the item (:func:`lock_and_fence`), the body runs, and the same
+statement as above (the locked run's row as the proof of the lease) records the result and
+goes on (:func:`record_locked`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from django.db import connections
@@ -33,7 +35,7 @@ from . import generator_cache, observe
 from .inbox import Inbox
 from .leases import Claim, database, lease_owner
 
-__all__ = ["NOT_TAKEN", "Handoff", "NotTaken", "record_locked", "record_success"]
+__all__ = ["NOT_TAKEN", "Fenced", "Handoff", "NotTaken", "lock_and_fence", "record_locked", "record_success"]
 
 
 class NotTaken:
@@ -44,7 +46,10 @@ NOT_TAKEN = NotTaken()
 
 _RUN, _ENTRY, _ITEM = (model._meta.db_table for model in (WorkflowRun, HistoryEntry, WorkItem))
 
-_RECORD = f"""
+# The run, locked if it is where this step left it; the step's item deleted if this worker's
+# lease on it still holds (the fence). For an atomic step the caller did both already, in this
+# transaction before the body ran (:func:`lock_and_fence`): then the locked run is the proof.
+_RUN_AND_FENCE = f"""
 WITH run AS (
     SELECT id FROM {_RUN}
     WHERE id = %(run)s AND generation = %(generation)s AND next_seq = %(expected)s
@@ -52,18 +57,25 @@ WITH run AS (
     FOR NO KEY UPDATE SKIP LOCKED
 ), fence AS (
     {{fence}}
-), done AS (
-    UPDATE {_ENTRY} SET status = 'completed', result_json = %(result)s, error_json = NULL,
-        finished_at = statement_timestamp()
-    WHERE run_id = %(run)s AND seq = %(seq)s AND EXISTS (SELECT 1 FROM fence)
 )"""
-
-# The lease proved by deleting the step's item; or, for an atomic step, by its caller already,
-# under the run's lock it took before the step's body ran (then the run's row is the proof).
 _FENCES = {
     False: f"DELETE FROM {_ITEM} WHERE id = %(item)s AND token = %(token)s AND EXISTS (SELECT 1 FROM run) RETURNING id",
     True: "SELECT id FROM run",
 }
+_RECORD = {
+    locked: _RUN_AND_FENCE.format(only="{only}", fence=fence)
+    + f""", done AS (
+    UPDATE {_ENTRY} SET status = 'completed', result_json = %(result)s, error_json = NULL,
+        finished_at = statement_timestamp()
+    WHERE run_id = %(run)s AND seq = %(seq)s AND EXISTS (SELECT 1 FROM fence)
+)"""
+    for locked, fence in _FENCES.items()
+}
+
+_LOCK_AND_FENCE = (
+    _RUN_AND_FENCE.format(only="", fence=_FENCES[False])
+    + "\nSELECT (SELECT count(*) FROM run), (SELECT count(*) FROM fence)"
+)
 
 _NEXT_STEP_TAIL = f""", moved AS (
     UPDATE {_RUN} SET next_seq = %(next_seq)s, updated_at = statement_timestamp()
@@ -80,7 +92,7 @@ _NEXT_STEP_TAIL = f""", moved AS (
     WHERE EXISTS (SELECT 1 FROM fence) RETURNING id
 )
 SELECT (SELECT id FROM leased)"""
-_NEXT_STEP = {locked: _RECORD.format(only="", fence=fence) + _NEXT_STEP_TAIL for locked, fence in _FENCES.items()}
+_NEXT_STEP = {locked: record.format(only="") + _NEXT_STEP_TAIL for locked, record in _RECORD.items()}
 
 # A child's end wakes its parent: that is the general way's to do.
 _COMPLETE_TAIL = f""", moved AS (
@@ -89,10 +101,7 @@ _COMPLETE_TAIL = f""", moved AS (
     WHERE id = %(run)s AND EXISTS (SELECT 1 FROM fence)
 )
 SELECT (SELECT count(*) FROM fence)"""
-_COMPLETE = {
-    locked: _RECORD.format(only="AND parent_id IS NULL", fence=fence) + _COMPLETE_TAIL
-    for locked, fence in _FENCES.items()
-}
+_COMPLETE = {locked: record.format(only="AND parent_id IS NULL") + _COMPLETE_TAIL for locked, record in _RECORD.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +114,38 @@ class Handoff:
 
     interpreter: Interpreter
     decision: engine.Decision
+
+
+class Fenced(Enum):
+    """What :func:`lock_and_fence` found."""
+
+    #: The run is locked and unmoved, the step's item deleted: the body may run.
+    YES = "fenced"
+    #: The run is locked and unmoved, but a newer claim holds the item: the outcome is refused.
+    LEASE_LOST = "lease lost"
+    #: Nothing was changed: a cancel, a held row, a run that moved, no live generator, SQLite.
+    NOT_TAKEN = "not taken"
+
+
+def lock_and_fence(held: Claim) -> Fenced:
+    """In the caller's transaction, lock the run of an atomic step and delete the step's item, in one statement.
+
+    Only where :func:`record_locked` can then go on in one statement (PostgreSQL, this
+    worker holds the run's live generator, the run unmoved): else :attr:`Fenced.NOT_TAKEN`.
+    """
+    using = database()
+    if not settings.FAST_PATH or connections[using].vendor != "postgresql":
+        return Fenced.NOT_TAKEN
+    if not generator_cache.matches(held.run_id, held.generation, held.seq + 1):
+        return Fenced.NOT_TAKEN
+    params: dict[str, Any] = {"run": held.run_id, "generation": held.generation, "expected": held.seq + 1,
+                              "item": held.item_id, "token": held.token}  # fmt: skip
+    with connections[using].cursor() as cursor:
+        cursor.execute(_LOCK_AND_FENCE, params)
+        locked, fenced = cursor.fetchone()
+    if not locked:
+        return Fenced.NOT_TAKEN
+    return Fenced.YES if fenced else Fenced.LEASE_LOST
 
 
 def record_success(held: Claim, result_json: str) -> Claim | NotTaken | Handoff | None:

@@ -177,18 +177,24 @@ def record_success(held: Claim, result_json: str, body: Callable[[], str] | None
     using = database()
     try:
         with transaction.atomic(using=using):
+            fenced = fastpath.lock_and_fence(held) if body is not None else fastpath.Fenced.NOT_TAKEN
+            if fenced is fastpath.Fenced.LEASE_LOST:
+                _refused(held)
+                return None
+            if body is not None and fenced is fastpath.Fenced.YES:
+                # The run locked unmoved and the item fenced in one statement: the body, then one more.
+                result_json = body()
+                fast = fastpath.record_locked(held, result_json)
+                if fast is None or isinstance(fast, Claim):
+                    return fast
+                handoff = fast if isinstance(fast, fastpath.Handoff) else None
             run = lock_run(using, held.run_id, skip_locked=True)
-            if run is None or not fence(using, held):
+            if run is None or not (fenced is fastpath.Fenced.YES or fence(using, held)):
                 _refused(held)
                 return None
             cancelled = run.cancel_requested
-            if body is not None:
+            if body is not None and fenced is not fastpath.Fenced.YES:
                 result_json = None if cancelled else body()  # type: ignore[assignment]
-                if not cancelled and _unmoved(run, held):
-                    fast = fastpath.record_locked(held, result_json)
-                    if fast is None or isinstance(fast, Claim):
-                        return fast
-                    handoff = fast if isinstance(fast, fastpath.Handoff) else None
             HistoryEntry.objects.using(using).at(held.run_id, held.seq).update(
                 status=Entry.CANCELLED if cancelled else Entry.COMPLETED,
                 result_json=result_json,

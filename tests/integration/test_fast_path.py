@@ -38,7 +38,7 @@ def test_each_step_after_the_first_is_one_statement():
     assert statements == ["SELECT"] + ["WITH"] * 11, statements
 
 
-def test_an_atomic_step_after_a_step_costs_its_lock_its_fence_and_one_statement():
+def test_an_atomic_step_costs_a_statement_before_its_body_and_one_after():
     run = bumps.start(10, "atomic-fast")
     item = WorkItem.objects.get(run=run).pk
     with CaptureQueriesContext(connection) as queries:
@@ -48,8 +48,57 @@ def test_an_atomic_step_after_a_step_costs_its_lock_its_fence_and_one_statement(
     assert Counter.objects.get(name="atomic-fast").value == 10
     ours = [query["sql"].split(None, 1)[0] for query in queries.captured_queries if "durable_django_" in query["sql"]]
     # Reading the item and the fresh run, the first advance in one statement; then each step locks
-    # its run and fences its item before its body runs, and one statement records it and goes on.
-    assert ours == ["SELECT", "WITH"] + ["SELECT", "DELETE", "WITH"] * 10, ours
+    # its run and fences its item in one statement before its body runs, and one records it and goes on.
+    assert ours == ["SELECT", "WITH"] + ["WITH", "WITH"] * 10, ours
+
+
+def _first_atomic_step(counter: str) -> tuple[WorkflowRun, work_items.Claim]:
+    """A fresh ``bumps`` run advanced in this process: its first step claimed here, not yet run."""
+    run = bumps.start(2, counter)
+    held = work_items.take(WorkItem.objects.get(run=run).pk)
+    assert held is not None and held.step == "tests.bump"
+    return run, held
+
+
+def test_an_atomic_step_whose_lease_a_newer_claim_holds_is_refused_before_its_body_runs():
+    run, held = _first_atomic_step("atomic-stale")
+    WorkItem.objects.filter(pk=held.item_id).update(token=held.token + 1)  # the sweeper gave the step to another
+    ran = []
+    with CaptureQueriesContext(connection) as queries:
+        assert work_items.record_success(held, "", body=lambda: ran.append(1) or "1") is None
+    assert ran == [], "the body ran without the lease"
+    first = next(query["sql"] for query in queries.captured_queries if "durable_django_" in query["sql"])
+    assert "FOR NO KEY UPDATE SKIP LOCKED" in first and "DELETE FROM" in first, "not the one-statement lock and fence"
+    entry = HistoryEntry.objects.get(run=run, seq=held.seq)
+    assert entry.status == HistoryEntry.Status.SCHEDULED
+    assert WorkItem.objects.filter(pk=held.item_id, token=held.token + 1).exists(), "the newer claim keeps its item"
+
+
+def test_an_atomic_step_whose_run_a_caller_holds_waits_and_its_body_does_not_run():
+    run, held = _first_atomic_step("atomic-busy")
+    holding, release = threading.Event(), threading.Event()
+
+    def caller() -> None:  # another connection: a caller's open transaction sharing the run (run.signal())
+        with transaction.atomic():
+            WorkflowRun.objects.select_for_update(no_key=False).filter(pk=run.pk).get()
+            holding.set()
+            release.wait(10)
+        connections.close_all()
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    ran = []
+    try:
+        assert holding.wait(10)
+        with pytest.raises(work_items.RunBusy):
+            work_items.record_success(held, "", body=lambda: ran.append(1) or "1")
+    finally:
+        release.set()
+        thread.join(10)
+    assert ran == []
+    assert WorkItem.objects.filter(pk=held.item_id, token=held.token).exists(), "the step is still this worker's"
+    assert work_items.record_success(held, "", body=lambda: ran.append(1) or "1") is not None  # the next step, inline
+    assert ran == [1]
 
 
 def test_a_fresh_runs_first_sleep_is_one_statement_and_its_timer_fires():
