@@ -9,8 +9,10 @@ signals, then a child run's row.** Every transaction that writes about a run kee
 - a worker claiming a step locks the item, then updates its entry (no run lock: a claim
   never changes what the run decided);
 - recording a step's outcome locks the run, then the item (the fence), then the entry; an
-  atomic step's body runs only after that, so its own rows come last;
-- the one-statement fast path locks the run, deletes the item, updates the entry, in that order;
+  atomic step's body runs once the run and the item are held, so its own rows come after them;
+- the one-statement fast path locks the run, deletes the item, updates the entry, in that order
+  (for an atomic step: one statement locks the run and deletes the item, the body runs, then
+  the same statement records it, the run's lock held throughout);
 - a child never locks its parent: finishing, it leaves a work item for the parent, which
   pulls the child's outcome under its own lock.
 
