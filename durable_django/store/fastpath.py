@@ -62,15 +62,11 @@ _FENCES = {
     False: f"DELETE FROM {_ITEM} WHERE id = %(item)s AND token = %(token)s AND EXISTS (SELECT 1 FROM run) RETURNING id",
     True: "SELECT id FROM run",
 }
-_RECORD = {
-    locked: _RUN_AND_FENCE.format(only="{only}", fence=fence)
-    + f""", done AS (
+_DONE = f""", done AS (
     UPDATE {_ENTRY} SET status = 'completed', result_json = %(result)s, error_json = NULL,
         finished_at = statement_timestamp()
     WHERE run_id = %(run)s AND seq = %(seq)s AND EXISTS (SELECT 1 FROM fence)
 )"""
-    for locked, fence in _FENCES.items()
-}
 
 _LOCK_AND_FENCE = (
     _RUN_AND_FENCE.format(only="", fence=_FENCES[False])
@@ -92,7 +88,9 @@ _NEXT_STEP_TAIL = f""", moved AS (
     WHERE EXISTS (SELECT 1 FROM fence) RETURNING id
 )
 SELECT (SELECT id FROM leased)"""
-_NEXT_STEP = {locked: record.format(only="") + _NEXT_STEP_TAIL for locked, record in _RECORD.items()}
+_NEXT_STEP = {
+    locked: _RUN_AND_FENCE.format(only="", fence=fence) + _DONE + _NEXT_STEP_TAIL for locked, fence in _FENCES.items()
+}
 
 # A child's end wakes its parent: that is the general way's to do.
 _COMPLETE_TAIL = f""", moved AS (
@@ -101,7 +99,10 @@ _COMPLETE_TAIL = f""", moved AS (
     WHERE id = %(run)s AND EXISTS (SELECT 1 FROM fence)
 )
 SELECT (SELECT count(*) FROM fence)"""
-_COMPLETE = {locked: record.format(only="AND parent_id IS NULL") + _COMPLETE_TAIL for locked, record in _RECORD.items()}
+_COMPLETE = {
+    locked: _RUN_AND_FENCE.format(only="AND parent_id IS NULL", fence=fence) + _DONE + _COMPLETE_TAIL
+    for locked, fence in _FENCES.items()
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,14 +165,11 @@ def record_success(held: Claim, result_json: str) -> Claim | NotTaken | Handoff 
 def record_locked(held: Claim, result_json: str) -> Claim | NotTaken | Handoff | None:
     """Record an atomic step's result and go on in one statement, in the caller's transaction.
 
-    The caller holds the run's row, has seen it unmoved and fenced the step's item, and has
-    run the step's body since, all in this transaction, which commits when the caller's
-    block ends. Returns as :func:`record_success` does.
+    Only after :func:`lock_and_fence` returned :attr:`Fenced.YES` in this transaction (which
+    checked what this path needs) and the step's body ran since; the transaction commits when
+    the caller's block ends. Returns as :func:`record_success` does.
     """
-    using = database()
-    if not settings.FAST_PATH or connections[using].vendor != "postgresql":
-        return NOT_TAKEN
-    return _record(using, held, result_json, locked=True)
+    return _record(database(), held, result_json, locked=True)
 
 
 def _record(using: str, held: Claim, result_json: str, *, locked: bool) -> Claim | NotTaken | Handoff | None:
