@@ -245,28 +245,23 @@ def _measure_dbos_sleepers(args: argparse.Namespace, bench: Any, dbos: Any, bega
         return None
 
 
-def _measure_large_sleepers(args: argparse.Namespace, bench: Any, began: float) -> dict[str, Any] | None:
-    """Many more sleepers, most of them due in a month: the tables at the issue's million; None if it failed."""
+def _measure_sleepers(args: argparse.Namespace, bench: Any, **options: Any) -> dict[str, Any] | None:
+    """Durable sleepers with this run's options, ``options`` taking precedence; None if it failed."""
     from .sleepers import measure_sleepers
 
-    count, due = args.large_sleepers, args.large_sleepers_due
-    print(f"  large sleepers: {count:,}, {due:,} of them due ({time.monotonic() - began:.0f} s)", flush=True)
+    chosen: dict[str, Any] = {
+        "count": args.sleepers,
+        "chunk": args.sleeper_chunk,
+        "fire_rate": args.sleeper_fire_rate,
+        "idle_window": args.sleeper_idle_window,
+        "bulk": args.sleeper_start == "bulk",
+        "start_rate_runs": args.start_rate_runs,
+        "say": lambda text: print(text, flush=True),
+    }
     try:
-        return measure_sleepers(
-            bench,
-            count,
-            chunk=args.sleeper_chunk,
-            fire_rate=args.sleeper_fire_rate,
-            due_count=due,
-            asleep_within=args.large_sleepers_within,
-            flat_start_target=True,
-            idle_window=args.sleeper_idle_window,
-            bulk=args.sleeper_start == "bulk",
-            start_rate_runs=0,
-            say=lambda text: print(text, flush=True),
-        )
+        return measure_sleepers(bench, **(chosen | options))
     except Exception as error:  # the other figures are still worth printing
-        print(f"  large sleepers failed: {error!r}", flush=True)
+        print(f"  sleepers failed: {error!r}", flush=True)
         return None
 
 
@@ -361,24 +356,16 @@ def main(argv: list[str] | None = None) -> int:
         report.write_json(args.out, stamp, config, machine, results, summary, idle)
         sleepers = None
         if _wants(args, "sleepers"):
-            from .sleepers import measure_sleepers
-
             print(f"  sleepers: {args.sleepers:,} sleeping workflows ({time.monotonic() - began:.0f} s)", flush=True)
-            try:
-                sleepers = measure_sleepers(
-                    bench,
-                    args.sleepers,
-                    chunk=args.sleeper_chunk,
-                    fire_rate=args.sleeper_fire_rate,
-                    idle_window=args.sleeper_idle_window,
-                    bulk=args.sleeper_start == "bulk",
-                    start_rate_runs=args.start_rate_runs,
-                    say=lambda text: print(text, flush=True),
-                )
-            except Exception as error:  # the other scenarios' figures are still worth printing
-                print(f"  sleepers failed: {error!r}", flush=True)
+            sleepers = _measure_sleepers(args, bench)
         dbos_sleepers = _measure_dbos_sleepers(args, bench, dbos, began) if _wants(args, "dbos-sleepers") else None
-        large = _measure_large_sleepers(args, bench, began) if _wants(args, "large-sleepers") else None
+        large = None
+        if _wants(args, "large-sleepers"):
+            count, due = args.large_sleepers, args.large_sleepers_due
+            print(f"  large sleepers: {count:,}, {due:,} of them due ({time.monotonic() - began:.0f} s)", flush=True)
+            # The start rates without a worker were measured with the sleepers above.
+            large = _measure_sleepers(args, bench, count=count, due_count=due, start_rate_runs=0,
+                                      asleep_within=args.large_sleepers_within, flat_start_target=True)  # fmt: skip
         path = report.write_json(
             args.out, stamp, config, machine, results, summary, idle, sleepers, dbos_sleepers, large
         )

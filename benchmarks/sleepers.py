@@ -59,40 +59,41 @@ def _count(poller: Poller, *statuses: str) -> int:
     return int(value)
 
 
-def _wait_count(
-    poller: Poller, statuses: tuple[str, ...], expected: int, deadline: float, what: str, *, stall: float = 120.0
+def _poll(
+    read: Callable[[], int], done: Callable[[int], bool], deadline: float, what: str, *, interval: float, stall: float
 ) -> tuple[float, int]:
-    """Poll every 0.2 s until ``expected`` runs have one of ``statuses``; returns when (monotonic) and how many.
+    """Read every ``interval`` s until ``done``; returns when (monotonic) and the last value read.
 
-    Stops early at ``deadline``, or once the count has not moved for ``stall`` seconds,
+    Stops early at ``deadline``, or once the value has not moved for ``stall`` seconds,
     and says so: a partial result is still a result.
     """
     last, moved = -1, time.monotonic()
-    while (now := _count(poller, *statuses)) < expected:
-        if now != last:
-            last, moved = now, time.monotonic()
+    while not done(value := read()):
+        if value != last:
+            last, moved = value, time.monotonic()
         if time.monotonic() > deadline or time.monotonic() - moved > stall:
-            print(f"    gave up waiting for {what}: {now:,} of {expected:,} (see the worker log)", flush=True)
-            return time.monotonic(), now
-        time.sleep(0.2)
-    return time.monotonic(), now
+            print(f"    gave up waiting for {what}: {value:,} (see the worker log)", flush=True)
+            break
+        time.sleep(interval)
+    return time.monotonic(), value
 
 
-def _wait_asleep(poller: Poller, deadline: float, *, stall: float = 120.0) -> int:
-    """Poll every 0.5 s until no run is pending or running; returns how many still are (0: all asleep).
+def _wait_count(
+    poller: Poller, statuses: tuple[str, ...], expected: int, deadline: float, what: str, *, stall: float = 120.0
+) -> tuple[float, int]:
+    """Poll every 0.2 s until ``expected`` runs have one of ``statuses``; returns when (monotonic) and how many."""
+    return _poll(lambda: _count(poller, *statuses), lambda now: now >= expected, deadline,
+                 f"{what} (of {expected:,})", interval=0.2, stall=stall)  # fmt: skip
+
+
+def _wait_asleep(poller: Poller, deadline: float, *, stall: float = 120.0) -> tuple[float, int]:
+    """Poll every 0.5 s until no run is pending or running; returns when, and how many still are (0: all asleep).
 
     Counts the few runs not yet asleep through the status index, never the many asleep ones:
     a count of those is a scan of a million rows.
     """
-    last, moved = -1, time.monotonic()
-    while (left := _count(poller, PENDING, RUNNING)) > 0:
-        if left != last:
-            last, moved = left, time.monotonic()
-        if time.monotonic() > deadline or time.monotonic() - moved > stall:
-            print(f"    gave up waiting for the sleepers: {left:,} not asleep (see the worker log)", flush=True)
-            return left
-        time.sleep(0.5)
-    return 0
+    return _poll(lambda: _count(poller, PENDING, RUNNING), lambda left: left == 0, deadline,
+                 "the sleepers (runs not asleep)", interval=0.5, stall=stall)  # fmt: skip
 
 
 def _status(poller: Poller, workflow_id: str) -> str | None:
@@ -387,8 +388,7 @@ def measure_sleepers(
         started = time.monotonic()
         connections.close_all()
         # Asleep, or already fired if starting was slower than planned (then there is no idle window).
-        not_asleep = _wait_asleep(poller, deadline)
-        asleep_at = time.monotonic()
+        asleep_at, not_asleep = _wait_asleep(poller, deadline)
         early_fired = _count(poller, COMPLETED)
         windows = _rate_windows(poller, count, chunk)
         say(
