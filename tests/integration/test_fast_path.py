@@ -78,9 +78,9 @@ def test_an_atomic_step_whose_run_a_caller_holds_waits_and_its_body_does_not_run
     run, held = _first_atomic_step("atomic-busy")
     holding, release = threading.Event(), threading.Event()
 
-    def caller() -> None:  # another connection: a caller's open transaction sharing the run (run.signal())
+    def caller() -> None:  # another connection: a caller's open transaction holding the run (as run.cancel() does)
         with transaction.atomic():
-            WorkflowRun.objects.select_for_update(no_key=False).filter(pk=run.pk).get()
+            WorkflowRun.objects.select_for_update().filter(pk=run.pk).get()
             holding.set()
             release.wait(10)
         connections.close_all()
