@@ -5,10 +5,15 @@ Every ``import`` in the package is read from source, lazy ones inside functions 
 
 - ``core`` is the pure replay core: it imports only ``core`` and ``exceptions``, and no
   Django, no Celery, no database driver.
-- ``store`` applies the core's decisions in the database: it imports nothing of the worker,
-  the operator tools, the admin, the management commands, the testing toolkit or the
-  public API built on it.
-- ``worker`` (the Celery shell) imports no admin, management commands or testing toolkit.
+- ``store`` applies the core's decisions in the database: it imports only the core, the
+  models, ``conf``, ``exceptions`` and ``signals`` — nothing of the worker, the operator
+  tools, the admin, the management commands, the testing toolkit or the public API built on it.
+- ``worker`` (the Celery shell) imports only the core, the store, the operator tools (the
+  sweeper prunes), the models, ``conf`` and ``exceptions``.
+- ``ops`` (what operators and commands call) imports only the core, the store, the models,
+  ``runs``, ``conf`` and ``exceptions``: no worker, admin or management command.
+- ``models`` imports only the core, the store's QuerySets, ``conf`` and ``exceptions``, and the
+  public API it delegates to (below).
 - Nothing in the package imports the example project, the tests, the benchmarks or the
   chaos harness.
 - No import cycle among the package's modules, except the documented delegations
@@ -20,6 +25,9 @@ Every ``import`` in the package is read from source, lazy ones inside functions 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,29 +134,60 @@ def test_core_imports_only_core_and_exceptions() -> None:
     assert not wrong, "the replay core must stay pure (no Django, no Celery, nothing above it):\n" + "\n".join(wrong)
 
 
-@pytest.mark.parametrize(
-    ("layer", "forbidden"),
-    [
-        (
-            "durable_django.store",
-            (
-                "durable_django.worker",
-                "durable_django.ops",
-                "durable_django.admin",
-                "durable_django.management",
-                "durable_django.testing",
-                "durable_django.tasks",
-                "durable_django.runs",
-                "durable_django.definitions",
-            ),
-        ),
-        ("durable_django.worker", ("durable_django.admin", "durable_django.management", "durable_django.testing")),
-        ("durable_django", ("example_project", "tests", "benchmarks", "chaos")),
-    ],
-)
-def test_layer_imports_nothing_above_it(layer: str, forbidden: tuple[str, ...]) -> None:
-    wrong = _violations((layer,), forbidden)
-    assert not wrong, f"{layer} must not import {', '.join(forbidden)}:\n" + "\n".join(wrong)
+#: What each layer may import from the package (its own modules always): an allow-list, so a new
+#: arrow from a lower layer to anything above it fails here, not only the arrows named today.
+LAYERS = {
+    "durable_django.store": (
+        "durable_django.core",
+        "durable_django.models",
+        "durable_django.conf",
+        "durable_django.exceptions",
+        "durable_django.signals",
+    ),
+    # The sweeper prunes finished runs past their retention: the one operator tool it calls.
+    "durable_django.worker": (
+        "durable_django.core",
+        "durable_django.store",
+        "durable_django.ops",
+        "durable_django.models",
+        "durable_django.conf",
+        "durable_django.exceptions",
+    ),
+    "durable_django.ops": (
+        "durable_django.core",
+        "durable_django.store",
+        "durable_django.models",
+        "durable_django.runs",
+        "durable_django.conf",
+        "durable_django.exceptions",
+    ),
+    # models -> runs, updates, schedules: the delegations of ALLOWED_EDGES below.
+    "durable_django.models": (
+        "durable_django.core",
+        "durable_django.store",
+        "durable_django.conf",
+        "durable_django.exceptions",
+        "durable_django.runs",
+        "durable_django.updates",
+        "durable_django.schedules",
+    ),
+}
+
+
+@pytest.mark.parametrize(("layer", "allowed"), sorted(LAYERS.items()), ids=sorted(LAYERS))
+def test_layer_imports_only_what_lies_below_it(layer: str, allowed: tuple[str, ...]) -> None:
+    wrong = [
+        str(edge)
+        for edge in IMPORTS
+        if _in(edge.source, layer) and _in(edge.target, "durable_django") and not _in(edge.target, layer, *allowed)
+    ]
+    assert not wrong, f"{layer} may import only {', '.join(allowed)}:\n" + "\n".join(wrong)
+
+
+def test_the_package_imports_no_project_of_the_repository() -> None:
+    forbidden = ("example_project", "tests", "benchmarks", "chaos")
+    wrong = _violations(("durable_django",), forbidden)
+    assert not wrong, f"durable_django must not import {', '.join(forbidden)}:\n" + "\n".join(wrong)
 
 
 #: The cycles the design allows: a WorkflowRun's and a Schedule's methods delegate to the public API.
@@ -241,3 +280,45 @@ def test_type_only_imports_are_told_apart() -> None:
 def test_no_module_is_over_400_lines() -> None:
     long = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > 400}
     assert not long, f"modules over 400 lines (split them by concept): {long}"
+
+
+#: A web process: it starts a run (the outbox publishes its wake-up at commit) and reports what
+#: it loaded. Celery's in-memory broker takes the message; a file SQLite database holds the rows.
+WEB_PROCESS = """
+import sys
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import transaction
+call_command("migrate", verbosity=0)
+import tests.celery_app
+from celery.signals import after_task_publish, worker_process_init, worker_ready
+from tests.testapp.workflows import echo_workflow
+published = []
+after_task_publish.connect(lambda sender=None, **kwargs: published.append(sender), weak=False)
+with transaction.atomic():
+    echo_workflow.start(1)
+    assert not published
+loaded = sorted(n for n in sys.modules if n == "durable_django.tasks" or n.startswith("durable_django.worker"))
+receivers = [str(receiver) for signal in (worker_process_init, worker_ready) for receiver in signal.receivers]
+print(",".join(published), loaded, [r for r in receivers if "durable_django" in r])
+"""
+
+
+def test_a_web_process_that_starts_a_run_loads_no_worker_code(tmp_path: Path) -> None:
+    # The outbox publishes by task name: a web process never imports the Celery entry point,
+    # so it never wires the worker's signals (which tasks.py connects at import).
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "TEST_DATABASE": "sqlite",
+        "SQLITE_PATH": str(tmp_path / "web.sqlite3"),
+        "TEST_DB_NAME": f"layers_web_{os.getpid()}",
+        "CELERY_BROKER_URL": "memory://",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", WEB_PROCESS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("durable_django.execute "), f"the start published no wake-up: {done.stdout}"
+    assert done.stdout.strip().endswith("[] []"), f"a web process loaded worker code: {done.stdout}"
