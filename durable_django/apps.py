@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class DurableDjangoConfig(AppConfig):
     name = "durable_django"
-    verbose_name = "Durable workflows"
+    verbose_name = _("Durable workflows")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

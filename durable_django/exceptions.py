@@ -1,4 +1,7 @@
-"""Every error durable_django raises derives from :class:`DurableError`.
+"""Every error about a workflow, a run or a request derives from :class:`DurableError`.
+
+(A helper's argument of the wrong kind is Python's own error, as the standard library's are:
+``pass_time(timedelta(-1))`` raises ``ValueError``, ``prune(batch_size=0)`` too.)
 
 Each class also inherits the matching stdlib (or Django) type where one fits, so callers can
 catch ``ValueError``, ``LookupError`` or ``ObjectDoesNotExist`` without knowing this package.

@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 import durable_django as durable
 
@@ -113,7 +114,7 @@ class WorkflowRunAdmin(RunViews):
         context = {"title": "Workflow runs", **_status_counts(request), **(extra_context or {})}
         return super().changelist_view(request, context)
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=_("status"), ordering="status")
     def status_badge(self, run: WorkflowRun) -> str:
         badge = format_html(
             '<span class="durable-status durable-status-{}">{}</span>', run.status, run.get_status_display()
@@ -122,11 +123,11 @@ class WorkflowRunAdmin(RunViews):
             return format_html('{} <span class="durable-quiet">{}</span>', badge, "cancelling")
         return badge
 
-    @admin.display(description="workflow id and name", ordering="workflow_id")
+    @admin.display(description=_("workflow id and name"), ordering="workflow_id")
     def run(self, run: WorkflowRun) -> str:
         return format_html('{}<br><span class="durable-quiet">{}</span>', run.workflow_id, run.workflow_name)
 
-    @admin.display(description="started", ordering="created_at")
+    @admin.display(description=_("started"), ordering="created_at")
     def started(self, run: WorkflowRun) -> str:
         when = timezone.localtime(run.created_at)
         today = when.date() == timezone.localdate()
@@ -137,7 +138,7 @@ class WorkflowRunAdmin(RunViews):
             date_format(when, "H:i:s" if today else "M j, H:i"),
         )
 
-    @admin.display(description="duration")
+    @admin.display(description=_("duration"))
     def duration(self, run: WorkflowRun) -> str:
         if run.finished_at is not None:
             return display.duration(run.finished_at - run.created_at)
@@ -145,7 +146,7 @@ class WorkflowRunAdmin(RunViews):
             '<span class="durable-quiet">{} so far</span>', display.duration(timezone.now() - run.created_at)
         )
 
-    @admin.display(description="current step", ordering="current_seq")
+    @admin.display(description=_("current step"), ordering="current_seq")
     def current_step(self, run: WorkflowRun) -> str | None:
         seq: int | None = getattr(run, "current_seq", None)
         if seq is None or run.status == Status.COMPLETED:
@@ -157,7 +158,7 @@ class WorkflowRunAdmin(RunViews):
             getattr(run, "current_name", ""),
         )
 
-    @admin.display(description="attempts", ordering="current_attempts")
+    @admin.display(description=_("attempts"), ordering="current_attempts")
     def attempts(self, run: WorkflowRun) -> int | None:
         if getattr(run, "current_kind", None) != Kind.STEP or run.status == Status.COMPLETED:
             return None
@@ -184,10 +185,10 @@ class WorkflowRunAdmin(RunViews):
             )
             self.message_user(request, f"{len(refused)} refused: {named}", messages.WARNING)
 
-    @admin.action(description="Cancel selected runs", permissions=["cancel"])
+    @admin.action(description=_("Cancel selected runs"), permissions=["cancel"])
     def cancel_runs(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
         self._each(request, queryset, durable.cancel, "cancelled, or asked to cancel at their current yield")
 
-    @admin.action(description="Retry selected failed or blocked runs", permissions=["retry"])
+    @admin.action(description=_("Retry selected failed or blocked runs"), permissions=["retry"])
     def retry_runs(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
         self._each(request, queryset, durable.retry, "retrying")

@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
 
 from ..core.requests import Kind
 from ..models import HistoryEntry, WorkflowRun
@@ -42,12 +43,12 @@ class _Suggesting(forms.TextInput):
 class SignalForm(forms.Form):
     """A signal's name and its JSON payload, parsed here and checked by ``durable.signal``."""
 
-    name = forms.CharField(max_length=255, help_text="The name a <code>wait_signal()</code> waits for.")
+    name = forms.CharField(max_length=255, help_text=_("The name a <code>wait_signal()</code> waits for."))
     payload = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 8, "cols": 60, "class": "durable-code", "spellcheck": "false"}),
         required=False,
         initial="null",
-        help_text="JSON. Empty means <code>null</code>.",
+        help_text=_("JSON. Empty means <code>null</code>."),
     )
 
     def __init__(self, run: WorkflowRun, *args: Any, **kwargs: Any) -> None:
@@ -76,15 +77,15 @@ class ForkForm(forms.Form):
     """Where the new run starts over: recorded outcomes before that position are reused."""
 
     from_seq = forms.TypedChoiceField(
-        label="Restart from",
+        label=_("Restart from"),
         coerce=int,
-        help_text="Everything before this position is reused as recorded; it and what follows run again.",
+        help_text=_("Everything before this position is reused as recorded; it and what follows run again."),
     )
     workflow_id = forms.CharField(
-        label="New workflow id",
+        label=_("New workflow id"),
         max_length=255,
         required=False,
-        help_text="Empty: the original id with <code>.fork-</code> and a random suffix.",
+        help_text=_("Empty: the original id with <code>.fork-</code> and a random suffix."),
     )
 
     def __init__(self, run: WorkflowRun, *args: Any, **kwargs: Any) -> None:

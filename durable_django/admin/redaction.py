@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..conf import settings
 from ..core import registry
+from ..core.requests import Kind
 from ..exceptions import WorkflowNotRegistered
 
 __all__ = ["REDACTED", "fragments", "is_call", "is_secret", "positional_names", "redact", "redact_call"]
@@ -69,7 +70,7 @@ def positional_names(kind: str, name: str) -> tuple[str, ...]:
     the code is not registered in this process.
     """
     try:
-        if kind == "step" or name.startswith(registry.ENQUEUE_PREFIX):
+        if kind == Kind.STEP or name.startswith(registry.ENQUEUE_PREFIX):
             func: Any = registry.step(name.removeprefix(registry.ENQUEUE_PREFIX)).func
         else:
             func = registry.resolve_workflow(name).func

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from ..core import registry
 from ..core.schedules import ScheduleDefinition, build
@@ -29,7 +30,7 @@ def _workflow_choices() -> list[tuple[str, str]]:
 class ScheduleForm(_Base):
     """Fields of a schedule made in the admin; ``clean()`` builds the definition the sweepers fire."""
 
-    workflow_name = forms.ChoiceField(label="Workflow", choices=_workflow_choices)
+    workflow_name = forms.ChoiceField(label=_("Workflow"), choices=_workflow_choices)
     args = forms.JSONField(
         initial=list,
         required=False,

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
+from django.utils.translation import gettext_lazy as _
 
 from ..exceptions import InvalidSchedule
 from ..models import Schedule
@@ -89,21 +90,21 @@ class ScheduleAdmin(_Base):
         if not change or timing & set(form.changed_data):
             schedules.reschedule(obj)  # count the ticks from now: nothing missed fires
 
-    @admin.display(description="when")
+    @admin.display(description=_("when"))
     def when(self, schedule: Schedule) -> str:
         try:
             return cadence_of(schedule).describe()
         except InvalidSchedule as error:
             return f"invalid: {error}"
 
-    @admin.display(description="next tick", ordering="fire_at")
+    @admin.display(description=_("next tick"), ordering="fire_at")
     def next_fire(self, schedule: Schedule) -> str:
         if schedule.fire_at is None or schedule.paused or schedule.missing_from_code:
             return "—"
         when = timezone.localtime(schedule.fire_at)
         return format_html('<time datetime="{}">{}</time>', when.isoformat(), when.strftime("%Y-%m-%d %H:%M:%S %Z"))
 
-    @admin.display(description="state")
+    @admin.display(description=_("state"))
     def state(self, schedule: Schedule) -> str:
         if schedule.missing_from_code:
             label, css = "not in code", "blocked"
@@ -113,7 +114,7 @@ class ScheduleAdmin(_Base):
             label, css = "active", "completed"
         return format_html('<span class="durable-status durable-status-{}">{}</span>', css, label)
 
-    @admin.display(description="last run")
+    @admin.display(description=_("last run"))
     def last(self, schedule: Schedule) -> str:
         runs = reverse(f"{self.admin_site.name}:durable_django_workflowrun_changelist")
         every = format_html('<a href="{}?{}">all runs</a>', runs, urlencode({"q": f"{schedule.name}@"}))
@@ -139,14 +140,14 @@ class ScheduleAdmin(_Base):
                 done.append(schedule.name)
         self.message_user(request, f"{verb.capitalize()}: {'; '.join(done)}.", messages.SUCCESS)
 
-    @admin.action(description="Pause selected schedules", permissions=["pause"])
+    @admin.action(description=_("Pause selected schedules"), permissions=["pause"])
     def pause_schedules(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         self._each(request, queryset, "pause")
 
-    @admin.action(description="Resume selected schedules (from their next tick after now)", permissions=["pause"])
+    @admin.action(description=_("Resume selected schedules (from their next tick after now)"), permissions=["pause"])
     def resume_schedules(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         self._each(request, queryset, "resume")
 
-    @admin.action(description="Start the selected schedules' workflows now", permissions=["trigger"])
+    @admin.action(description=_("Start the selected schedules' workflows now"), permissions=["trigger"])
     def trigger_schedules(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         self._each(request, queryset, "trigger")

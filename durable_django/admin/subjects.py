@@ -17,6 +17,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
 
 from ..models import WorkflowRun
 
@@ -48,7 +49,7 @@ class WorkflowRunsMixin(_Base):
             return fieldsets
         return [*fieldsets, ("Workflow runs", {"fields": [_FIELD], "classes": ["durable-runs-of"]})]
 
-    @admin.display(description="Runs of this object")
+    @admin.display(description=_("Runs of this object"))
     def workflow_runs(self, obj: models.Model) -> SafeString | str:
         runs = list(WorkflowRun.objects.for_subject(obj).order_by("-created_at")[: self.workflow_runs_limit])
         if not runs:

@@ -32,13 +32,14 @@ Status = HistoryEntry.Status
 
 Names = Callable[[str, str], tuple[str, ...]]
 
-_LABELS = {
-    "all_of": "all of",
-    "any_of": "any of",
-    "signal": "wait signal",
-    "state": "set state",
-    "update": "wait update",
-    "reply": "reply",
+#: The timeline's short labels, where the request kind's own name does not read as one.
+_LABELS: dict[str, str] = {
+    Kind.ALL_OF: "all of",
+    Kind.ANY_OF: "any of",
+    Kind.SIGNAL: "wait signal",
+    Kind.STATE: "set state",
+    Kind.UPDATE: "wait update",
+    Kind.REPLY: "reply",
 }
 
 

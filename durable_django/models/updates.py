@@ -9,6 +9,7 @@ from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
 
 from ..core import codec
+from ..store.querysets import UpdateQuerySet
 from .runs import WorkflowRun
 
 
@@ -33,6 +34,8 @@ class Update(models.Model):
     #: The workflow's ``reject(request, reason)``.
     rejection = models.TextField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = UpdateQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("update")

@@ -145,7 +145,7 @@ def _entry_detail(entry: HistoryEntry) -> str:
         label = "error" if entry.status == HistoryEntry.Status.FAILED else "last error"
         outcome = f"{label}: {error.get('type')}: {error.get('message')}"
     elif entry.fire_at is not None:
-        outcome = f"{'fires' if entry.kind == 'sleep' else 'times out'} {_when(entry.fire_at)}"
+        outcome = f"{'fires' if entry.kind == Kind.SLEEP else 'times out'} {_when(entry.fire_at)}"
     else:
         outcome = ""
     if entry.child is not None:

@@ -39,9 +39,7 @@ class Batch:
 def candidates(older_than: timedelta) -> QuerySet[WorkflowRun]:
     """Top-level runs finished before ``older_than`` ago, by the database's clock."""
     cutoff = db_now_plus(-older_than.total_seconds())
-    return WorkflowRun.objects.using(database()).filter(
-        parent__isnull=True, status__in=WorkflowRun.FINISHED, finished_at__lt=cutoff
-    )
+    return WorkflowRun.objects.using(database()).finished().filter(parent__isnull=True, finished_at__lt=cutoff)
 
 
 def prune(older_than: timedelta, *, batch_size: int = 500, dry_run: bool = False) -> Iterator[Batch]:

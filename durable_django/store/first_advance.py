@@ -25,7 +25,7 @@ from ..core import codec, engine
 from ..core.interpreter import Interpreter
 from ..core.registry import step as lookup_step
 from ..core.registry import workflow_interpreter
-from ..core.requests import Sleep, StepCall
+from ..core.requests import Kind, Sleep, StepCall
 from ..exceptions import WorkflowNotRegistered
 from ..models import HistoryEntry, WorkflowRun, WorkItem
 from . import generator_cache, outbox, poison, run_info
@@ -267,7 +267,7 @@ def _params(decision: engine.Decision, queue: str | None) -> dict[str, Any] | No
         step_queue = step.queue or ""
         inline = step_queue == queue
         return {
-            "request": request, "kind": "step", "item_kind": WorkItem.Kind.STEP, "name": request.name,
+            "request": request, "kind": Kind.STEP.value, "item_kind": WorkItem.Kind.STEP, "name": request.name,
             "args": request.args_json, "status": WorkflowRun.Status.RUNNING, "inline": inline,
             "attempts": int(inline), "token": int(inline), "queue": step_queue, "lease": step.lease_seconds,
             "until": None, "seconds": 0.0, "hinted": False, "hint": None,
@@ -281,7 +281,7 @@ def _params(decision: engine.Decision, queue: str | None) -> dict[str, Any] | No
             seconds = max(0.0, (until - _now()).total_seconds())
         hint = outbox.countdown_hint(seconds)
         return {
-            "request": request, "kind": "sleep", "item_kind": WorkItem.Kind.TIMER, "name": request.name,
+            "request": request, "kind": Kind.SLEEP.value, "item_kind": WorkItem.Kind.TIMER, "name": request.name,
             "args": request.args_json, "status": WorkflowRun.Status.WAITING, "inline": False, "attempts": 0,
             "token": 0, "queue": "", "lease": 60.0, "until": until, "seconds": seconds if until is None else 0.0,
             "hinted": hint is not None, "hint": hint,

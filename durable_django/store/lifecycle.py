@@ -75,7 +75,7 @@ def continue_as_new(using: str, run: WorkflowRun, args_json: str, state_json: st
     """Start the run over with new arguments; signals and updates it has not taken stay in its inbox."""
     updates.reject_unanswered(using, run.pk, run.generation)
     HistoryEntry.objects.using(using).of(run.pk).delete()
-    Signal.objects.using(using).filter(run_id=run.pk).consumed().delete()
+    Signal.objects.using(using).of(run.pk).consumed().delete()
     WorkItem.objects.using(using).of(run.pk).delete()
     fields: dict[str, Any] = {} if state_json is None else {"state_json": state_json}
     runs = WorkflowRun.objects.using(using).filter(pk=run.pk)

@@ -18,9 +18,17 @@ from django.db.models.expressions import CombinedExpression
 from .clock import Now
 
 if TYPE_CHECKING:  # the models import this module; the type checker alone needs their names
-    from ..models import HistoryEntry, Schedule, Signal, WorkflowRun, WorkItem  # noqa: F401
+    from ..models import HistoryEntry, Schedule, Signal, Update, WorkflowRun, WorkItem  # noqa: F401
 
-__all__ = ["HistoryQuerySet", "RunQuerySet", "ScheduleQuerySet", "SignalQuerySet", "WorkItemQuerySet", "db_now_plus"]
+__all__ = [
+    "HistoryQuerySet",
+    "RunQuerySet",
+    "ScheduleQuerySet",
+    "SignalQuerySet",
+    "UpdateQuerySet",
+    "WorkItemQuerySet",
+    "db_now_plus",
+]
 
 
 def db_now_plus(seconds: float) -> ExpressionWrapper[CombinedExpression]:
@@ -77,12 +85,30 @@ class HistoryQuerySet(models.QuerySet["HistoryEntry"]):
 
 
 class SignalQuerySet(models.QuerySet["Signal"]):
+    def of(self, run_id: uuid.UUID) -> SignalQuerySet:
+        return self.filter(run_id=run_id)
+
     def inbox(self, run_id: uuid.UUID, name: str | None = None) -> SignalQuerySet:
         """Signals no wait has taken yet, oldest first (of one ``name``, if given)."""
         unread = self.filter(run_id=run_id, consumed_seq__isnull=True).order_by("id")
         return unread if name is None else unread.filter(name=name)
 
     def consumed(self) -> SignalQuerySet:
+        return self.filter(consumed_seq__isnull=False)
+
+
+class UpdateQuerySet(models.QuerySet["Update"]):
+    def of(self, run_id: uuid.UUID) -> UpdateQuerySet:
+        return self.filter(run_id=run_id)
+
+    def inbox(self, run_id: uuid.UUID, name: str) -> UpdateQuerySet:
+        """Updates ``name`` no wait has taken yet, oldest first."""
+        return self.filter(run_id=run_id, name=name, consumed_seq__isnull=True).order_by("id")
+
+    def unanswered(self) -> UpdateQuerySet:
+        return self.filter(answered_at__isnull=True)
+
+    def taken(self) -> UpdateQuerySet:
         return self.filter(consumed_seq__isnull=False)
 
 

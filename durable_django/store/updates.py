@@ -28,7 +28,7 @@ __all__ = ["Answer", "answer", "read_answer", "reject_unanswered", "send", "take
 def send(using: str, run_id: uuid.UUID, name: str, payload_json: str, update_id: str) -> None:
     """Put update ``update_id`` in the run's inbox and wake it, unless the run already has it (a retried call)."""
     updates = Update.objects.using(using)
-    if updates.filter(run_id=run_id, update_id=update_id).exists():
+    if updates.of(run_id).filter(update_id=update_id).exists():
         return
     try:
         with transaction.atomic(using=using):  # a savepoint: a concurrent retry may have sent it first
@@ -44,7 +44,7 @@ def waiting(using: str, run_id: uuid.UUID, name: str) -> bool:
 
 
 def _inbox(using: str, run_id: uuid.UUID, name: str) -> QuerySet[Update]:
-    return Update.objects.using(using).filter(run_id=run_id, name=name, consumed_seq__isnull=True).order_by("id")
+    return Update.objects.using(using).inbox(run_id, name)
 
 
 def take(using: str, run_id: uuid.UUID, name: str, seq: int) -> str | None:
@@ -65,9 +65,7 @@ def answer(using: str, run_id: uuid.UUID, reply: Reply) -> None:
         fields["rejection"] = data["error"]
     else:
         fields["reply_json"] = codec.encode(data["value"])
-    Update.objects.using(using).filter(run_id=run_id, update_id=data["update_id"], answered_at__isnull=True).update(
-        **fields
-    )
+    Update.objects.using(using).of(run_id).unanswered().filter(update_id=data["update_id"]).update(**fields)
     _tell_callers(using, run_id)
 
 
@@ -83,7 +81,7 @@ def reject_unanswered(using: str, run_id: uuid.UUID, generation: int) -> None:
         F("name"),
         Value("'; send it again for the new generation to take"),
     )
-    taken = Update.objects.using(using).filter(run_id=run_id, consumed_seq__isnull=False, answered_at__isnull=True)
+    taken = Update.objects.using(using).of(run_id).taken().unanswered()
     if taken.update(rejection=rejection, answered_at=Now()):
         _tell_callers(using, run_id)
 
@@ -113,7 +111,8 @@ def read_answer(using: str, run_id: uuid.UUID, update_id: str) -> Answer | None:
     """The update's answer and its run's status; None if the update (or the run) is gone."""
     row = (
         Update.objects.using(using)
-        .filter(run_id=run_id, update_id=update_id)
+        .of(run_id)
+        .filter(update_id=update_id)
         .values_list("answered_at", "reply_json", "rejection", "run__status")
         .first()
     )
