@@ -10,6 +10,10 @@ fast path's one-statement completion too, and only on commit). A waiter opens it
 connection, ``LISTEN``\\ s, reads the run once, and sleeps on that connection until it is
 told or its time is up: no polling. Elsewhere (SQLite) it polls, every 50 ms at first and
 at most once a second later on.
+
+``wait()`` refuses to run inside an open transaction, as ``update()`` does: a run started in
+it is seen by no worker before it commits, and on SQLite the open transaction holds the lock
+every worker's write needs, so the wait could only time out.
 """
 
 from __future__ import annotations
@@ -148,6 +152,13 @@ def wait(run: WorkflowRun, timeout: float | timedelta) -> Any:
     seconds = _seconds(timeout)
     deadline = time.monotonic() + seconds
     using = database()
+    if connections[using].in_atomic_block:
+        raise InvalidRequest(
+            f"wait() was called inside an open transaction (run {run.workflow_id!r}): no worker sees what it "
+            "wrote before it commits, and it may hold the lock their writes need, so the wait would only time out. "
+            "Wait after transaction.atomic() ends (in transaction.on_commit, or in a view marked "
+            "@transaction.non_atomic_requests under ATOMIC_REQUESTS)."
+        )
     if listens(using):
         with listener(run, using) as listen:
             while (outcome := outcome_of_row(run, listen.read())) is PENDING:

@@ -67,6 +67,18 @@ def test_wait_gives_up_after_its_timeout_with_a_timeout_error():
 
 
 @pytest.mark.usefixtures("no_messages")
+def test_wait_inside_an_open_transaction_says_why_instead_of_waiting_on_itself():
+    # Inside transaction.atomic() (ATOMIC_REQUESTS, a TestCase) a run started there is seen by
+    # no worker until the block commits, and on SQLite the open transaction holds the lock every
+    # worker's write needs: the wait could only time out (or find no run at all).
+    with transaction.atomic():
+        run = echo_workflow.start(1)
+        with pytest.raises(durable.InvalidRequest, match=r"wait\(\) was called inside an open transaction.*on_commit"):
+            run.wait(timeout=1)
+    assert WorkflowRun.objects.filter(pk=run.pk).exists()  # the refusal left the caller's transaction usable
+
+
+@pytest.mark.usefixtures("no_messages")
 def test_a_timeout_of_zero_looks_once_and_a_negative_one_is_refused():
     run = nap.start(3600)
     with pytest.raises(durable.WaitTimeout):
