@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test test-next test-sqlite test-rabbitmq browser bench chaos chaos-smoke fuzz clean
+.PHONY: demo test test-next test-django6.0 test-sqlite test-rabbitmq browser bench chaos chaos-smoke fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,24 @@ $(STAMP_NEXT): pyproject.toml
 
 test-next: $(STAMP_NEXT) browser
 	TEST_DB_NAME=$${TEST_DB_NAME:-durable_django_test}_next $(VENV_NEXT)/bin/python -m pytest $(PYTEST_ARGS)
+
+## The parts that differ between Django releases (the task API's @task, the admin's markup) again
+## on Django 6.0, the first Django 6: test-next runs the newest, and 6.1 changed both.
+PYTHON_DJANGO60 ?= $(shell PYENV_VERSION=3.12.1 pyenv which python3.12 2>/dev/null || command -v python3.12)
+VENV_DJANGO60 ?= .venv-django6.0
+STAMP_DJANGO60 := $(VENV_DJANGO60)/.installed
+
+$(STAMP_DJANGO60): pyproject.toml
+	@test -n "$(PYTHON_DJANGO60)" || { echo "python3.12 not found: set PYTHON_DJANGO60=/path/to/python3.12+"; exit 1; }
+	$(PYTHON_DJANGO60) -m venv $(VENV_DJANGO60)
+	$(VENV_DJANGO60)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_DJANGO60)/bin/python -m pip install --quiet -e ".[test]" "django>=6.0,<6.1"
+	touch $(STAMP_DJANGO60)
+
+test-django6.0: $(STAMP_DJANGO60) browser
+	TEST_DB_NAME=$${TEST_DB_NAME:-durable_django_test}_django60 $(VENV_DJANGO60)/bin/python -m pytest \
+		tests/admin tests/integration/test_task_backend.py tests/integration/test_task_backend_worker.py \
+		tests/docs tests/unit tests/test_public_api.py $(PYTEST_ARGS)
 
 ## The database-independent tests again on SQLite, with real worker processes beside the test process.
 test-sqlite: $(STAMP) browser

@@ -96,8 +96,9 @@ class RunViews(_Base):
             "title": title,
             "run_url": self.url(run),
             "media": self.media,
-            # Django 6 marks breadcrumbs up as a list (<ol class="breadcrumbs">); the action pages follow.
-            "breadcrumbs_list": django.VERSION >= (6,),
+            # Django 6.1 marks breadcrumbs up as a list (<ol class="breadcrumbs">, with its CSS); 6.0
+            # still has <div class="breadcrumbs">. The action pages follow the admin's own pages.
+            "breadcrumbs_list": django.VERSION >= (6, 1),
             **context,
         }
         return TemplateResponse(request, f"admin/durable_django/workflowrun/{template}", context)
@@ -239,7 +240,7 @@ class RunViews(_Base):
             "error": None if run.error_json is None else redact(display.loads(run.error_json), secrets),
             "state": None if run.state_json is None else display.json_block(run.state, secrets),
             "timeline": timeline.build(run, secrets),
-            "tools_in_content": django.VERSION < (6,),
+            "tools_in_content": django.VERSION < (6, 1),  # 6.1 puts object-tools beside the title
             "urls": {name: self.url(run, name) for name in (*ACTIONS, "history")},
             "allowed": {
                 "cancel": self.can(request, "cancel")

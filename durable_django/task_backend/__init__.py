@@ -6,7 +6,7 @@ Django 6, or on Django 5.2 the ``django-tasks`` backport. See docs/tasks.md.
 
 from __future__ import annotations
 
-from .backend import DurableBackend, DurableTask
+from .backend import DurableBackend, DurableTask, task_options
 from .running import DurableTaskContext
 
-__all__ = ["DurableBackend", "DurableTask", "DurableTaskContext"]
+__all__ = ["DurableBackend", "DurableTask", "DurableTaskContext", "task_options"]

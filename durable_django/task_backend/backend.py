@@ -9,8 +9,8 @@ recovery of lost messages, like any step.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from . import results
 from .compat import BaseTaskBackend, InvalidTask, Task, TaskResult, task_enqueued
 from .running import TaskWorkflow
 
-__all__ = ["DurableBackend", "DurableTask"]
+__all__ = ["DurableBackend", "DurableTask", "task_options"]
 
 #: The longest ``workflow_name`` a run can have.
 _NAME_MAX = 255
@@ -50,6 +50,41 @@ class DurableTask(_TaskBase):
     retry: RetryPolicy | None = None
     timeout: timedelta | None = None
     atomic: bool = False
+
+
+def task_options(
+    *,
+    retry: RetryPolicy | dict[str, Any] | None = None,
+    timeout: timedelta | float | None = None,
+    atomic: bool | None = None,
+) -> Callable[[DurableTask], DurableTask]:
+    """Set a task's durable options on any Django: ``@task_options(retry=...)`` above ``@task``.
+
+    Django 6.1 and the ``django-tasks`` backport pass ``@task(retry=..., timeout=..., atomic=...)``
+    on to the backend's task class; Django 6.0's ``@task`` takes no such options (a
+    ``TypeError``), so this sets them there. It returns a new task, as ``Task.using()`` does.
+    """
+
+    def apply(task: DurableTask) -> DurableTask:
+        if not isinstance(task, DurableTask):
+            raise WorkflowDefinitionError(
+                f"task_options() goes above @task, on a task of a DurableBackend; {task!r} is a "
+                f"{type(task).__name__}. Write @task_options(...) on the line above @task, and make sure "
+                "TASKS' backend is durable_django.task_backend.DurableBackend."
+            )
+        changes: dict[str, Any] = {}
+        try:
+            if retry is not None:
+                changes["retry"] = _retry_option(retry)
+            if timeout is not None:
+                changes["timeout"] = _timeout_option(timeout)
+        except WorkflowDefinitionError as error:
+            raise InvalidTask(f"Task {task.module_path!r}: {error}.") from None
+        if atomic is not None:
+            changes["atomic"] = bool(atomic)
+        return replace(task, **changes)
+
+    return apply
 
 
 def _retry_option(value: Any) -> RetryPolicy:

@@ -139,7 +139,7 @@ def test_an_operator_logs_in_filters_opens_a_run_signals_and_cancels_it_and_sees
     offered = driver.find_elements(By.CSS_SELECTOR, "datalist#durable-signal-names option")
     assert [option.get_attribute("value") for option in offered] == ["shipped"]
     assert driver.find_element(By.NAME, "name").get_attribute("value") == "shipped"
-    crumbs = "ol.breadcrumbs li" if django.VERSION >= (6,) else "div.breadcrumbs a"
+    crumbs = "ol.breadcrumbs li" if django.VERSION >= (6, 1) else "div.breadcrumbs a"
     trail = [crumb.text for crumb in driver.find_elements(By.CSS_SELECTOR, crumbs)]
     assert trail[:3] == ["Home", "Durable workflows", "Workflow runs"] and "order-1042" in trail[3], trail
     follow(driver, driver.find_element(By.LINK_TEXT, "Back to the run").click)

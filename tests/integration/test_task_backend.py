@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import django
 import pytest
 from django.db import transaction
 from django.utils import timezone
 
+import durable_django as durable
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
-from durable_django.task_backend import DurableBackend
+from durable_django.task_backend import DurableBackend, task_options
 from durable_django.task_backend.compat import (
     InvalidTask,
     TaskResultDoesNotExist,
@@ -137,7 +139,7 @@ def test_a_failing_task_is_failed_with_its_exception_class_and_traceback():
 
 @pytest.mark.usefixtures("in_process")
 def test_retries_come_from_task_options_else_from_the_backends_options():
-    flaky = flaky_task.enqueue(2)  # @task(retry=RetryPolicy(max_attempts=4))
+    flaky = flaky_task.enqueue(2)  # task_options(retry=RetryPolicy(max_attempts=4))
     always = always_fails.enqueue()  # OPTIONS: max_attempts=2
     run_until_idle()
     flaky.refresh()
@@ -145,6 +147,28 @@ def test_retries_come_from_task_options_else_from_the_backends_options():
     assert (flaky.status, flaky.return_value, flaky.attempts) == (TaskResultStatus.SUCCESSFUL, 3, 3)
     assert (always.status, always.attempts) == (TaskResultStatus.FAILED, 2)
     assert "attempt 2 failed" in always.errors[0].traceback
+
+
+def test_task_options_set_a_tasks_durable_options_on_any_django():
+    # Django 6.0's @task passes no options on to the backend (6.1 and the backport do), so
+    # task_options() above @task is the way that works on every version.
+    policy = durable.RetryPolicy(max_attempts=7)
+    charged = task_options(retry=policy, timeout=12, atomic=True)(add)
+    assert (charged.retry, charged.timeout, charged.atomic) == (policy, timedelta(seconds=12), True)
+    assert (add.retry, add.timeout, add.atomic) == (None, None, False)  # a new task; the old one is unchanged
+    assert task_options(retry={"max_attempts": 2})(add).retry == durable.RetryPolicy(max_attempts=2)
+    with pytest.raises(InvalidTask, match=r"not a durable\.RetryPolicy"):
+        task_options(retry="twice")(add)
+    with pytest.raises(durable.WorkflowDefinitionError, match=r"task_options\(\) goes above @task"):
+        task_options(atomic=True)(lambda: None)
+
+
+@pytest.mark.skipif(django.VERSION[:2] == (6, 0), reason="Django 6.0's @task takes no backend options")
+def test_task_passes_durable_options_to_the_backend_where_django_does():
+    from tests.testapp.tasks import task
+
+    made = task(retry=durable.RetryPolicy(max_attempts=3), timeout=timedelta(seconds=5), atomic=True)(add.func)
+    assert (made.retry.max_attempts, made.timeout, made.atomic) == (3, timedelta(seconds=5), True)
 
 
 @pytest.mark.usefixtures("in_process")

@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 
 import durable_django as durable
+from durable_django.task_backend import task_options
 from example_project.shop import payments
 from tests.testapp.models import Counter
 
@@ -26,7 +27,9 @@ def refuse(reason: str) -> None:
     raise ValueError(reason)
 
 
-@task(retry=durable.RetryPolicy(max_attempts=4, initial_interval=timedelta(0)))
+# Options through task_options(): Django 6.0's @task takes none (6.1 and the backport pass them on).
+@task_options(retry=durable.RetryPolicy(max_attempts=4, initial_interval=timedelta(0)))
+@task
 def flaky_task(fail_times: int) -> int:
     attempt = durable.step_context().attempt
     if attempt <= fail_times:
@@ -53,7 +56,8 @@ def introspect(context: TaskContext, value: int) -> dict:
     }
 
 
-@task(atomic=True)
+@task_options(atomic=True)
+@task
 def bump_task(name: str) -> int:
     from django.db.models import F
 
@@ -73,7 +77,8 @@ def routed_task() -> str:
     return "ran on special"
 
 
-@task(takes_context=True, timeout=timedelta(seconds=5), retry=durable.RetryPolicy(max_attempts=3))
+@task_options(timeout=timedelta(seconds=5), retry=durable.RetryPolicy(max_attempts=3))
+@task(takes_context=True)
 def charge_order(context: TaskContext, reference: str, amount_cents: int) -> str:
     """Charge, then take a while to answer: a worker killed meanwhile leaves a charge made, unrecorded."""
     charge = payments.charge(amount_cents, idempotency_key=context.idempotency_key, reference=reference)  # type: ignore[attr-defined]
