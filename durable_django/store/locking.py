@@ -13,6 +13,8 @@ signals, then a child run's row.** Every transaction that writes about a run kee
 - the one-statement fast path locks the run, deletes the item, updates the entry, in that order
   (for an atomic step: one statement locks the run and deletes the item, the body runs, then
   the same statement records it, the run's lock held throughout);
+- counting a failure to advance or to record a step (``store/poison.py``) locks the run, then
+  the item; when the run is held, the failure that would block it waits for a later one;
 - a child never locks its parent: finishing, it leaves a work item for the parent, which
   pulls the child's outcome under its own lock.
 

@@ -13,11 +13,11 @@ import logging
 import uuid
 
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import F
 
 from ..core.interpreter import ErrorInfo, error_info
 from ..models import WorkflowRun, WorkItem
 from . import lifecycle
+from .locking import RunBusy, lock_run
 from .querysets import db_now_plus
 
 __all__ = ["TRANSIENT", "TRIES", "advance_failed", "step_report_failed"]
@@ -43,23 +43,29 @@ def step_report_failed(using: str, item_id: int, token: int, run_id: uuid.UUID, 
 def _failed(using: str, items: object, run_id: uuid.UUID, error: Exception, what: str) -> None:
     logger.error("durable_django: could not %s run %s", what, run_id, exc_info=error)
     with transaction.atomic(using=using):
+        # The run's row before the item's, the order of store/locking.py; and, as every worker,
+        # never wait for it: a run someone holds (a cancel's advance about to cancel this very
+        # item, a caller's open transaction) only postpones the block to a later failure.
+        try:
+            run = lock_run(using, run_id, skip_locked=True)
+            busy = False
+        except RunBusy:
+            run, busy = None, True
         found = list(items.select_for_update().values_list("pk", "failures"))  # type: ignore[attr-defined]
         if not found:
             return
         ((pk, failures),) = found
-        failures += 1
-        delay = 2.0**failures  # 2 s, 4 s: a failure that is really transient gets its chance
+        blocks = failures + 1 >= TRIES
+        counted = failures if blocks and busy else failures + 1
+        delay = 2.0 ** max(counted, 1)  # 2 s, 4 s: a failure that is really transient gets its chance
         WorkItem.objects.using(using).filter(pk=pk).update(
-            failures=F("failures") + 1,
+            failures=counted,
             lease_expires_at=None,
             owner="",
             available_at=db_now_plus(delay),
             dispatched_at=None,
         )
-        if failures < TRIES:
-            return
-        run = WorkflowRun.objects.using(using).locked(run_id).first()
-        if run is None or run.status not in WorkflowRun.LIVE:
+        if not blocks or run is None or run.status not in WorkflowRun.LIVE:
             return
         cause = error_info(error)
         blocked = ErrorInfo(

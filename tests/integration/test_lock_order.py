@@ -20,11 +20,12 @@ from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from durable_django.store import work_items
 from durable_django.testing import no_broker, run_until_idle
 from tests.testapp.compositions import routed_or_signal
+from tests.testapp.models import Counter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def in_thread(action: Any, errors: list[BaseException]) -> threading.Thread:
+def in_thread(action: Any, errors: list[BaseException], name: str | None = None) -> threading.Thread:
     def target() -> None:
         try:
             action()
@@ -33,7 +34,7 @@ def in_thread(action: Any, errors: list[BaseException]) -> threading.Thread:
         finally:
             connections.close_all()
 
-    thread = threading.Thread(target=target)
+    thread = threading.Thread(target=target, name=name)
     thread.start()
     return thread
 
@@ -125,3 +126,60 @@ def test_a_callers_open_transaction_never_stalls_a_worker():
         run_until_idle()
     run.refresh_from_db()
     assert (run.status, run.result["doubled"]) == (WorkflowRun.Status.COMPLETED, 42)
+
+
+@pytest.mark.postgres  # row locks: on SQLite one write transaction holds the whole database
+def test_a_third_failure_to_record_a_step_while_an_advance_holds_the_run_neither_deadlocks_nor_waits(monkeypatch):
+    """The poison count takes the run before the item, as every writer does, and never waits for it.
+
+    Here a cancel's advance holds the run (and will cancel the step's item next) while the worker
+    fails to record that step for the third time. Locking the item first and then waiting for
+    the run, the two deadlocked; now the failure is counted later and the advance goes on.
+    """
+    from durable_django.store import poison
+    from tests.testapp.compositions import compensate_at_the_step
+
+    with no_broker():
+        run = compensate_at_the_step.start("poisoned", fail_times=0)
+        (first,) = WorkItem.objects.filter(run=run).values_list("pk", flat=True)
+        held = work_items.take(first)  # the step, leased to this "worker"
+        assert held is not None
+        WorkItem.objects.filter(pk=held.item_id).update(failures=poison.TRIES - 1)
+        run.cancel()
+        (advance,) = WorkItem.objects.filter(run=run, kind=WorkItem.Kind.ADVANCE).values_list("pk", flat=True)
+
+        run_locked, failure_done = threading.Event(), threading.Event()
+        lock_run = work_items.lock_run
+
+        def held_after_locking(*args: Any, **kwargs: Any) -> Any:
+            row = lock_run(*args, **kwargs)
+            if threading.current_thread().name == "advance":
+                run_locked.set()
+                failure_done.wait(3)  # the failure is recorded meanwhile, or waits for this lock
+            return row
+
+        monkeypatch.setattr(work_items, "lock_run", held_after_locking)
+        errors: list[BaseException] = []
+        claims: list[Any] = []
+        advancer = in_thread(lambda: claims.append(work_items.take(advance)), errors, name="advance")
+        assert run_locked.wait(10)
+        began = time.monotonic()
+        failing = in_thread(
+            lambda: (
+                poison.step_report_failed("default", held.item_id, held.token, run.pk, RuntimeError("bug")),
+                failure_done.set(),
+            ),
+            errors,
+        )
+        failing.join(30)
+        waited = time.monotonic() - began
+        advancer.join(30)
+        assert not errors, f"the two transactions failed: {errors!r}"
+        assert waited < 2, "recording the failure waited for the run the advance holds"
+        (compensation,) = claims  # the advance leased the compensation's step to this "worker": give it back
+        if compensation is not None:
+            work_items.release(compensation)
+        run_until_idle()
+    run.refresh_from_db()
+    assert run.status == WorkflowRun.Status.CANCELLED, run.error
+    assert Counter.objects.filter(name="poisoned:compensated", value=1).exists()
