@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
@@ -293,6 +293,13 @@ def sleep_until(when: datetime) -> Sleep:
             f"durable.sleep_until({when!r}) got a naive datetime; pass an aware one, "
             "such as django.utils.timezone.now() + timedelta(days=1)."
         )
+    try:
+        when.astimezone(timezone.utc)
+    except OverflowError:
+        raise InvalidRequest(
+            f"durable.sleep_until({when!r}) falls beyond year 9999 (or before year 1) in UTC, which no database "
+            "can hold as a due time; pass an instant within those years."
+        ) from None
     return Sleep(codec.encode({"until": when.isoformat()}))
 
 

@@ -26,6 +26,7 @@ from tests.testapp.compositions import (
     long_sleeper,
     parent_of_waiter,
     race_two_waits,
+    sleeper_past_year_9999,
     step_or_signal,
     submit_loop,
     tell_timeout_apart,
@@ -183,6 +184,17 @@ def test_a_sleep_beyond_what_the_database_holds_fails_the_run_at_its_yield():
     assert run.status == Status.FAILED
     assert run.error["type"] == "durable_django.exceptions.InvalidRequest"
     assert not WorkItem.objects.filter(run=run).exists()
+
+
+def test_a_sleep_until_an_instant_beyond_what_the_database_holds_fails_the_run_at_its_yield():
+    # 9999-12-31 23:00 five hours west of UTC is in year 10000 by the database's clock: refused
+    # where it is made, as sleep(timedelta.max) is, not blocked after every advance failed.
+    run = run_workflow(sleeper_past_year_9999, 5)
+    assert run.status == Status.FAILED
+    assert run.error["type"] == "durable_django.exceptions.InvalidRequest"
+    assert "beyond year 9999" in run.error["message"]
+    assert not WorkItem.objects.filter(run=run).exists()
+    assert run_workflow(sleeper_past_year_9999, 0).status == Status.WAITING  # 9999-12-31 23:00 UTC is held
 
 
 # 7: cancelling a blocked parent cancels its live child.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import durable_django as durable
 
@@ -109,6 +109,13 @@ def cancel_each_generation(generation: int):
             yield durable.continue_as_new(generation + 1)
         raise
     return generation
+
+
+@durable.workflow(name="tests.sleeper_past_year_9999")
+def sleeper_past_year_9999(hours_west: int):
+    """An instant the calendar holds locally but not in UTC (9999-12-31 23:00 at UTC-5 is year 10000)."""
+    yield durable.sleep_until(datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-hours_west))))
+    return "woke"
 
 
 @durable.workflow(name="tests.long_sleeper")
