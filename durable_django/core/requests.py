@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -294,7 +294,7 @@ def sleep_until(when: datetime) -> Sleep:
             "such as django.utils.timezone.now() + timedelta(days=1)."
         )
     try:
-        when.astimezone(timezone.utc)
+        when.astimezone(UTC)
     except OverflowError:
         raise InvalidRequest(
             f"durable.sleep_until({when!r}) falls beyond year 9999 (or before year 1) in UTC, which no database "
