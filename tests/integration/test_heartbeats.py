@@ -14,7 +14,7 @@ from durable_django.core.interpreter import error_info
 from durable_django.models import HistoryEntry, WorkflowRun, WorkItem
 from durable_django.store import work_items
 from durable_django.store.owners import Owner
-from durable_django.testing import run_until_idle
+from durable_django.testing import no_broker, run_until_idle
 from tests.testapp.compositions import importer
 from tests.testapp.models import Counter
 
@@ -122,3 +122,80 @@ def owner_pid(owner: str) -> int:
     parsed = Owner.parse(owner)
     assert parsed is not None, f"not an owner: {owner!r}"
     return parsed.pid
+
+
+def _leased_step() -> tuple[WorkflowRun, work_items.Claim]:
+    """An echo run whose step is leased to this "worker", its lease running out in a second."""
+    from durable_django.store.querysets import db_now_plus
+    from tests.testapp.workflows import echo_workflow
+
+    with no_broker():
+        run = echo_workflow.start(21)
+    (first,) = WorkItem.objects.filter(run=run).values_list("pk", flat=True)
+    held = work_items.take(first)
+    assert held is not None
+    WorkItem.objects.filter(pk=held.item_id).update(lease_expires_at=db_now_plus(1.0))
+    return run, held
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres  # row locks: on SQLite a caller's write transaction holds the whole database
+def test_recording_a_result_while_a_caller_holds_the_run_waits_and_keeps_the_lease():
+    import threading
+
+    from django.db import connections, transaction
+
+    from durable_django.worker import runner
+
+    run, held = _leased_step()
+    expiry = WorkItem.objects.get(pk=held.item_id).lease_expires_at
+    seen: list[object] = []
+
+    def caller() -> None:
+        try:
+            with transaction.atomic():
+                WorkflowRun.objects.select_for_update().get(pk=run.pk)  # as run.cancel() holds it
+                time.sleep(2.5)  # past the lease the worker had
+                seen.append(WorkItem.objects.get(pk=held.item_id).lease_expires_at)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=caller)
+    holder.start()
+    time.sleep(0.3)
+    began = time.monotonic()
+    runner._report(held, lambda: work_items.record_success(held, "42"))
+    waited = time.monotonic() - began
+    holder.join(10)
+    assert waited > 1.5, "the result was recorded while the caller held the run"
+    (during,) = seen
+    assert during > expiry + timedelta(seconds=10), "the lease lapsed while the worker waited to record"
+    with no_broker():
+        run_until_idle()
+    run.refresh_from_db()
+    assert (run.status, run.result["doubled"]) == (WorkflowRun.Status.COMPLETED, 42)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_while_recording_hands_the_step_back_at_once():
+    from django.db import OperationalError
+    from django.utils import timezone
+
+    from durable_django.worker import runner
+
+    run, held = _leased_step()
+    WorkItem.objects.filter(pk=held.item_id).update(lease_expires_at=timezone.now() + timedelta(minutes=5))
+
+    def record() -> None:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    with pytest.raises(OperationalError):
+        runner._report(held, record)
+    item = WorkItem.objects.get(pk=held.item_id)
+    assert item.lease_expires_at <= timezone.now(), "the lease is held for its timeout after the error"
+    assert item.failures == 0  # the connection's error says nothing about the work: not counted
+    with no_broker():
+        run_until_idle()
+    run.refresh_from_db()
+    assert run.status == WorkflowRun.Status.COMPLETED
+    assert HistoryEntry.objects.get(run=run, seq=0).attempts == 2
