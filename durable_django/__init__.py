@@ -11,7 +11,11 @@ The public API is the set below; everything else is private. The package, from t
 - The top level is what Django and Celery look for by name (``models``, ``tasks``, ``apps``,
   ``checks``, ``signals``, ``admin/``, ``management/``, ``migrations/``, ``testing/``), the
   public API's modules (``definitions``, ``run_options``, ``bulk``, ``runs``, ``updates``,
-  ``queries``, ``schedules``, ``waiting``, ``task_backend/``), ``conf`` and ``exceptions``.
+  ``queries``, ``schedules``, ``waiting``, ``task_backend/``), ``conf`` and ``exceptions``;
+  beside them three small modules that must not import ``django.tasks`` (which Django 5.2
+  lacks without the backport): ``task_names`` and ``task_hooks`` (what the admin and the
+  workers need of task runs) and ``filesystem_transport`` (the embedded broker's kombu
+  transport, named by URL in settings).
   ``tests/test_layers.py`` holds the arrows between them to this order.
 """
 

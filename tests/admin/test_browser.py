@@ -1,6 +1,6 @@
 """The admin as an operator uses it: headless Chromium against Django's live server.
 
-Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); without
+Needs Debian's ``chromium`` and ``chromium-driver`` (``make test`` installs them as root); without
 them the test is skipped, except under ``CI=true``, where it fails. Screenshots go to the
 test's temporary directory, or to ``$DURABLE_ADMIN_SCREENSHOTS`` (``docs`` refreshes the
 pictures the docs show).
@@ -50,7 +50,7 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     if not (os.path.exists(CHROMIUM) and driver_path):
         reason = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
         if IN_CI:
-            pytest.fail(f"CI=true: {reason}; .ci/run installs them")
+            pytest.fail(f"CI=true: {reason}; make test installs them when it runs as root")
         pytest.skip(reason)
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
