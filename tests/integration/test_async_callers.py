@@ -110,3 +110,38 @@ def test_a_step_enqueued_from_async_code_runs():
         run_until_idle()
     run.refresh_from_db()
     assert run.result == 10
+
+
+def test_astart_many_aretry_and_afork_from_async_code():
+    from tests.testapp.models import Counter
+    from tests.testapp.workflows import repairable
+
+    with no_broker():
+        many = asyncio.run(echo_workflow.astart_many([(1,), (2,)]))
+        failed = repairable.start("async-repair")
+        run_until_idle()
+        assert {run.pk for run in many} == set(
+            WorkflowRun.objects.filter(pk__in=[r.pk for r in many]).values_list("pk", flat=True)
+        )
+        failed.refresh_from_db()
+        assert failed.status == Status.FAILED
+        Counter.objects.create(name="async-repair:fixed")
+        forked = asyncio.run(durable.afork(failed.workflow_id, 1))
+        asyncio.run(durable.aretry(failed))
+        run_until_idle()
+    for run in (*many, failed, forked):
+        run.refresh_from_db()
+    assert [run.result["doubled"] for run in many] == [2, 4]
+    # Both reuse the first step's recorded outcome (1), then share the "after" counter: 1 and 2.
+    assert (failed.status, forked.status) == (Status.COMPLETED, Status.COMPLETED)
+    assert sorted([failed.result, forked.result]) == [[1, "fixed", 1], [1, "fixed", 2]]
+    assert forked.workflow_id.startswith(f"{failed.workflow_id}.fork-")
+
+
+@pytest.mark.broker
+def test_astart_and_update_starts_the_run_and_awaits_the_reply(worker):
+    from tests.testapp.conversations import coupon_checkout
+
+    checkout = coupon_checkout.using(workflow_id="async-coupons")
+    assert asyncio.run(checkout.astart_and_update("apply_coupon", "WELCOME", args=(100,))) == 90
+    assert asyncio.run(checkout.astart_and_update("apply_coupon", "SPRING", args=(100,))) == 80  # the same run
