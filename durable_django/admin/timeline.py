@@ -207,10 +207,7 @@ def build(run: WorkflowRun, secrets: tuple[str, ...]) -> Timeline:
     lost = LostAttempt.objects.filter(entry__run=run, entry__seq__gte=first).order_by("attempt")
     for seq, attempt, owner, detected_at in lost.values_list("entry__seq", "attempt", "owner", "detected_at"):
         if seq in items:
-            holder = Owner.parse(owner)  # host:pid reads better than the namespace, boot and start time
-            items[seq].lost.append(
-                Lost(attempt, owner if holder is None else f"{holder.host}:{holder.pid}", detected_at)
-            )
+            items[seq].lost.append(Lost(attempt, Owner.short(owner), detected_at))
     waiting = []
     for signal in signals:
         if signal.consumed_seq is None:

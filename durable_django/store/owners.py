@@ -55,6 +55,12 @@ class Owner:
     def __str__(self) -> str:
         return f"{self.host}:{self.pid}:{self.namespace}:{self.boot}:{self.started}"
 
+    @staticmethod
+    def short(text: str) -> str:
+        """``host:pid`` of a stored owner, for people (the namespace, boot and start time judge liveness only)."""
+        owner = Owner.parse(text)
+        return text if owner is None else f"{owner.host}:{owner.pid}"
+
     @classmethod
     def parse(cls, text: str) -> Owner | None:
         parts = text.split(":")

@@ -5,8 +5,9 @@ holds the step's lease. ``SUCCESSFUL``: the run completed. ``FAILED``: the run f
 cancelled, or is blocked (its task's code could not be found; ``durable.resume()`` after a
 fix). ``errors`` holds the error of the task's last failed attempt (what durable_django keeps),
 or the run's own (a cancel, a lost worker). ``worker_ids`` has one entry per attempt (Django
-counts attempts by it): the ``host:pid`` that holds the current attempt's lease, and
-``"unrecorded"`` for earlier ones, whose workers are not kept.
+counts attempts by it): the ``host:pid`` of the worker of each attempt that holds the lease
+now or was lost (its worker died or hung), and ``"unrecorded"`` for attempts that reported
+(their workers are not kept).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from django.utils.module_loading import import_string
 from ..core import codec
 from ..core.requests import Kind, decode_arguments
 from ..exceptions import WorkflowNotRegistered
-from ..models import HistoryEntry, WorkflowRun, WorkItem
+from ..models import HistoryEntry, LostAttempt, WorkflowRun, WorkItem
 from ..store.leases import database
+from ..store.owners import Owner
 from ..task_names import SEPARATOR, TASK_PREFIX, TaskName
 from .compat import Task, TaskError, TaskResult, TaskResultDoesNotExist, TaskResultStatus
 
@@ -96,8 +98,13 @@ def task_result(run: WorkflowRun, task: Task[Any, Any] | None = None) -> TaskRes
     leased = bool(getattr(run, "leased", False))
     started_at: datetime | None = getattr(run, "step_started_at", None)
     worker_ids = [UNRECORDED] * attempts
+    if attempts > 1:  # the lost ones' workers are on record (one query, only after a retry)
+        lost = LostAttempt.objects.using(database()).filter(entry__run_id=run.pk, entry__seq=0)
+        for attempt, lost_owner in lost.values_list("attempt", "owner"):
+            if 1 <= attempt <= attempts:
+                worker_ids[attempt - 1] = Owner.short(lost_owner)
     if worker_ids and leased and owner:
-        worker_ids[-1] = owner
+        worker_ids[-1] = Owner.short(owner)
     result: TaskResult[Any, Any] = TaskResult(
         task=task,
         id=run.workflow_id,

@@ -71,6 +71,7 @@ def test_a_task_whose_worker_is_killed_mid_task_finishes_once(worker):
     [lost] = LostAttempt.objects.filter(entry__run__workflow_id=result.id)
     holder = Owner.parse(lost.owner)
     assert lost.attempt == 1 and holder is not None and holder.pid == pid, "the killed attempt stays in the timeline"
+    assert result.worker_ids[0] == f"{holder.host}:{pid}", "Django's worker_ids name the killed attempt's worker"
     [charge] = payments.ledger()
     assert charge["requests"] == 2, "the retry sent the same idempotency key"
     assert result.return_value == charge["charge_id"]
