@@ -8,6 +8,7 @@ apply says why. A test checks that no row is left behind.
 from __future__ import annotations
 
 import datetime
+import decimal
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -95,16 +96,49 @@ def b06_invalid_yield() -> None:
     assert "yielded builtins.dict" in run.error["message"] and "yield a step call" in run.error["message"]
 
 
-def b07_to_b10_values_json_cannot_hold() -> None:
-    bad = [datetime.datetime.now(tz=datetime.UTC), {1, 2}, float("nan"), "a\x00b", {1: "a"}, b"x"]
-    for value in bad:
-        raises(
-            durable.SerializationError,
-            lambda value=value: echo_workflow.start(value),
-            "args[0]",
-            "workflow 'tests.echo'",
-        )
+def _refused_everywhere(value: Any, fix: str, result_kind: str | None = None) -> None:
+    """``value`` is refused where it is given (a start, a signal) and, as a step's result, fails the step once."""
+    raises(durable.SerializationError, lambda: echo_workflow.start(value), "args[0]", "workflow 'tests.echo'", fix)
+    assert not WorkflowRun.objects.filter(workflow_name="tests.echo").exists()
+    waiting = run_workflow(wait_or_timeout, 1)
+    raises(durable.SerializationError, lambda: waiting.signal("go", {"note": value}), "['note']", fix)
+    assert not Signal.objects.filter(run=waiting).exists()
+    if result_kind is not None:
+        failed = run_workflow(compositions.returns_not_json_result, result_kind)
+        assert failed.result["type"] == "durable_django.exceptions.SerializationError", failed.result
+        assert fix in failed.result["message"]
+        assert HistoryEntry.objects.get(run=failed, seq=0).attempts == 1, "a result JSON cannot hold was retried"
+
+
+def b07_values_json_cannot_store() -> None:
+    class Custom:
+        pass
+
+    for value, fix in (
+        (datetime.datetime.now(tz=datetime.UTC), "isoformat()"),
+        ({1, 2}, "sorted list"),
+        (b"x", "base64"),
+        (decimal.Decimal("1.5"), "str(value)"),
+        (Custom(), "only None, bool, int, float, str, list and dict"),
+    ):
+        raises(durable.SerializationError, lambda value=value: echo_workflow.start(value), "args[0]", fix)
     nothing_started()
+    _refused_everywhere({1, 2}, "sorted list", "set")
+
+
+def b08_nan_and_infinity() -> None:
+    for value in (float("nan"), float("inf"), float("-inf")):
+        raises(durable.SerializationError, lambda value=value: echo_workflow.start(value), "finite number")
+    _refused_everywhere(float("nan"), "finite number", "nan")
+
+
+def b09_nul_and_lone_surrogates() -> None:
+    raises(durable.SerializationError, lambda: echo_workflow.start("a\ud800b"), "lone surrogate", "encoding")
+    _refused_everywhere("a\x00b", "NUL", "nul")
+
+
+def b10_non_string_keys() -> None:
+    _refused_everywhere({1: "a"}, "Use str keys", "int-key")
 
 
 def b11_payload_over_the_limit() -> None:
@@ -179,6 +213,7 @@ def b23_step_unknown_at_run_time(monkeypatch: pytest.MonkeyPatch) -> None:
         run = run_workflow(echo_workflow, 1)
     assert run.status == Status.BLOCKED
     assert "no step named 'tests.double'" in run.error["message"]
+    assert "resume" in run.error["message"], run.error["message"]  # the fix: deploy the code, then resume
 
 
 def b24_replay_mismatch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -248,10 +283,10 @@ CATALOG: dict[str, Row] = {
     "B04": Row("async functions, generator objects", b04_async_and_generator_objects),
     "B05": Row("two workflows with one name", b05_duplicate_name),
     "B06": Row("yielding something that is not a request", b06_invalid_yield),
-    "B07": Row("non-JSON arguments", b07_to_b10_values_json_cannot_hold),
-    "B08": Row("NaN and Infinity", b07_to_b10_values_json_cannot_hold),
-    "B09": Row("NUL and lone surrogates", b07_to_b10_values_json_cannot_hold),
-    "B10": Row("non-string keys", b07_to_b10_values_json_cannot_hold),
+    "B07": Row("non-JSON arguments", b07_values_json_cannot_store),
+    "B08": Row("NaN and Infinity", b08_nan_and_infinity),
+    "B09": Row("NUL and lone surrogates", b09_nul_and_lone_surrogates),
+    "B10": Row("non-string keys", b10_non_string_keys),
     "B11": Row("a payload over the limit", b11_payload_over_the_limit),
     "B12": Row("the same workflow_id and input", b12_same_id_same_input),
     "B13": Row("the same workflow_id, other input", b13_same_id_other_input),

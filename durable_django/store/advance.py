@@ -77,7 +77,7 @@ def advance(
         try:  # the input is loaded now if the lock did not fetch it
             interpreter = workflow_interpreter(run.workflow_name, run.input_json)
         except WorkflowNotRegistered as error:
-            lifecycle.finish(using, run, Status.BLOCKED, error_json=error_info(error).as_json())
+            lifecycle.finish(using, run, Status.BLOCKED, error_json=lifecycle.missing_code(error_info(error)).as_json())
             return None
     history = History(using, run.pk, run.next_seq, start=interpreter.position)
     if known is not None:
@@ -118,7 +118,7 @@ class _Advance:
                 cancel = False
             unknown = _unknown_code(decision.commands)
             if unknown is not None:
-                self._end(Status.BLOCKED, error_json=unknown.as_json())
+                self._end(Status.BLOCKED, error_json=lifecycle.missing_code(unknown).as_json())
                 return None
             for command in decision.commands:
                 self._apply(command)

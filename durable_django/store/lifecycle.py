@@ -17,9 +17,18 @@ from ..models import HistoryEntry, Signal, WorkflowRun, WorkItem
 from . import deadlines, observe, outbox, updates
 from .clock import Now
 
-__all__ = ["child_workflow_id", "continue_as_new", "create_child", "finish", "request_cancel"]
+__all__ = ["child_workflow_id", "continue_as_new", "create_child", "finish", "missing_code", "request_cancel"]
 
 Status = WorkflowRun.Status
+
+
+def missing_code(error: ErrorInfo) -> ErrorInfo:
+    """A run blocked because code it needs is not deployed: the error says how it goes on."""
+    return ErrorInfo(
+        error.type,
+        f"{error.message} Once a release that has it is deployed, run.resume() (or Retry in the admin) goes on.",
+        error.traceback,
+    )
 
 
 def finish(

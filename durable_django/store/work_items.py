@@ -292,7 +292,7 @@ def park(held: Claim, error: ErrorInfo) -> None:
         entries.update(attempts=F("attempts") - 1, error_json=error.as_json())
         grace = -settings.UNKNOWN_CODE_GRACE
         if run.status in WorkflowRun.LIVE and entries.filter(scheduled_at__lt=db_now_plus(grace)).exists():
-            lifecycle.finish(using, run, WorkflowRun.Status.BLOCKED, error_json=error.as_json())
+            lifecycle.finish(using, run, WorkflowRun.Status.BLOCKED, error_json=lifecycle.missing_code(error).as_json())
 
 
 def extend_lease(held: Claim) -> bool:

@@ -265,6 +265,20 @@ def returns_big_result(size: int):
         return {"type": error.error_type, "message": error.message}
 
 
+@durable.step(name="tests.not_json_result")
+def not_json_result(kind: str) -> object:
+    return {"nan": float("nan"), "int-key": {1: "a"}, "nul": "a\x00b", "set": {1, 2}}[kind]
+
+
+@durable.workflow(name="tests.returns_not_json_result")
+def returns_not_json_result(kind: str):
+    """The step's result is refused when it is recorded: the step fails at once, with no retry."""
+    try:
+        return (yield not_json_result(kind))
+    except durable.StepFailed as error:
+        return {"type": error.error_type, "message": error.message}
+
+
 @durable.workflow(name="tests.swallows_cancel")
 def swallows_cancel():
     try:
