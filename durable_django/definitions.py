@@ -12,9 +12,10 @@ from asgiref.sync import sync_to_async
 from django.db import models
 
 from .core import registry
+from .core.durations import run_timeout
 from .core.interpreter import in_workflow
 from .core.policy import RetryPolicy
-from .core.requests import ChildCall, StepCall, encode_arguments, run_timeout
+from .core.requests import ChildCall, StepCall, encode_arguments
 from .exceptions import InvalidRequest, InvalidWorkflowId, WorkflowDefinitionError
 from .run_options import RunArgs, RunOptions, checked_attributes, checked_subject, run_call
 

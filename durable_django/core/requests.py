@@ -7,15 +7,15 @@ detects a changed step, duration, signal name or argument.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from ..exceptions import InvalidRequest
 from . import codec
+from .durations import due_instant, wait_seconds
 from .info import answering
 
 __all__ = [
@@ -46,7 +46,6 @@ __all__ = [
     "patched",
     "reject",
     "reply",
-    "run_timeout",
     "set_state",
     "sleep",
     "sleep_until",
@@ -248,58 +247,16 @@ def describe(kind: str, name: str, args_json: str) -> str:
     return f"{kind} {name}({args_json})" if name else f"{kind}({args_json})"
 
 
-#: The longest wait a request may ask for: its end must stay a date every database can hold.
-MAX_DURATION = timedelta(days=366 * 1000)
-
-
-def _seconds(duration: object, what: str) -> float:
-    if not isinstance(duration, timedelta):
-        raise InvalidRequest(f"{what} takes a datetime.timedelta, not {duration!r}; for example timedelta(days=30).")
-    seconds = duration.total_seconds()
-    if not math.isfinite(seconds) or seconds < 0:
-        raise InvalidRequest(f"{what} got {duration!r}; use a duration of zero or more.")
-    if duration > MAX_DURATION:
-        raise InvalidRequest(
-            f"{what} got {duration!r}, longer than the 1,000 years a database can hold as a due time; "
-            "use a shorter duration (sleep again in a loop to wait longer)."
-        )
-    return seconds
-
-
-def run_timeout(timeout: object, what: str) -> timedelta:
-    """A run's time limit: a positive timedelta (a deadline now or in the past would end it before it began)."""
-    if not isinstance(timeout, timedelta):
-        raise InvalidRequest(f"{what} takes a datetime.timedelta, not {timeout!r}; for example timedelta(days=8).")
-    if timeout <= timedelta(0):
-        raise InvalidRequest(
-            f"{what} got {timeout!r}: a deadline now or in the past would cancel the run before it starts; "
-            "pass a positive timedelta."
-        )
-    _seconds(timeout, what)  # at most the 1,000 years a database can hold
-    return timeout
-
-
 def sleep(duration: timedelta) -> Sleep:
     """Sleep durably for ``duration``: a database timer, no worker or message held meanwhile."""
-    return Sleep(codec.encode({"seconds": _seconds(duration, "durable.sleep()")}))
+    return Sleep(codec.encode({"seconds": wait_seconds(duration, "durable.sleep()")}))
 
 
 def sleep_until(when: datetime) -> Sleep:
     """Sleep durably until the aware datetime ``when`` (judged by the database's clock)."""
     if not isinstance(when, datetime):
         raise InvalidRequest(f"durable.sleep_until() takes a datetime, not {when!r}.")
-    if when.tzinfo is None or when.utcoffset() is None:
-        raise InvalidRequest(
-            f"durable.sleep_until({when!r}) got a naive datetime; pass an aware one, "
-            "such as django.utils.timezone.now() + timedelta(days=1)."
-        )
-    try:
-        when.astimezone(UTC)
-    except OverflowError:
-        raise InvalidRequest(
-            f"durable.sleep_until({when!r}) falls beyond year 9999 (or before year 1) in UTC, which no database "
-            "can hold as a due time; pass an instant within those years."
-        ) from None
+    due_instant(when, f"durable.sleep_until({when!r})")
     return Sleep(codec.encode({"until": when.isoformat()}))
 
 
@@ -311,7 +268,7 @@ def wait_signal(name: str, timeout: timedelta | None = None, *, default: Any = N
     """
     if not isinstance(name, str) or not name or len(name) > 255:
         raise InvalidRequest(f"durable.wait_signal(name={name!r}) needs a signal name of 1 to 255 characters.")
-    seconds = None if timeout is None else _seconds(timeout, "durable.wait_signal(timeout=...)")
+    seconds = None if timeout is None else wait_seconds(timeout, "durable.wait_signal(timeout=...)")
     return WaitSignal(name, codec.encode({"timeout": seconds}), default)
 
 
@@ -377,7 +334,7 @@ def wait_update(name: str, timeout: timedelta | None = None, *, default: Any = N
     Answer it with ``yield durable.reply(request, value)`` or ``yield durable.reject(request, reason)``.
     """
     _name(name, f"durable.wait_update(name={name!r})")
-    seconds = None if timeout is None else _seconds(timeout, "durable.wait_update(timeout=...)")
+    seconds = None if timeout is None else wait_seconds(timeout, "durable.wait_update(timeout=...)")
     return WaitUpdate(name, codec.encode({"timeout": seconds}), default)
 
 
