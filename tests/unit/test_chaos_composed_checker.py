@@ -366,6 +366,8 @@ def test_a_deadline_is_the_start_plus_the_timeout_never_early_and_ends_the_run_b
     world.history[world.runs["saga-2"].pk][1].finished_at = at(1.0)  # the wait cancelled before the deadline
     assert "cancelled before the deadline" in str(world.check()["deadlines"])
     assert "the start + 30.00 s" in str(deadline_saga(deadline_at=at(30)).check()["deadlines"])
+    assert "the start + 2.50 s" in str(deadline_saga(deadline_at=at(2.5)).check()["deadlines"])  # later than asked
+    assert deadline_saga(deadline_at=at(1.9)).check() == {}  # the clock read a moment before the run's insert
     # Its deadline fired, yet the run completed: the approval it waited for never came, nothing else ends it.
     completed = deadline_saga(status="completed", error=None, result={"status": "completed", "charge": "ch_2"})
     assert "its deadline fired, yet it ended completed" in str(completed.check()["deadlines"])
