@@ -1,15 +1,19 @@
-"""The composed workload: signal loops, sagas, parents with children, subscriptions (chaos/shop/composed.py).
+"""The composed workload: signal loops, sagas, parents with children, subscriptions, counters (chaos/shop/composed.py).
 
 It runs beside the orders, under the same faults. Each plan is drawn from the seed: the
-workflow and its arguments, when it starts, and what the driver does to it afterwards, at
-fixed offsets from its start: signals (some in the start's own transaction, some right
-after it, before the run reaches its wait; bursts in one transaction or back to back; an
-"exit" close behind the last "submit"; some after the run may have finished) and cancels
-at random points (twice, for some). One thread acts every plan out, in time order.
+workflow and its arguments, its deadline if any, when it starts, and what the driver does
+to it afterwards, at fixed offsets from its start: signals (some in the start's own
+transaction, some right after it, before the run reaches its wait; bursts in one
+transaction or back to back; an "exit" close behind the last "submit"; some after the run
+may have finished), cancels at random points (twice, for some) and updates. One thread acts
+every plan out, in time order; updates, which wait for their reply, are handed to a pool of
+threads, so several reach a counter at once.
 
 Signals carry a nonce and a ``SignalReceipt`` written in the same transaction, as the
 orders' do; starts, signals and cancels are retried on connection errors and a commit
-whose outcome is unknown is resolved by looking for the row it would have written.
+whose outcome is unknown is resolved by looking for the row it would have written. An
+update is called again with its ``update_id`` after an error or a timeout, as docs/updates.md
+says to; every call and what it returned is kept for the checker.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import threading
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
@@ -32,13 +38,22 @@ from .workload import with_retries
 logger = logging.getLogger("chaos")
 
 #: Shares of the composed plans by kind.
-KINDS = {"loop": 0.30, "saga": 0.35, "family": 0.15, "subscription": 0.15, "ballot": 0.05}
+KINDS = {"loop": 0.25, "saga": 0.35, "family": 0.13, "subscription": 0.12, "ballot": 0.05, "counter": 0.10}
 #: Saga order ids live above the orders' primary keys (the fake API keys effects by order id).
 SAGA_ORDER_BASE = 10_000_000
 #: A loop that will be told to "exit" idles out only after this long.
 LOOP_LONG_IDLE = 30.0
 #: How long a mid-step cancel waits for its step's attempt to start before it is sent anyway.
 MID_STEP_PATIENCE = 20.0
+#: A saga's deadline when it has one it should meet (it completes in seconds), and the range of the
+#: deadlines of sagas that wait for an approval no one sends (only the deadline ends them).
+LOOSE_DEADLINE = 300.0
+TIGHT_DEADLINE = (1.0, 3.0)
+#: Threads that send updates (each call waits for its reply), the timeout of a call, and how long an
+#: update is called again (same update_id) after errors and timeouts before the caller gives up.
+UPDATE_THREADS = 6
+UPDATE_TIMEOUT = 10.0
+UPDATE_PATIENCE = 60.0
 
 
 @dataclass
@@ -51,6 +66,12 @@ class Event:
     late: bool = False  # sent when the run may have finished (a refusal is expected)
     #: A cancel held back until the named step's attempt runs (polled; sent anyway after ``MID_STEP_PATIENCE``).
     mid_step: str = ""
+    #: An update (action "update"): its amount (not a positive int: rejected), its first call's timeout
+    #: (0: that call times out, and the update is called again with its id), and whether it is sent
+    #: once more with its update_id after its reply (the first reply must come back, applied once).
+    amount: int = 0
+    timeout: float = UPDATE_TIMEOUT
+    resend: bool = False
 
 
 @dataclass
@@ -64,12 +85,16 @@ class ComposedPlan:
     #: Signals sent in the start's own transaction (names).
     in_start: list[str] = field(default_factory=list)
     order_id: int | None = None
+    #: The run's time limit in seconds (``using(timeout=...)``), or None.
+    timeout: float | None = None
     # What happened.
     outcome: str = "planned"  # committed | failed_to_start
     run_id: str | None = None
     signals: list[dict[str, Any]] = field(default_factory=list)
     cancels: list[str] = field(default_factory=list)  # committed | refused_finished | failed: ...
     waited: dict[int, float] = field(default_factory=dict)  # seconds a mid-step cancel has waited, per event
+    #: One record per update: update_id, amount, late, resend, and each call with what it returned.
+    updates: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def cancel_committed(self) -> bool:
@@ -116,6 +141,27 @@ def _cancels(rng: random.Random, cancel: bool, high: float) -> list[Event]:
     return events
 
 
+def _counter(rng: random.Random, nth: int, ref: str) -> tuple[list[Any], list[Event]]:
+    """Four to eight updates in the first 2 s, some at the same moment; its idle timeout is longer than any gap."""
+    idle = round(rng.uniform(3.0, 5.0), 2)
+    events = [
+        Event(round(rng.uniform(0.0, 2.0), 2), "update", "add", amount=rng.randint(1, 100))
+        for _ in range(rng.randint(4, 8))
+    ]
+    # By turn, not by chance: every counter has a call that times out (then is called again with its
+    # update_id), an update sent again after its reply, a rejected one, and two sent at the same moment.
+    events[0].timeout = 0.0
+    events[1].resend = True
+    events[2].amount = -events[2].amount if rng.random() < 0.7 else 0
+    events[3].offset = events[1].offset
+    if nth % 2 == 1:  # one more around the idle timeout: taken, left unread, or refused (RunFinished)
+        last = max(event.offset for event in events)
+        events.append(
+            Event(round(last + idle + rng.uniform(0.0, 2.5), 2), "update", "add", amount=rng.randint(1, 100), late=True)
+        )
+    return [ref, idle], events
+
+
 def make_composed_plans(count: int, seed: int, start_window: float) -> list[ComposedPlan]:
     """``count`` composed plans, their starts spread over ``start_window`` seconds (offset from the orders')."""
     rng = random.Random(seed * 7919 + 13)
@@ -141,9 +187,16 @@ def make_composed_plans(count: int, seed: int, start_window: float) -> list[Comp
             else:  # by turn, so a short run has a saga that fails, one that retries and one that completes
                 fail = {0: "", 2: "fail", 4: "flaky"}[nth % 5]
             plan.order_id = SAGA_ORDER_BASE + seed % 1000 * 10_000 + index
+            approval = nth % 10 == 5  # waits for an approval no one sends: its deadline ends it (by turn)
+            if approval and ending == 1:  # a declined card would fail it before its deadline
+                ending = 11
             amount = rng.randrange(5, 200) * 100 + ending
             work = round(rng.uniform(0.5, 2.0), 2)
-            plan.args = [ref, plan.order_id, amount, round(rng.uniform(0.1, 0.5), 2), fail, work]
+            plan.args = [ref, plan.order_id, amount, round(rng.uniform(0.1, 0.5), 2), fail, work, approval]
+            if approval:
+                plan.timeout = round(rng.uniform(*TIGHT_DEADLINE), 2)
+            elif nth % 10 == 0:  # a deadline it meets
+                plan.timeout = LOOSE_DEADLINE
             plan.events = _cancels(rng, nth % 5 in (1, 3), 2.5)
             if nth % 5 == 3:  # this one lands while the reservation's attempt runs
                 plan.events[0].offset, plan.events[0].mid_step = 0.0, "chaos.shop.composed.reserve"
@@ -160,6 +213,8 @@ def make_composed_plans(count: int, seed: int, start_window: float) -> list[Comp
                 plan.events.append(Event(round(rng.uniform(0.0, 1.0), 2), "signal", "vote", rest, same_tx=rest > 5))
             if nth % 3 == 2:  # one vote too many: it stays unread
                 plan.events.append(Event(round(rng.uniform(0.0, 1.5), 2), "signal", "vote"))
+        elif kind == "counter":
+            plan.args, plan.events = _counter(rng, nth, ref)
         else:
             plan.args = [ref, rng.randint(2, 4), round(rng.uniform(0.3, 1.0), 2), []]
             if nth % 3 == 2:
@@ -181,6 +236,7 @@ def workflow_of(kind: str) -> Any:
         "family": composed.family,
         "subscription": composed.subscription,
         "ballot": composed.ballot,
+        "counter": composed.counter,
     }[kind]
 
 
@@ -197,6 +253,8 @@ class ComposedDriver:
         self._lock = threading.Lock()
         self._counter = 0
         self._sent = 0  # the order signals were sent in (one sender: commit order)
+        self._pool = ThreadPoolExecutor(UPDATE_THREADS, thread_name_prefix="updates")
+        self._in_flight = 0  # updates handed to the pool and not finished
         for plan in plans:
             self._push(t0 + plan.start_at, plan.index, None)
 
@@ -207,7 +265,7 @@ class ComposedDriver:
 
     def pending_actions(self) -> int:
         with self._lock:
-            return len(self._heap)
+            return len(self._heap) + self._in_flight
 
     def run(self) -> None:
         try:
@@ -231,6 +289,7 @@ class ComposedDriver:
         finally:
             with self._lock:
                 self._heap.clear()
+            self._pool.shutdown(wait=True)  # the updates in flight end within UPDATE_PATIENCE
             self.done.set()
             connection.close()
 
@@ -239,6 +298,8 @@ class ComposedDriver:
         from durable_django.models import WorkflowRun
 
         workflow = workflow_of(plan.kind)
+        if plan.timeout is not None:  # its deadline: the database's clock at the start plus this
+            workflow = workflow.using(timeout=timedelta(seconds=plan.timeout))
         deadline = time.monotonic() + 60
         records = [self._record(plan, name, early=True) for name in plan.in_start]
         while True:
@@ -273,6 +334,14 @@ class ComposedDriver:
 
     # Acting.
     def _act(self, plan: ComposedPlan, event: Event) -> None:
+        if event.action == "update":
+            record = {"update_id": f"{plan.ref}-u{len(plan.updates)}", "amount": event.amount, "late": event.late}
+            record.update(resend=event.resend, first_timeout=event.timeout, calls=[])
+            plan.updates.append(record)
+            with self._lock:
+                self._in_flight += 1
+            self._pool.submit(self._update, plan, record)
+            return
         if event.action == "cancel":
             if event.mid_step and not self._attempt_running(plan, event):
                 return
@@ -390,3 +459,48 @@ class ComposedDriver:
         except DatabaseError as error:
             plan.cancels.append(f"failed: {error}")
             self.errors.append(f"cancel {plan.ref}: {error}")
+
+    def _update(self, plan: ComposedPlan, record: dict[str, Any]) -> None:
+        """Send one update and wait for its answer; after an error or a timeout, call again with its update_id."""
+        try:
+            replied = self._call(plan, record, record["first_timeout"])
+            if record["resend"] and replied:  # the same id again: the first reply, nothing applied again
+                self._call(plan, record, UPDATE_TIMEOUT, resend=True)
+        except Exception as error:
+            self.errors.append(f"update {record['update_id']}: {type(error).__name__}: {error}")
+            logger.exception("update %s failed", record["update_id"])
+        finally:
+            connection.close()
+            with self._lock:
+                self._in_flight -= 1
+
+    def _call(self, plan: ComposedPlan, record: dict[str, Any], timeout: float, *, resend: bool = False) -> bool:
+        """Call ``run.update()`` until it answers (or refuses), recording each call; whether it replied."""
+        import psycopg
+
+        import durable_django as durable
+
+        deadline = time.monotonic() + UPDATE_PATIENCE
+        while True:
+            call: dict[str, Any] = {"resend": resend, "at": round(time.monotonic() - self.t0, 3)}
+            record["calls"].append(call)
+            try:
+                run = durable.get_run(plan.ref)
+                reply = run.update("add", {"amount": record["amount"]}, timeout=timeout, update_id=record["update_id"])
+                call.update(outcome="replied", reply=reply)
+                return True
+            except durable.UpdateRejected as error:
+                call.update(outcome="rejected", reason=error.reason)
+                return False
+            except durable.RunFinished:
+                call["outcome"] = "refused_finished"
+                return False
+            except durable.UpdateTimeout:
+                call["outcome"] = "timeout"
+            except (DatabaseError, psycopg.Error) as error:  # the listener's own connection raises psycopg's
+                connection.close()
+                call["outcome"] = f"error: {type(error).__name__}"
+            if time.monotonic() > deadline or self.stop.is_set():
+                return False
+            timeout = UPDATE_TIMEOUT
+            time.sleep(0.2)

@@ -16,6 +16,8 @@
   each subscription generation started its own child.
 - ``composed_outcomes``: each run ended as its plan and the driver's cancels say.
 - ``stuck_runs``: every composed run finished; one that did not is named with what it waits for.
+- ``loop_state``, ``saga_patch``, ``deadlines``, ``counter_updates``: ``set_state``, ``patched``,
+  run deadlines and updates with replies (chaos/composed_requests_checker.py).
 
 Timers of composed runs are held to the shared ``timers`` invariant (chaos/checker.py).
 """
@@ -26,6 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from . import composed_requests_checker as request_checks
 from .composed import ComposedPlan
 from .composed_signals_checker import check_signals, payload
 
@@ -40,6 +43,7 @@ DESCRIPTIONS = {
     "children_orphaned": "no live child of a finished parent; a child asked to cancel ended cancelled",
     "composed_outcomes": "each composed run ended as its plan and its cancels say",
     "stuck_runs": "every composed run finished (one that did not is named with what it waits for)",
+    **request_checks.DESCRIPTIONS,
 }
 
 
@@ -52,6 +56,7 @@ def check_composed(
     applications: list[dict[str, Any]],
     cleanup_rows: list[Any],
     child_runs: list[Any],
+    update_rows: list[Any] | None = None,
     waits_for: Callable[[Any, dict[Any, list[Any]]], list[str]] | None = None,
 ) -> tuple[dict[str, list[Any]], dict[str, Any]]:
     """Offenders per invariant, and the figures of the composed workload.
@@ -76,6 +81,9 @@ def check_composed(
     children: dict[Any, list[Any]] = defaultdict(list)
     for child in child_runs:
         children[child.parent_id].append(child)
+    updates: dict[Any, list[Any]] = defaultdict(list)
+    for row in update_rows or ():
+        updates[row.run_id].append(row)
 
     figures: Counter[str] = Counter()
     #: Seconds each child no one asked to cancel finished after its parent (a float, so not in the Counter).
@@ -100,6 +108,12 @@ def check_composed(
             _subscription(plan, run, children[run.pk], found, figures, after_parent)
         elif plan.kind == "loop":
             figures[f"loops {(run.result or {}).get('status')}"] += 1
+        elif plan.kind == "counter" and run.status != "completed":  # nothing cancels it: it idles out
+            found["composed_outcomes"].append({"ref": plan.ref, "expected": "completed", "got": run.status})
+        request_checks.check_loop_state(plan, run, entries, found["loop_state"], figures)
+        request_checks.check_patch(plan, run, entries, found["saga_patch"], figures)
+        request_checks.check_deadline(plan, run, entries, found["deadlines"], figures)
+        request_checks.check_updates(plan, run, entries, updates[run.pk], found["counter_updates"], figures)
     figures["signals_committed"] = sum(
         1 for plan in committed for record in plan.signals if record["nonce"] in receipts
     )
@@ -113,14 +127,15 @@ def check_composed(
     return found, dict(sorted(shown.items()))
 
 
-def load_rows() -> tuple[list[Any], list[Any]]:
-    """The cleanup log and every child run, for ``check_composed``."""
-    from durable_django.models import WorkflowRun
+def load_rows() -> tuple[list[Any], list[Any], list[Any]]:
+    """The cleanup log, every child run and every update, for ``check_composed``."""
+    from durable_django.models import Update, WorkflowRun
 
     from .shop.models import CleanupLog
 
     cleanups = list(CleanupLog.objects.order_by("id"))
-    return cleanups, list(WorkflowRun.objects.filter(parent__isnull=False).order_by("created_at"))
+    children = list(WorkflowRun.objects.filter(parent__isnull=False).order_by("created_at"))
+    return cleanups, children, list(Update.objects.order_by("id"))
 
 
 def _saga(

@@ -63,6 +63,14 @@ COMPOSED_FIGURES = (
     "subscription generations",
     "subscription cancelled",
     "ballot completed",
+    "loops published state",
+    "saga patch markers",
+    "saga deadlines exceeded",
+    "counter completed",
+    "counter updates replied",
+    "counter updates rejected",
+    "counter updates retried after a timeout",
+    "counter update ids sent again after their reply",
 )
 COMPOSED_ONCE = {f"composed: {name}": 1 for name in COMPOSED_FIGURES}
 

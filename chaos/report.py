@@ -36,7 +36,7 @@ def write(report: dict[str, Any], path: Path) -> None:
 
 def _composed_line(composed: dict[str, Any]) -> str:
     """The composed workload in one line: runs by kind and how they ended, signals and cancels."""
-    kinds = ("loop", "saga", "family", "subscription", "ballot")
+    kinds = ("loop", "saga", "family", "subscription", "ballot", "counter")
     ended = "; ".join(
         f"{composed.get(kind + ' runs', 0)} {kind} runs "
         + str(
@@ -60,7 +60,18 @@ def _composed_line(composed: dict[str, Any]) -> str:
         f"{composed.get('saga reservations stopped early by a heartbeat', 0)} stopped early by their heartbeat); "
         f"sagas charged {composed.get('saga charged', 0)}, "
         f"refunded {composed.get('saga refunded', 0)}; children {composed.get('family children', 0)} + "
-        f"{composed.get('subscription children', 0)} over {composed.get('subscription generations', 0)} generations"
+        f"{composed.get('subscription children', 0)} over {composed.get('subscription generations', 0)} generations\n"
+        f"    loops that published state {composed.get('loops published state', 0)}; "
+        f"saga patch markers {composed.get('saga patch markers', 0)}; saga deadlines "
+        f"{composed.get('saga deadlines exceeded', 0)} exceeded, {composed.get('saga deadlines met', 0)} met; "
+        f"updates {composed.get('counter updates replied', 0)} replied, "
+        f"{composed.get('counter updates rejected', 0)} rejected, "
+        f"{composed.get('counter updates refused (run finished)', 0)} refused, "
+        f"{composed.get('counter updates unread', 0)} unread, "
+        f"{composed.get('counter updates given up', 0)} given up; retried after a timeout "
+        f"{composed.get('counter updates retried after a timeout', 0)}, after an error "
+        f"{composed.get('counter updates retried after an error', 0)}; ids sent again after their reply "
+        f"{composed.get('counter update ids sent again after their reply', 0)}"
     )
 
 

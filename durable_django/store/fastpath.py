@@ -6,7 +6,7 @@ of a top-level run, one SQL statement checks that nothing moved meanwhile (same 
 and position, still running, no cancel pending, the run's row not held by a caller, this
 worker's lease still valid), then records the result, takes the next position and leases
 the next step, and commits. Anything else (a cancel, a signal wait, a group, a child's end,
-a held row, SQLite) goes the general way in :mod:`.work_items`, which takes over this
+the end of a run with a deadline, a held row, SQLite) goes the general way in :mod:`.work_items`, which takes over this
 decision under the run's lock, with the same generator: nothing is replayed.
 
 The statement locks the run first and the work item second, the order every writer keeps.
@@ -92,7 +92,7 @@ _NEXT_STEP = {
     locked: _RUN_AND_FENCE.format(only="", fence=fence) + _DONE + _NEXT_STEP_TAIL for locked, fence in _FENCES.items()
 }
 
-# A child's end wakes its parent: that is the general way's to do.
+# A child's end wakes its parent, and a run with a deadline has the deadline's timer to drop: the general way's to do.
 _COMPLETE_TAIL = f""", moved AS (
     UPDATE {_RUN} SET status = 'completed', result_json = %(final)s, error_json = NULL, cancel_requested = false,
         next_seq = %(next_seq)s, updated_at = statement_timestamp(), finished_at = statement_timestamp()
@@ -100,7 +100,9 @@ _COMPLETE_TAIL = f""", moved AS (
 )
 SELECT (SELECT count(*) FROM fence)"""
 _COMPLETE = {
-    locked: _RUN_AND_FENCE.format(only="AND parent_id IS NULL", fence=fence) + _DONE + _COMPLETE_TAIL
+    locked: _RUN_AND_FENCE.format(only="AND parent_id IS NULL AND deadline_at IS NULL", fence=fence)
+    + _DONE
+    + _COMPLETE_TAIL
     for locked, fence in _FENCES.items()
 }
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace as Row
 from typing import Any
 
-from chaos.composed import ComposedPlan, make_composed_plans
+from chaos.composed import LOOSE_DEADLINE, ComposedPlan, make_composed_plans
 from chaos.composed_checker import DESCRIPTIONS, check_composed
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -35,6 +35,11 @@ def run(ref: str, status: str = "completed", result: Any = None, **fields: Any) 
         "finished_at": at(10),
         "parent_id": None,
         "input_json": "{}",
+        "state": None,
+        "error": None,
+        "created_at": at(0),
+        "deadline_at": None,
+        "deadline_exceeded": False,
     }
     values.update(fields)
     return Row(**values)
@@ -42,7 +47,7 @@ def run(ref: str, status: str = "completed", result: Any = None, **fields: Any) 
 
 def entry(owner: Row, seq: int, kind: str, name: str = "", status: str = "completed", **fields: Any) -> Row:
     values = {"run_id": owner.pk, "seq": seq, "kind": kind, "name": name, "status": status, "result_json": None}
-    values["error_json"] = None
+    values.update({"error_json": None, "args_json": "{}", "finished_at": None})
     values.update({"fire_at": None, "child_id": None, "attempts": 1})
     values.update(fields)
     return Row(**values)
@@ -60,6 +65,7 @@ class World:
         self.applications: list[dict[str, Any]] = []
         self.cleanups: list[Row] = []
         self.children: list[Row] = []
+        self.updates: list[Row] = []
 
     def plan(self, kind: str, owner: Row, args: list[Any], **fields: Any) -> ComposedPlan:
         plan = ComposedPlan(len(self.plans), owner.workflow_id, kind, args, 0.0, [], outcome="committed", **fields)
@@ -91,6 +97,7 @@ class World:
             self.applications,
             self.cleanups,
             self.children,
+            self.updates,
             waits_for=lambda live, history: [f"{live.status}: waits"],
         )
         return {name: offenders for name, offenders in found.items() if offenders}
@@ -104,6 +111,12 @@ def loop_world() -> tuple[World, list[str]]:
     second = world.signal(plan, "submit", 4)
     ending = world.signal(plan, "exit", 8)
     owner.result = {"status": "exited", "received": [first, second], "exit": ending}
+    # After each submit it took, the loop published how many it had: set_state entries, the last one in run.state.
+    world.history[owner.pk] = [
+        entry(owner, 2, "state", args_json='{"received": 1}'),
+        entry(owner, 6, "state", args_json='{"received": 2}'),
+    ]
+    owner.state = {"received": 2}
     return world, [first, second, ending]
 
 
@@ -228,10 +241,13 @@ def test_plans_follow_from_the_seed_and_cover_every_kind():
     plans = make_composed_plans(200, seed=5, start_window=100.0)
     again = make_composed_plans(200, seed=5, start_window=100.0)
     assert [(p.ref, p.args, p.events) for p in plans] == [(p.ref, p.args, p.events) for p in again]
-    assert {plan.kind for plan in plans} == {"loop", "saga", "family", "subscription", "ballot"}
+    assert {plan.kind for plan in plans} == {"loop", "saga", "family", "subscription", "ballot", "counter"}
     assert any(event.action == "cancel" for plan in plans for event in plan.events)
+    assert any(event.action == "update" for plan in plans for event in plan.events)
+    assert {plan.timeout for plan in plans if plan.timeout} >= {LOOSE_DEADLINE}
     assert len({plan.order_id for plan in plans if plan.order_id}) == sum(1 for plan in plans if plan.kind == "saga")
     assert set(DESCRIPTIONS) >= {"composed_signals", "saga_ledger", "saga_cleanup", "children_orphaned", "stuck_runs"}
+    assert set(DESCRIPTIONS) >= {"loop_state", "saga_patch", "deadlines", "counter_updates"}
 
 
 def test_a_ballot_whose_wait_timed_out_with_an_older_vote_unread_is_caught():
@@ -261,3 +277,178 @@ def test_every_seed_plans_what_the_smoke_coverage_needs():
         loops = [plan for plan in plans if plan.kind == "loop"]
         assert {saga.args[4] for saga in sagas} == {"", "fail", "flaky"}, seed
         assert any(loop.in_start for loop in loops) and any(loop.args[0] != 30.0 for loop in loops), seed
+        # set_state: loops that take submits; patched: sagas that fail (they compensate); deadlines: sagas that
+        # wait for an approval no one sends, under a deadline shorter than the smoke run.
+        assert any(event.name == "submit" for loop in loops for event in loop.events), seed
+        approvals = [saga for saga in sagas if saga.args[6]]
+        assert approvals and all(saga.timeout and saga.timeout < 10 for saga in approvals), seed
+        assert all(saga.args[2] % 100 != 1 for saga in approvals), seed  # a declined card fails before the deadline
+        # Updates: every counter has a call that times out, an id sent again after its reply, and a bad amount.
+        counters = [plan for plan in plans if plan.kind == "counter"]
+        assert counters, seed
+        for plan in counters:
+            updates = [event for event in plan.events if event.action == "update"]
+            assert any(event.timeout == 0 for event in updates), seed
+            assert any(event.resend for event in updates), seed
+            assert any(event.amount <= 0 for event in updates), seed
+            assert any(event.amount > 0 and not event.late for event in updates), seed
+
+
+def test_a_loops_published_state_must_be_what_it_took():
+    world, _ = loop_world()
+    world.runs["loop-1"].state = {"received": 1}  # behind what its result took
+    assert "run.state" in str(world.check()["loop_state"])
+    world, _ = loop_world()
+    world.runs["loop-1"].state = {"received": 3}  # ahead of it
+    assert "run.state" in str(world.check()["loop_state"])
+    world, _ = loop_world()
+    owner = world.runs["loop-1"]
+    world.history[owner.pk].insert(1, entry(owner, 3, "state", args_json='{"received": 1}'))  # published twice
+    assert "published" in str(world.check()["loop_state"])
+
+
+def compensated_saga(markers: list[tuple[int, str]]) -> World:
+    """A saga cancelled after its charge: patch markers at the given positions, the refund at 3, the cleanup at 4."""
+    world = saga_world("cancelled", charged=True, refunded=True, cancels=["committed"])
+    owner = world.runs["saga-1"]
+    world.history[owner.pk] = [
+        entry(owner, 0, "step", "chaos.shop.workflows.charge_card"),
+        *(entry(owner, seq, "patched", name, result_json="true") for seq, name in markers),
+        entry(owner, 3, "step", "chaos.shop.composed.refund_order"),
+        entry(owner, 4, "step", "chaos.shop.composed.cleanup"),
+    ]
+    world.cleanups[0].key = f"{owner.pk.hex}-4"
+    return world
+
+
+def test_a_saga_that_compensated_recorded_its_patch_marker_once_before_the_refund():
+    assert compensated_saga([(2, "refund-by-reference")]).check() == {}
+    assert "markers" in str(compensated_saga([]).check()["saga_patch"])  # the marker lost
+    twice = compensated_saga([(1, "refund-by-reference"), (2, "refund-by-reference")]).check()
+    assert "markers" in str(twice["saga_patch"])
+    assert "after the refund" in str(compensated_saga([(5, "refund-by-reference")]).check()["saga_patch"])
+    world = compensated_saga([(2, "refund-by-reference")])  # a marker, and no refund after it
+    world.history[world.runs["saga-1"].pk].pop(2)
+    assert "no refund after" in str(world.check()["saga_patch"])
+
+
+def deadline_saga(**fields: Any) -> World:
+    """A saga that waited for an approval no one sent, cancelled at its 2 s deadline, then compensated."""
+    world = World()
+    values = {
+        "status": "cancelled",
+        "error": {"type": "durable_django.exceptions.DeadlineExceeded", "message": "the run's deadline passed"},
+        "deadline_at": at(2),
+        "deadline_exceeded": True,
+        "cancel_requested_at": at(2.4),
+        "cancel_requested": True,
+    }
+    owner = run("saga-2", **{**values, **fields})
+    world.plan("saga", owner, ["saga-2", 10_000_002, 1050, 0.5, "", 1.0, True], order_id=10_000_002, timeout=2.0)
+    world.applications.append({"kind": "charge", "order_id": 10_000_002, "effect_id": "ch_2", "target": ""})
+    world.applications.append({"kind": "refund", "order_id": 10_000_002, "effect_id": "re_2", "target": "ch_2"})
+    world.history[owner.pk] = [
+        entry(owner, 0, "step", "chaos.shop.workflows.charge_card"),
+        entry(owner, 1, "signal", "approve", "cancelled", finished_at=at(2.5)),
+        entry(owner, 2, "patched", "refund-by-reference", result_json="true"),
+        entry(owner, 3, "step", "chaos.shop.composed.refund_order"),
+        entry(owner, 4, "step", "chaos.shop.composed.cleanup"),
+    ]
+    world.cleanups.append(Row(ref="saga-2", key=f"{owner.pk.hex}-4"))
+    return world
+
+
+def test_a_deadline_is_the_start_plus_the_timeout_never_early_and_ends_the_run_by_it():
+    assert deadline_saga().check() == {}
+    early = deadline_saga(cancel_requested_at=at(1.5)).check()  # the deadline fired before its time
+    assert "fired early" in str(early["deadlines"])
+    world = deadline_saga()
+    world.history[world.runs["saga-2"].pk][1].finished_at = at(1.0)  # the wait cancelled before the deadline
+    assert "cancelled before the deadline" in str(world.check()["deadlines"])
+    assert "the start + 30.00 s" in str(deadline_saga(deadline_at=at(30)).check()["deadlines"])
+    assert "the start + 2.50 s" in str(deadline_saga(deadline_at=at(2.5)).check()["deadlines"])  # later than asked
+    assert deadline_saga(deadline_at=at(1.9)).check() == {}  # the clock read a moment before the run's insert
+    # Its deadline fired, yet the run completed: the approval it waited for never came, nothing else ends it.
+    completed = deadline_saga(status="completed", error=None, result={"status": "completed", "charge": "ch_2"})
+    assert "its deadline fired, yet it ended completed" in str(completed.check()["deadlines"])
+    unfired = deadline_saga(status="completed", error=None, deadline_exceeded=False, cancel_requested_at=None)
+    assert "approval no one sends" in str(unfired.check()["deadlines"])
+    world = deadline_saga()
+    world.plans[0].timeout = None  # a run given no timeout has no deadline
+    assert "a deadline no one gave it" in str(world.check()["deadlines"])
+
+
+def counter_world() -> World:
+    """A counter that applied 10 then 20 and rejected -5; one call timed out first, one id was sent again."""
+    world = World()
+    owner = run("counter-1", result={"status": "idle", "total": 30, "applied": ["c-u0", "c-u1"]})
+    plan = world.plan("counter", owner, ["counter-1", 3.0])
+    rows = [
+        ("c-u0", 10, 0, {"total": 10, "n": 1}, None),
+        ("c-u1", 20, 2, {"total": 30, "n": 2}, None),
+        ("c-u2", -5, 4, None, "amount must be a positive int, not -5"),
+    ]
+    for update_id, amount, seq, reply, rejection in rows:
+        world.updates.append(
+            Row(
+                run_id=owner.pk,
+                update_id=update_id,
+                payload_json=json.dumps({"amount": amount}),
+                consumed_seq=seq,
+                reply_json=None if reply is None else json.dumps(reply),
+                rejection=rejection,
+                created_at=at(seq),
+            )
+        )
+    world.history[owner.pk] = [entry(owner, 6, "update", "add", result_json=None, finished_at=at(9))]  # idled out
+
+    def call(outcome: str, reply: Any = None, resend: bool = False) -> dict[str, Any]:
+        return {"outcome": outcome, "reply": reply, "resend": resend}
+
+    plan.updates = [
+        {"update_id": "c-u0", "calls": [call("timeout"), call("replied", {"total": 10, "n": 1})]},
+        {
+            "update_id": "c-u1",
+            "calls": [call("replied", {"total": 30, "n": 2}), call("replied", {"total": 30, "n": 2}, resend=True)],
+        },
+        {"update_id": "c-u2", "calls": [call("rejected")]},
+    ]
+    return world
+
+
+def test_a_counter_applies_each_update_once_in_order_and_its_callers_hear_what_it_did():
+    world = counter_world()
+    found, figures = check_composed(world.plans, world.runs, world.history, [], {}, [], [], [], world.updates)
+    assert not any(found.values())
+    assert figures["counter updates retried after a timeout"] == 1
+    assert figures["counter update ids sent again after their reply"] == 1
+    assert figures["counter updates rejected"] == 1
+
+    world = counter_world()  # an update applied twice: the result names it twice, its amount counted twice
+    world.runs["counter-1"].result = {"status": "idle", "total": 50, "applied": ["c-u0", "c-u1", "c-u1"]}
+    assert "the database replied to" in str(world.check()["counter_updates"])
+    world = counter_world()  # a reply out of step with the amounts applied before it
+    world.updates[1].reply_json = json.dumps({"total": 20, "n": 2})
+    assert "the total was 30" in str(world.check()["counter_updates"])
+    world = counter_world()  # the bad amount applied instead of rejected
+    world.updates[2].rejection, world.updates[2].reply_json = None, json.dumps({"total": 25, "n": 3})
+    assert "amount -5 applied" in str(world.check()["counter_updates"])
+    world = counter_world()  # a caller heard another reply than the one the run gave
+    world.plans[0].updates[0]["calls"][1]["reply"] = {"total": 99, "n": 1}
+    assert "the caller got" in str(world.check()["counter_updates"])
+    world = counter_world()  # taken and never answered
+    world.updates[1].reply_json = None
+    assert "never answered" in str(world.check()["counter_updates"])
+    world = counter_world()  # a caller told RunFinished for an update the run took
+    world.plans[0].updates[2]["calls"] = [{"outcome": "refused_finished", "resend": False}]
+    assert "heard RunFinished" in str(world.check()["counter_updates"])
+    world = counter_world()  # left unread by a counter that did not idle out
+    world.updates[2].consumed_seq, world.updates[2].rejection = None, None
+    world.runs["counter-1"].result["status"] = "full"
+    assert "unread, yet the counter ended full" in str(world.check()["counter_updates"])
+    world = counter_world()  # sent after the wait timed out: it may stay unread
+    world.updates[2].consumed_seq, world.updates[2].rejection, world.updates[2].created_at = None, None, at(9.5)
+    world.plans[0].updates[2]["calls"] = [{"outcome": "refused_finished", "resend": False}]
+    assert world.check() == {}
+    world.updates[2].created_at = at(8)  # sent before it: the timer had to leave the wait to take it
+    assert "unread: the wait timed out" in str(world.check()["counter_updates"])
