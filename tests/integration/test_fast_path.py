@@ -197,3 +197,17 @@ def test_a_run_whose_first_request_is_a_state_keeps_it_when_the_one_statement_pa
     events = [{"ev": "time", "seconds": 5184000}]
     problems, _ = check(program, events)
     assert not problems, report(program, events, problems)
+
+
+# lifecycle.finish() drops every work item of the run it ends; the one-statement completion
+# deleted only the step's own, so a run started with using(timeout=...) that ended right
+# after a step kept its deadline's timer until the deadline (found by the chaos harness's
+# sagas with a 300 s deadline: work_items_left). Such a run now ends the general way.
+def test_a_run_with_a_deadline_that_ends_right_after_a_step_leaves_no_work_item():
+    run = chain.using(timeout=timedelta(hours=1)).start(3)
+    assert WorkItem.objects.filter(run=run, kind=WorkItem.Kind.TIMER).count() == 1, "the deadline's timer"
+    runner.work(WorkItem.objects.get(run=run, kind=WorkItem.Kind.ADVANCE).pk)  # inline to the end
+    run.refresh_from_db()
+    assert (run.status, run.result) == (WorkflowRun.Status.COMPLETED, 3)
+    left = list(WorkItem.objects.filter(run=run).values_list("kind", "seq", "available_at"))
+    assert left == [], f"the finished run keeps {left}"
