@@ -134,6 +134,17 @@ class WorkflowRun(models.Model):
         found: models.Model | None = model._default_manager.filter(pk=self.subject_id).first()
         return found
 
+    async def aget_subject(self) -> models.Model | None:
+        """:attr:`subject` for async code (a property cannot be awaited)."""
+        if not self.subject_type:
+            return None
+        try:
+            model = apps.get_model(self.subject_type)
+        except LookupError:
+            return None
+        found: models.Model | None = await model._default_manager.filter(pk=self.subject_id).afirst()
+        return found
+
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import models
 from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
@@ -101,3 +102,15 @@ class Schedule(models.Model):
         from .. import schedules
 
         return schedules.trigger(self)
+
+    async def apause(self) -> None:
+        """:meth:`pause` for async code; it commits on its own."""
+        await sync_to_async(self.pause)()
+
+    async def aresume(self) -> None:
+        """:meth:`resume` for async code; it commits on its own."""
+        await sync_to_async(self.resume)()
+
+    async def atrigger(self) -> WorkflowRun | None:
+        """:meth:`trigger` for async code; it commits on its own."""
+        return await sync_to_async(self.trigger)()

@@ -145,3 +145,30 @@ def test_astart_and_update_starts_the_run_and_awaits_the_reply(worker):
     checkout = coupon_checkout.using(workflow_id="async-coupons")
     assert asyncio.run(checkout.astart_and_update("apply_coupon", "WELCOME", args=(100,))) == 90
     assert asyncio.run(checkout.astart_and_update("apply_coupon", "SPRING", args=(100,))) == 80  # the same run
+
+
+def test_a_schedule_is_paused_resumed_and_triggered_from_async_code():
+    from datetime import timedelta
+
+    from durable_django.models import Schedule
+    from durable_django.testing import pass_time
+
+    from .schedules import make, tick_ids
+
+    row = make("async-schedule", every=timedelta(hours=1))
+    asyncio.run(row.apause())
+    pass_time(timedelta(hours=3))
+    assert tick_ids("async-schedule") == []
+    asyncio.run(row.aresume())
+    assert not Schedule.objects.get(pk=row.pk).paused
+    run = asyncio.run(row.atrigger())
+    assert run is not None and run.workflow_id.startswith("async-schedule@manual-")
+
+
+def test_a_runs_subject_is_loaded_from_async_code():
+    from example_project.shop.models import Order
+
+    order = Order.objects.create(amount_cents=1999)
+    run = echo_workflow.using(subject=order).start(1)
+    assert asyncio.run(run.aget_subject()) == order
+    assert asyncio.run(echo_workflow.start(2).aget_subject()) is None
