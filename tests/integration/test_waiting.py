@@ -79,6 +79,20 @@ def test_wait_inside_an_open_transaction_says_why_instead_of_waiting_on_itself()
 
 
 @pytest.mark.usefixtures("no_messages")
+def test_wait_inside_an_open_transaction_answers_at_once_for_a_run_that_has_finished_there():
+    # A TestCase works a run to its end in-process (run_until_idle) inside its transaction:
+    # nothing is left to wait for, so wait() answers from what this transaction sees.
+    with transaction.atomic():
+        run = echo_workflow.start(5)
+        run_until_idle()
+        assert run.wait(timeout=1) == {"value": 5, "doubled": 10, "extra": {}}
+        failed = refuses.start("sold out")
+        run_until_idle()
+        with pytest.raises(durable.RunFailed, match="sold out"):
+            failed.wait(timeout=1)
+
+
+@pytest.mark.usefixtures("no_messages")
 def test_a_timeout_of_zero_looks_once_and_a_negative_one_is_refused():
     run = nap.start(3600)
     with pytest.raises(durable.WaitTimeout):
