@@ -125,25 +125,24 @@ class WorkflowRun(models.Model):
     @property
     def subject(self) -> models.Model | None:
         """The instance given with ``wf.using(subject=...)``, loaded now; None if none was or it is gone."""
-        if not self.subject_type:
-            return None
-        try:
-            model = apps.get_model(self.subject_type)
-        except LookupError:
-            return None
-        found: models.Model | None = model._default_manager.filter(pk=self.subject_id).first()
-        return found
+        found = self._subject_query()
+        return None if found is None else found.first()
 
     async def aget_subject(self) -> models.Model | None:
         """:attr:`subject` for async code (a property cannot be awaited)."""
+        found = self._subject_query()
+        return None if found is None else await found.afirst()
+
+    def _subject_query(self) -> models.QuerySet[models.Model] | None:
+        """The subject's row as a query, not yet run; None if no subject was given or its model is gone."""
         if not self.subject_type:
             return None
         try:
             model = apps.get_model(self.subject_type)
         except LookupError:
             return None
-        found: models.Model | None = await model._default_manager.filter(pk=self.subject_id).afirst()
-        return found
+        rows: models.QuerySet[models.Model] = model._default_manager.filter(pk=self.subject_id)
+        return rows
 
     @property
     def is_finished(self) -> bool:
